@@ -1,0 +1,261 @@
+#include "common/wire/cluster_assembler.hpp"
+
+#include <algorithm>
+
+namespace csk::wire {
+namespace {
+
+// Never reserve more than this up front from a header's (untrusted) total.
+constexpr std::size_t max_initial_reserve = 256u << 10;
+
+void append(byte_buffer& to, bytes_view b) { to.insert(to.end(), b.begin(), b.end()); }
+
+}  // namespace
+
+// ------------------------------------------------------------- requests --
+
+request_event request_assembler::push(const request_frame& f) {
+  request_event ev;
+  switch (f.type) {
+    case request_type::trace:
+      // The tag applies to the next request (or multi-part header) on this connection.
+      has_trace_ = true;
+      trace_tag_.assign(as_chars(f.data));
+      return ev;
+    case request_type::req_addr:
+    case request_type::req_name: {
+      ev.what = request_event::kind::request;
+      request_message& m = ev.message;
+      m.to.by_name = f.by_name();
+      m.to.address = f.address;
+      m.to.name.assign(f.name);
+      m.session = f.session;
+      m.push = f.push();
+      m.has_trace = std::exchange(has_trace_, false);
+      m.trace_tag = std::move(trace_tag_);
+      trace_tag_.clear();
+      m.payload.assign(f.data.begin(), f.data.end());
+      return ev;
+    }
+    case request_type::mreq_addr:
+    case request_type::mpush_addr:
+    case request_type::mreq_name:
+    case request_type::mpush_name: return on_header(f);
+    case request_type::mpart:
+    case request_type::mpart_end: return on_chunk(f);
+  }
+  return ev;
+}
+
+request_event request_assembler::on_header(const request_frame& f) {
+  request_event ev;
+  auto it = pending_.find(f.session);
+  if (it == pending_.end()) {
+    if (pending_.size() >= limits_.max_pending_messages) {
+      ev.what = request_event::kind::fatal;
+      ev.reason = "too many incomplete multi-part requests (" + std::to_string(pending_.size()) + ")";
+      return ev;
+    }
+    it = pending_.emplace(f.session, partial{}).first;
+  } else {
+    ev.what = request_event::kind::dropped;
+    ev.reason = "multi-part header repeats session " + std::to_string(f.session) +
+                "; the earlier incomplete message is discarded";
+    it->second = partial{};
+  }
+  partial& p = it->second;
+  p.to.by_name = f.by_name();
+  p.to.address = f.address;
+  p.to.name.assign(f.name);
+  p.push = f.push();
+  p.total = f.total;
+  p.has_trace = std::exchange(has_trace_, false);
+  p.trace_tag = std::move(trace_tag_);
+  trace_tag_.clear();
+  if (f.total > limits_.max_message_size) {
+    p.discard = true;
+    ev.what = request_event::kind::dropped;
+    ev.reason = "multi-part request of " + std::to_string(f.total) + " bytes is over the limit of " +
+                std::to_string(limits_.max_message_size) + "; its chunks will be discarded";
+  } else {
+    p.data.reserve(std::min<std::size_t>(f.total, max_initial_reserve));
+  }
+  return ev;
+}
+
+request_event request_assembler::on_chunk(const request_frame& f) {
+  request_event ev;
+  const bool last = f.type == request_type::mpart_end;
+  auto it = pending_.find(f.session);
+  if (it == pending_.end()) {
+    if (last) {
+      // skynet answers a last chunk without header as an unknown name.
+      ev.what = request_event::kind::reply_error;
+      ev.session = f.session;
+      ev.error_text = error_invalid_name;
+      ev.reason = "multi-part chunk without header";
+      return ev;
+    }
+    if (pending_.size() >= limits_.max_pending_messages) {
+      ev.what = request_event::kind::fatal;
+      ev.reason = "too many incomplete multi-part requests (" + std::to_string(pending_.size()) + ")";
+      return ev;
+    }
+    partial orphan;
+    orphan.orphan = true;
+    orphan.discard = true;
+    it = pending_.emplace(f.session, std::move(orphan)).first;
+  }
+  partial& p = it->second;
+  p.received += f.data.size();
+  if (!p.discard) {
+    if (p.received > p.total) {
+      p.discard = true;  // can no longer match: stop buffering
+      p.data = byte_buffer{};
+    } else {
+      append(p.data, f.data);
+    }
+  }
+  if (!last) return ev;
+
+  partial done = std::move(p);
+  pending_.erase(it);
+  if (done.orphan) {
+    ev.what = request_event::kind::reply_error;
+    ev.session = f.session;
+    ev.error_text = error_invalid_name;
+    ev.reason = "multi-part chunks without header";
+    return ev;
+  }
+  if (done.discard || done.received != done.total) {
+    ev.what = request_event::kind::reply_error;
+    ev.session = f.session;
+    ev.error_text = error_invalid_large_req;
+    ev.reason = "multi-part request announced " + std::to_string(done.total) + " bytes, carried " +
+                std::to_string(done.received);
+    if (done.total > limits_.max_message_size) ev.reason += " (over the size limit)";
+    return ev;
+  }
+  ev.what = request_event::kind::request;
+  request_message& m = ev.message;
+  m.to = std::move(done.to);
+  m.session = f.session;
+  m.push = done.push;
+  m.multipart = true;
+  m.has_trace = done.has_trace;
+  m.trace_tag = std::move(done.trace_tag);
+  m.payload = std::move(done.data);
+  return ev;
+}
+
+// ------------------------------------------------------------ responses --
+
+response_event response_assembler::push(const response_frame& f) {
+  response_event ev;
+  auto it = pending_.find(f.session);
+  switch (f.type) {
+    case response_type::error:
+      // An ERROR replaces whatever a multi-part response had collected.
+      if (it != pending_.end()) pending_.erase(it);
+      ev.what = response_event::kind::response;
+      ev.message.session = f.session;
+      ev.message.ok = false;
+      ev.message.payload.assign(f.data.begin(), f.data.end());
+      return ev;
+    case response_type::ok:
+      if (it != pending_.end()) {
+        // skynet's caller treats OK like MULTI_END when a BEGIN was seen.
+        partial& p = it->second;
+        p.received += f.data.size();
+        if (!p.discard) append(p.data, f.data);
+        partial done = std::move(p);
+        pending_.erase(it);
+        return finish(f.session, done);
+      }
+      ev.what = response_event::kind::response;
+      ev.message.session = f.session;
+      ev.message.ok = true;
+      ev.message.payload.assign(f.data.begin(), f.data.end());
+      return ev;
+    case response_type::multi_begin: {
+      if (it == pending_.end()) {
+        if (pending_.size() >= limits_.max_pending_messages) {
+          ev.what = response_event::kind::fatal;
+          ev.reason = "too many incomplete multi-part responses";
+          return ev;
+        }
+        it = pending_.emplace(f.session, partial{}).first;
+      } else {
+        ev.what = response_event::kind::dropped;
+        ev.reason = "MULTI_BEGIN repeats session " + std::to_string(f.session);
+        it->second = partial{};
+      }
+      partial& p = it->second;
+      p.total = f.total;
+      if (f.total > limits_.max_message_size) {
+        p.discard = true;
+        p.too_large = true;
+      } else {
+        p.data.reserve(std::min<std::size_t>(f.total, max_initial_reserve));
+      }
+      return ev;
+    }
+    case response_type::multi_part:
+    case response_type::multi_end: {
+      const bool last = f.type == response_type::multi_end;
+      if (it == pending_.end()) {
+        if (!last) {
+          ev.what = response_event::kind::dropped;
+          ev.reason = "MULTI_PART for session " + std::to_string(f.session) + " without MULTI_BEGIN";
+          return ev;
+        }
+        ev.what = response_event::kind::response;
+        ev.message.session = f.session;
+        ev.message.ok = false;
+        const std::string_view text = "multi-part response without MULTI_BEGIN";
+        ev.message.payload.assign(text.begin(), text.end());
+        return ev;
+      }
+      partial& p = it->second;
+      p.received += f.data.size();
+      if (!p.discard) {
+        if (p.received > p.total) {
+          p.discard = true;
+          p.data = byte_buffer{};
+        } else {
+          append(p.data, f.data);
+        }
+      }
+      if (!last) return ev;
+      partial done = std::move(p);
+      pending_.erase(it);
+      return finish(f.session, done);
+    }
+  }
+  return ev;
+}
+
+response_event response_assembler::finish(std::uint32_t session, partial& p) {
+  response_event ev;
+  ev.what = response_event::kind::response;
+  ev.message.session = session;
+  ev.message.multipart = true;
+  std::string_view text;
+  if (p.too_large) {
+    text = "multi-part response over the size limit";
+  } else if (p.discard || p.received != p.total) {
+    text = "multi-part response size mismatch";
+  }
+  if (!text.empty()) {
+    ev.message.ok = false;
+    ev.message.payload.assign(text.begin(), text.end());
+    ev.reason = std::string(text) + ": announced " + std::to_string(p.total) + " bytes, received " +
+                std::to_string(p.received);
+    return ev;
+  }
+  ev.message.ok = true;
+  ev.message.payload = std::move(p.data);
+  return ev;
+}
+
+}  // namespace csk::wire

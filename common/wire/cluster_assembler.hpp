@@ -1,0 +1,141 @@
+#pragma once
+// Per-connection reassembly of cluster messages from decoded frames.
+//
+// skynet interleaves frames of different sessions (single requests travel between a
+// multi-part header and its chunks; responses arrive in any order), so all state is
+// keyed by session. Both assemblers are pure state machines: frames in, events out.
+// They never touch a socket; the connection decides what to do with each event.
+//
+// Thread rules: one owner (the connection's thread), no locking.
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+
+#include "common/base/bytes.hpp"
+#include "common/wire/cluster_codec.hpp"
+
+namespace csk::wire {
+
+struct assembler_limits {
+  /// Largest whole message (payload) accepted; larger multi-part messages are
+  /// refused from their header on, without buffering their chunks.
+  std::size_t max_message_size = 64u << 20;
+  /// Most multi-part messages that may be incomplete at once on one connection.
+  std::size_t max_pending_messages = 4096;
+};
+
+/// skynet's receiver error texts (section 6.1 of the protocol contract).
+inline constexpr std::string_view error_invalid_name = "Invalid name";
+inline constexpr std::string_view error_invalid_large_req = "Invalid large req";
+inline constexpr std::string_view error_name_not_found = "name not found";
+
+/// One whole request, as the accepting side dispatches it.
+struct request_message {
+  target to;                   ///< numeric handle or string address (as sent, incl. '@')
+  std::uint32_t session = 0;   ///< 0 for a single push; real for calls and multi-pushes
+  bool push = false;
+  bool multipart = false;      ///< arrived as header + chunks
+  bool has_trace = false;
+  std::string trace_tag;       ///< tag of the trace frame that preceded it
+  byte_buffer payload;         ///< skynet.pack data, not decoded here
+};
+
+struct request_event {
+  enum class kind : std::uint8_t {
+    none,         ///< frame absorbed (trace, header, middle chunk)
+    request,      ///< `message` is complete
+    reply_error,  ///< answer `session` with ERROR `error_text` (skynet does the same)
+    dropped,      ///< something was discarded; log `reason`, keep the connection
+    fatal,        ///< limits exceeded; close the connection, log `reason`
+  };
+  kind what = kind::none;
+  request_message message;
+  std::uint32_t session = 0;
+  std::string_view error_text;
+  std::string reason;
+};
+
+/// Accepting side: request frames in, whole requests out.
+class request_assembler {
+ public:
+  explicit request_assembler(assembler_limits limits = {}) : limits_(limits) {}
+
+  /// Feeds one decoded frame (views may die after the call).
+  request_event push(const request_frame& f);
+
+  std::size_t pending() const noexcept { return pending_.size(); }
+
+ private:
+  struct partial {
+    target to;
+    bool push = false;
+    bool discard = false;       ///< over the size limit or orphan: count, do not store
+    bool orphan = false;        ///< chunks without a header (skynet: "Invalid name")
+    bool has_trace = false;
+    std::string trace_tag;
+    std::uint64_t total = 0;
+    std::uint64_t received = 0;
+    byte_buffer data;
+  };
+
+  request_event on_header(const request_frame& f);
+  request_event on_chunk(const request_frame& f);
+
+  assembler_limits limits_;
+  std::unordered_map<std::uint32_t, partial> pending_;
+  bool has_trace_ = false;
+  std::string trace_tag_;
+};
+
+/// One whole response, as the connecting side completes a call.
+struct response_message {
+  std::uint32_t session = 0;
+  bool ok = false;
+  bool multipart = false;
+  byte_buffer payload;  ///< seri payload when ok, raw error text otherwise
+};
+
+struct response_event {
+  enum class kind : std::uint8_t {
+    none,      ///< frame absorbed (BEGIN, middle chunk)
+    response,  ///< `message` is complete (ok or error)
+    dropped,   ///< a chunk for no known multi-part session; log `reason`
+    fatal,     ///< limits exceeded; close the connection
+  };
+  kind what = kind::none;
+  response_message message;
+  std::string reason;
+};
+
+/// Connecting side: response frames in, whole responses out.
+///
+/// Deviation from skynet's caller, on purpose: when the chunks do not add up to the
+/// BEGIN total, skynet silently returns zero values; we complete the call with an
+/// error ("multi-part response size mismatch") so no data loss goes unnoticed.
+class response_assembler {
+ public:
+  explicit response_assembler(assembler_limits limits = {}) : limits_(limits) {}
+
+  response_event push(const response_frame& f);
+
+  std::size_t pending() const noexcept { return pending_.size(); }
+
+ private:
+  struct partial {
+    bool discard = false;    ///< stop storing: over the limit or over the total
+    bool too_large = false;  ///< BEGIN total over max_message_size
+    std::uint64_t total = 0;
+    std::uint64_t received = 0;
+    byte_buffer data;
+  };
+
+  response_event finish(std::uint32_t session, partial& p);
+
+  assembler_limits limits_;
+  std::unordered_map<std::uint32_t, partial> pending_;
+};
+
+}  // namespace csk::wire
