@@ -147,7 +147,6 @@ struct lua_table {
   /// Looks a key up the way Lua would after unpack: array part for integer keys
   /// 1..N, then the *last* matching hash pair. Returns nullptr when absent or nil.
   const lua_value* find(const lua_value& key) const noexcept;
-  const lua_value* find(std::string_view key) const { return find(lua_value(key)); }
 
   friend bool operator==(const lua_table& a, const lua_table& b) noexcept {
     return a.array == b.array && a.hash == b.hash;
