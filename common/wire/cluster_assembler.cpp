@@ -8,9 +8,18 @@ namespace {
 // Never reserve more than this up front from a header's (untrusted) total.
 constexpr std::size_t max_initial_reserve = 256u << 10;
 
-void append(byte_buffer& to, bytes_view b) { to.insert(to.end(), b.begin(), b.end()); }
-
 }  // namespace
+
+void detail::multipart_buffer::add(bytes_view chunk) {
+  received += chunk.size();
+  if (discard) return;
+  if (received > total) {
+    discard = true;  // can no longer match: stop buffering
+    data = byte_buffer{};
+    return;
+  }
+  data.insert(data.end(), chunk.begin(), chunk.end());
+}
 
 // ------------------------------------------------------------- requests --
 
@@ -68,17 +77,17 @@ request_event request_assembler::on_header(const request_frame& f) {
   p.to.address = f.address;
   p.to.name.assign(f.name);
   p.push = f.push();
-  p.total = f.total;
+  p.buf.total = f.total;
   p.has_trace = std::exchange(has_trace_, false);
   p.trace_tag = std::move(trace_tag_);
   trace_tag_.clear();
   if (f.total > limits_.max_message_size) {
-    p.discard = true;
+    p.buf.discard = true;
     ev.what = request_event::kind::dropped;
     ev.reason = "multi-part request of " + std::to_string(f.total) + " bytes is over the limit of " +
                 std::to_string(limits_.max_message_size) + "; its chunks will be discarded";
   } else {
-    p.data.reserve(std::min<std::size_t>(f.total, max_initial_reserve));
+    p.buf.data.reserve(std::min<std::size_t>(f.total, max_initial_reserve));
   }
   return ev;
 }
@@ -103,22 +112,13 @@ request_event request_assembler::on_chunk(const request_frame& f) {
     }
     partial orphan;
     orphan.orphan = true;
-    orphan.discard = true;
+    orphan.buf.discard = true;
     it = pending_.emplace(f.session, std::move(orphan)).first;
   }
-  partial& p = it->second;
-  p.received += f.data.size();
-  if (!p.discard) {
-    if (p.received > p.total) {
-      p.discard = true;  // can no longer match: stop buffering
-      p.data = byte_buffer{};
-    } else {
-      append(p.data, f.data);
-    }
-  }
+  it->second.buf.add(f.data);
   if (!last) return ev;
 
-  partial done = std::move(p);
+  partial done = std::move(it->second);
   pending_.erase(it);
   if (done.orphan) {
     ev.what = request_event::kind::reply_error;
@@ -127,13 +127,13 @@ request_event request_assembler::on_chunk(const request_frame& f) {
     ev.reason = "multi-part chunks without header";
     return ev;
   }
-  if (done.discard || done.received != done.total) {
+  if (!done.buf.complete()) {
     ev.what = request_event::kind::reply_error;
     ev.session = f.session;
     ev.error_text = error_invalid_large_req;
-    ev.reason = "multi-part request announced " + std::to_string(done.total) + " bytes, carried " +
-                std::to_string(done.received);
-    if (done.total > limits_.max_message_size) ev.reason += " (over the size limit)";
+    ev.reason = "multi-part request announced " + std::to_string(done.buf.total) + " bytes, carried " +
+                std::to_string(done.buf.received);
+    if (done.buf.total > limits_.max_message_size) ev.reason += " (over the size limit)";
     return ev;
   }
   ev.what = request_event::kind::request;
@@ -144,7 +144,7 @@ request_event request_assembler::on_chunk(const request_frame& f) {
   m.multipart = true;
   m.has_trace = done.has_trace;
   m.trace_tag = std::move(done.trace_tag);
-  m.payload = std::move(done.data);
+  m.payload = std::move(done.buf.data);
   return ev;
 }
 
@@ -165,10 +165,8 @@ response_event response_assembler::push(const response_frame& f) {
     case response_type::ok:
       if (it != pending_.end()) {
         // skynet's caller treats OK like MULTI_END when a BEGIN was seen.
-        partial& p = it->second;
-        p.received += f.data.size();
-        if (!p.discard) append(p.data, f.data);
-        partial done = std::move(p);
+        it->second.buf.add(f.data);
+        partial done = std::move(it->second);
         pending_.erase(it);
         return finish(f.session, done);
       }
@@ -191,12 +189,12 @@ response_event response_assembler::push(const response_frame& f) {
         it->second = partial{};
       }
       partial& p = it->second;
-      p.total = f.total;
+      p.buf.total = f.total;
       if (f.total > limits_.max_message_size) {
-        p.discard = true;
+        p.buf.discard = true;
         p.too_large = true;
       } else {
-        p.data.reserve(std::min<std::size_t>(f.total, max_initial_reserve));
+        p.buf.data.reserve(std::min<std::size_t>(f.total, max_initial_reserve));
       }
       return ev;
     }
@@ -216,18 +214,9 @@ response_event response_assembler::push(const response_frame& f) {
         ev.message.payload.assign(text.begin(), text.end());
         return ev;
       }
-      partial& p = it->second;
-      p.received += f.data.size();
-      if (!p.discard) {
-        if (p.received > p.total) {
-          p.discard = true;
-          p.data = byte_buffer{};
-        } else {
-          append(p.data, f.data);
-        }
-      }
+      it->second.buf.add(f.data);
       if (!last) return ev;
-      partial done = std::move(p);
+      partial done = std::move(it->second);
       pending_.erase(it);
       return finish(f.session, done);
     }
@@ -243,18 +232,18 @@ response_event response_assembler::finish(std::uint32_t session, partial& p) {
   std::string_view text;
   if (p.too_large) {
     text = "multi-part response over the size limit";
-  } else if (p.discard || p.received != p.total) {
+  } else if (!p.buf.complete()) {
     text = "multi-part response size mismatch";
   }
   if (!text.empty()) {
     ev.message.ok = false;
     ev.message.payload.assign(text.begin(), text.end());
-    ev.reason = std::string(text) + ": announced " + std::to_string(p.total) + " bytes, received " +
-                std::to_string(p.received);
+    ev.reason = std::string(text) + ": announced " + std::to_string(p.buf.total) + " bytes, received " +
+                std::to_string(p.buf.received);
     return ev;
   }
   ev.message.ok = true;
-  ev.message.payload = std::move(p.data);
+  ev.message.payload = std::move(p.buf.data);
   return ev;
 }
 

@@ -19,6 +19,20 @@
 
 namespace csk::wire {
 
+namespace detail {
+/// The bytes of one multi-part message collected so far. Stops storing (but keeps
+/// counting) once discarded: over a size limit, or past the announced total.
+struct multipart_buffer {
+  std::uint64_t total = 0;
+  std::uint64_t received = 0;
+  bool discard = false;
+  byte_buffer data;
+
+  void add(bytes_view chunk);
+  bool complete() const noexcept { return !discard && received == total; }
+};
+}  // namespace detail
+
 struct assembler_limits {
   /// Largest whole message (payload) accepted; larger multi-part messages are
   /// refused from their header on, without buffering their chunks.
@@ -72,13 +86,10 @@ class request_assembler {
   struct partial {
     target to;
     bool push = false;
-    bool discard = false;       ///< over the size limit or orphan: count, do not store
     bool orphan = false;        ///< chunks without a header (skynet: "Invalid name")
     bool has_trace = false;
     std::string trace_tag;
-    std::uint64_t total = 0;
-    std::uint64_t received = 0;
-    byte_buffer data;
+    detail::multipart_buffer buf;
   };
 
   request_event on_header(const request_frame& f);
@@ -125,11 +136,8 @@ class response_assembler {
 
  private:
   struct partial {
-    bool discard = false;    ///< stop storing: over the limit or over the total
     bool too_large = false;  ///< BEGIN total over max_message_size
-    std::uint64_t total = 0;
-    std::uint64_t received = 0;
-    byte_buffer data;
+    detail::multipart_buffer buf;
   };
 
   response_event finish(std::uint32_t session, partial& p);
