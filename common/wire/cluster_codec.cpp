@@ -187,8 +187,7 @@ result<request_frame, frame_error> decode_request_frame(bytes_view body) {
 
 result<response_frame, frame_error> decode_response_frame(bytes_view body) {
   if (body.size() < 5) {
-    return unexpected(err(frame_errc::truncated, body.size() >= 5 ? body[4] : 0, body.size(),
-                          "response shorter than 5 bytes"));
+    return unexpected(err(frame_errc::truncated, 0, body.size(), "response shorter than 5 bytes"));
   }
   response_frame f;
   f.session = load_u32le(body.data());

@@ -297,8 +297,9 @@ std::string seri_error::message() const {
     case seri_errc::invalid_stream:
       m = "Invalid serialize stream " + std::to_string(remaining);
       break;
-    case seri_errc::nan_key: m = "table index is NaN"; break;
-    case seri_errc::too_deep: m = "table nesting too deep"; break;
+    case seri_errc::nan_key: return "table index is NaN (at byte " + std::to_string(offset) + ")";
+    case seri_errc::too_deep:
+      return "table nesting too deep (at byte " + std::to_string(offset) + ": over the unpack depth limit)";
     case seri_errc::pack_too_deep: return "serialize can't pack too depth table";
     case seri_errc::nil_key: return "table index is nil or NaN";
     case seri_errc::too_large: return "serialize: value too large";

@@ -27,6 +27,10 @@ constexpr int exit_ok = 0;
 constexpr int exit_malformed = 1;
 constexpr int exit_usage = 2;
 
+// Names, trace tags and error texts are raw bytes: print bytes that are not UTF-8
+// as U+FFFD rather than fail (values carry exact bytes in "hex").
+std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+
 int usage(const std::string& why) {
   std::cerr << "cppskynet-wire: " << why << "\n"
             << "usage: cppskynet-wire decode --as stream|seri [--dir request|response] [FILE|-|--hex HEX]\n"
@@ -45,11 +49,12 @@ bool read_input(const std::string& file, std::string& out) {
   return true;
 }
 
-// JSON input: a single value, or one value per line.
-bool parse_json_input(const std::string& text, std::vector<json>& docs, std::string& error) {
+// JSON input: a single value, or one value per line. With `split_arrays`, a top-level
+// array is a list of documents (messages); otherwise it is one document (a value list).
+bool parse_json_input(const std::string& text, bool split_arrays, std::vector<json>& docs, std::string& error) {
   try {
     json whole = json::parse(text);
-    if (whole.is_array()) {
+    if (whole.is_array() && split_arrays) {
       for (auto& d : whole) docs.push_back(std::move(d));
     } else {
       docs.push_back(std::move(whole));
@@ -80,6 +85,10 @@ int main(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);
   if (args.empty()) return usage("missing command");
   const std::string cmd = args[0];
+  if (cmd == "-h" || cmd == "--help" || cmd == "help") {
+    usage("help");
+    return exit_ok;
+  }
   std::string as = "stream";
   std::string dir = "request";
   std::string hex_in;
@@ -138,11 +147,11 @@ int main(int argc, char** argv) {
         std::cerr << "cppskynet-wire: malformed seri data at " << r.error().message() << "\n";
         return exit_malformed;
       }
-      std::cout << r->dump() << "\n";
+      std::cout << dump(*r) << "\n";
       return exit_ok;
     }
     auto d = csk::tools::dissect_stream(bytes, direction);
-    for (const auto& m : d.messages) std::cout << m.dump() << "\n";
+    for (const auto& m : d.messages) std::cout << dump(m) << "\n";
     if (d.error) {
       std::cout.flush();
       std::cerr << "cppskynet-wire: malformed " << dir << " stream at " << d.error->message() << "\n";
@@ -159,7 +168,7 @@ int main(int argc, char** argv) {
     }
     std::vector<json> docs;
     std::string error;
-    if (!parse_json_input(text, docs, error)) {
+    if (!parse_json_input(text, as == "stream", docs, error)) {
       std::cerr << "cppskynet-wire: " << error << "\n";
       return exit_malformed;
     }

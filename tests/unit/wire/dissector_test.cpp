@@ -242,6 +242,19 @@ TEST_F(DissectorTest, HexInputAndUsageErrors) {
   EXPECT_EQ(badhex.exit_code, 1);
   const run_result usage = run("frobnicate");
   EXPECT_EQ(usage.exit_code, 2);
+  EXPECT_EQ(run("--help").exit_code, 0);
+
+  // Error texts are raw bytes; bytes that are not UTF-8 must not break the JSON output.
+  const run_result latin1 = run("decode --as stream --dir response --hex 00060100000000ff");
+  EXPECT_EQ(latin1.exit_code, 0) << latin1.err;
+  ASSERT_EQ(lines(latin1.out).size(), 1u);
+  EXPECT_FALSE(lines(latin1.out)[0]["ok"].get<bool>());
+
+  // A bare JSON array is one list of values for seri.
+  const std::string bare = "[{\"t\":\"int\",\"v\":\"1\"},{\"t\":\"str\",\"text\":\"hi\"}]";
+  const run_result seri = run("encode --as seri --hex " + write_temp("bare.json", bare.data(), bare.size()));
+  EXPECT_EQ(seri.exit_code, 0) << seri.err;
+  EXPECT_EQ(seri.out, "0a01146869\n");
 
   const std::string bad_json = "{\"values\":[{\"t\":\"int\",\"v\":\"12x\"}]}";
   const run_result enc = run("encode --as seri --hex " + write_temp("bad.json", bad_json.data(), bad_json.size()));
