@@ -1,0 +1,59 @@
+#pragma once
+// Handles, sessions and messages of the actor runtime.
+//
+// A handle is skynet's 32-bit service address: the harbor (node id) in the high
+// 8 bits, the local index in the low 24. Handle 0 is "nobody" (the runtime itself).
+// A session numbers one outstanding request of the service that allocated it;
+// replies and timer expiries come back to that service carrying the session.
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "common/wire/lua_value.hpp"
+
+namespace csk::actor {
+
+using handle_t = std::uint32_t;
+using session_t = std::uint32_t;
+using values = std::vector<lua_value>;
+
+inline constexpr int harbor_shift = 24;
+inline constexpr handle_t handle_mask = 0x00ffffff;
+
+constexpr std::uint32_t harbor_of(handle_t h) noexcept { return h >> harbor_shift; }
+
+enum class msg_type : std::uint8_t {
+  send = 0,      ///< one-way (skynet's send / cluster push): session 0, no reply
+  call = 1,      ///< request: the receiver answers `session` with response or error
+  response = 2,  ///< reply to our call `session`
+  error = 3,     ///< error reply to our call `session`; `error` holds the text
+  timer = 4,     ///< our timer `session` expired
+};
+
+const char* msg_type_name(msg_type t) noexcept;
+
+/// Why a call failed. Numbers are pinned (they reach logs and, later, the wire).
+enum class call_errc : std::uint8_t {
+  none = 0,
+  timeout = 1,          ///< no reply within the call's timeout (a late reply is dropped)
+  remote_error = 2,     ///< the handler raised an error; the text says what
+  invalid_address = 3,  ///< no service with that handle or name
+  service_exited = 4,   ///< the target exited before it answered
+  shutting_down = 5,    ///< the node is stopping
+};
+const char* call_errc_name(call_errc c) noexcept;
+
+struct message {
+  handle_t source = 0;
+  session_t session = 0;
+  msg_type type = msg_type::send;
+  call_errc code = call_errc::none;  ///< error replies only
+  values args;        ///< send/call: by convention args[0] is the command name
+  std::string error;  ///< error replies only
+};
+
+/// Renders a handle the way skynet prints it: ":0000000a".
+std::string handle_string(handle_t h);
+
+}  // namespace csk::actor

@@ -1,0 +1,947 @@
+#include "common/actor/runtime.hpp"
+
+#include <algorithm>
+#include <cstdio>
+#include <unordered_set>
+
+#include "common/log/log.hpp"
+
+namespace csk::actor {
+
+// ------------------------------------------------------------------ cell --
+
+namespace detail {
+
+/// A handler invocation the runtime drives: the message it handles lives here
+/// until the handler's coroutine finishes (handlers take it by reference).
+struct root_state {
+  runtime* rt = nullptr;
+  cell* owner = nullptr;
+  message msg;
+  bool deferred = false;
+  bool is_start = false;
+  std::coroutine_handle<> frame;
+};
+
+/// What a session of this service is waiting for.
+struct pending_entry {
+  enum class kind : std::uint8_t { call, sleep, callback };
+  kind what = kind::call;
+  std::coroutine_handle<> waiter;
+  std::optional<call_result>* slot = nullptr;  // call: where the awaiter reads its result
+  timer_id timer = 0;
+  root_state* root = nullptr;  // the handler invocation that waits
+  std::function<void()> fn;    // callback
+};
+
+/// One service: its mailbox (any thread, under mu) and its dispatch state
+/// (only the thread currently dispatching it).
+struct cell {
+  cell(runtime& rt, handle_t h, std::unique_ptr<service> s, std::size_t warn)
+      : handle(h), svc(std::move(s)), ctx(rt, *this), warn_at(warn), warn_base(warn) {}
+
+  const handle_t handle;
+  std::unique_ptr<service> svc;
+  context ctx;
+
+  // -- mailbox: guarded by mu -------------------------------------------------
+  std::mutex mu;
+  std::deque<message> queue;
+  bool in_global = false;  // queued on (or being run from) the run queue
+  bool dead = false;
+  std::size_t warn_at;
+  const std::size_t warn_base;
+
+  // -- dispatch state: owner thread only -------------------------------------------
+  session_t next_session = 0;
+  std::unordered_map<session_t, pending_entry> pending;
+  std::unordered_map<root_state*, std::unique_ptr<root_state>> roots;
+  std::unordered_set<std::uint64_t> open_deferred;  // (to << 32 | session) not yet answered
+  root_state* current = nullptr;
+  bool inited = false;
+  bool started = false;
+  bool exit_requested = false;
+  bool retired = false;
+  std::vector<std::string> names;
+
+  session_t new_session() {
+    do {
+      ++next_session;
+      if (next_session == 0) next_session = 1;
+    } while (pending.count(next_session) != 0);
+    return next_session;
+  }
+};
+
+}  // namespace detail
+
+namespace {
+
+using detail::cell;
+using detail::pending_entry;
+using detail::root_state;
+
+std::shared_ptr<spdlog::logger> actor_log() { return csk::logger("actor"); }
+
+std::string command_of(const message& m) {
+  if (!m.args.empty() && m.args[0].is_string()) return m.args[0].as_string();
+  return "?";
+}
+
+bool valid_name(std::string_view n) { return n.size() >= 2 && n.size() <= 255 && (n[0] == '.' || n[0] == '@'); }
+
+std::uint64_t deferred_key(handle_t to, session_t s) { return static_cast<std::uint64_t>(to) << 32 | s; }
+
+int weight_for(std::size_t worker) {
+  // skynet gives its first workers weight -1 (one message per turn); on small
+  // machines that costs a run-queue trip per message, so ours start at 0 (the
+  // whole queue, up to batch_limit) and halve the batch for later workers.
+  if (worker < 4) return 0;
+  if (worker < 8) return 1;
+  if (worker < 16) return 2;
+  return 3;
+}
+
+}  // namespace
+
+const char* msg_type_name(msg_type t) noexcept {
+  switch (t) {
+    case msg_type::send: return "send";
+    case msg_type::call: return "call";
+    case msg_type::response: return "response";
+    case msg_type::error: return "error";
+    case msg_type::timer: return "timer";
+  }
+  return "?";
+}
+
+const char* call_errc_name(call_errc c) noexcept {
+  switch (c) {
+    case call_errc::none: return "none";
+    case call_errc::timeout: return "timeout";
+    case call_errc::remote_error: return "remote error";
+    case call_errc::invalid_address: return "invalid address";
+    case call_errc::service_exited: return "service exited";
+    case call_errc::shutting_down: return "shutting down";
+  }
+  return "?";
+}
+
+std::string handle_string(handle_t h) {
+  char buf[16];
+  std::snprintf(buf, sizeof buf, ":%08x", h);
+  return buf;
+}
+
+// --------------------------------------------------------------- service --
+
+void service::init(context&, const values&) {}
+task<void> service::start(context&) { co_return; }
+void service::stop(context&) {}
+
+void dispatch_service::on(std::string cmd, async_handler h) { async_[std::move(cmd)] = std::move(h); }
+void dispatch_service::on_sync(std::string cmd, sync_handler h) { sync_[std::move(cmd)] = std::move(h); }
+
+task<values> dispatch_service::handle(context& ctx, message& msg) {
+  const std::string cmd = command_of(msg);
+  // Handlers get the arguments after the command; msg keeps the command for logs.
+  values args;
+  if (msg.args.size() > 1) {
+    args.assign(std::make_move_iterator(msg.args.begin() + 1), std::make_move_iterator(msg.args.end()));
+    msg.args.resize(1);
+  }
+  if (auto s = sync_.find(cmd); s != sync_.end()) co_return s->second(ctx, args);
+  if (auto a = async_.find(cmd); a != async_.end()) co_return co_await a->second(ctx, args);
+  throw std::runtime_error("unknown command '" + cmd + "'");
+}
+
+// --------------------------------------------------------------- context --
+
+handle_t context::self() const noexcept { return cell_.handle; }
+
+void context::send(const address& to, values args) {
+  const handle_t h = rt_.resolve_address(to);
+  if (h == 0) {
+    rt_.dropped_.fetch_add(1, std::memory_order_relaxed);
+    actor_log()->warn("{} send to unknown address {}", handle_string(cell_.handle),
+                      to.name.empty() ? handle_string(to.handle) : to.name);
+    return;
+  }
+  rt_.post(h, message{cell_.handle, 0, msg_type::send, call_errc::none, std::move(args), {}});
+}
+
+bool call_awaiter::await_suspend(std::coroutine_handle<> h) {
+  cell& c = ctx_.cell_;
+  runtime& rt = ctx_.rt_;
+  const handle_t to = rt.resolve_address(to_);
+  if (to == 0) {
+    result_.emplace(unexpected(call_error{call_errc::invalid_address,
+                                          "call to invalid address " + (to_.name.empty() ? handle_string(to_.handle) : to_.name)}));
+    return false;  // resume at once
+  }
+  const session_t s = c.new_session();
+  const auto timeout = timeout_.count() > 0 ? timeout_ : rt.options().call_timeout;
+  pending_entry e;
+  e.what = pending_entry::kind::call;
+  e.waiter = h;
+  e.slot = &result_;
+  e.timer = rt.add_timer(timeout, c.handle, s);
+  e.root = c.current;
+  c.pending.emplace(s, std::move(e));
+  rt.post(to, message{c.handle, s, msg_type::call, call_errc::none, std::move(args_), {}});
+  return true;
+}
+
+void sleep_awaiter::await_suspend(std::coroutine_handle<> h) {
+  cell& c = ctx_.cell_;
+  const session_t s = c.new_session();
+  pending_entry e;
+  e.what = pending_entry::kind::sleep;
+  e.waiter = h;
+  e.timer = ctx_.rt_.add_timer(d_, c.handle, s);
+  e.root = c.current;
+  c.pending.emplace(s, std::move(e));
+}
+
+timer_id context::timeout(std::chrono::milliseconds d, std::function<void()> fn) {
+  const session_t s = cell_.new_session();
+  pending_entry e;
+  e.what = pending_entry::kind::callback;
+  e.fn = std::move(fn);
+  e.timer = rt_.add_timer(d, cell_.handle, s);
+  cell_.pending.emplace(s, std::move(e));
+  return s;
+}
+
+bool context::cancel_timeout(timer_id id) {
+  auto it = cell_.pending.find(static_cast<session_t>(id));
+  if (id > 0xffffffffu || it == cell_.pending.end() || it->second.what != pending_entry::kind::callback) return false;
+  rt_.cancel_timer(it->second.timer);
+  cell_.pending.erase(it);
+  return true;
+}
+
+reply_token context::defer_reply() {
+  root_state* r = cell_.current;
+  if (r == nullptr || r->msg.type != msg_type::call || r->deferred) return {};
+  r->deferred = true;
+  cell_.open_deferred.insert(deferred_key(r->msg.source, r->msg.session));
+  return reply_token{r->msg.source, r->msg.session};
+}
+
+void context::reply(const reply_token& t, values v) {
+  if (!t.valid() || cell_.open_deferred.erase(deferred_key(t.to, t.session)) == 0) return;
+  rt_.post(t.to, message{cell_.handle, t.session, msg_type::response, call_errc::none, std::move(v), {}});
+}
+
+void context::reply_error(const reply_token& t, std::string text) {
+  if (!t.valid() || cell_.open_deferred.erase(deferred_key(t.to, t.session)) == 0) return;
+  rt_.post(t.to, message{cell_.handle, t.session, msg_type::error, call_errc::remote_error, {}, std::move(text)});
+}
+
+void context::exit() { cell_.exit_requested = true; }
+
+std::size_t context::pending() const noexcept { return cell_.pending.size(); }
+
+// ---------------------------------------------------------- root handlers --
+
+namespace {
+
+void finish_root(root_state* r, std::exception_ptr error, values* result) {
+  cell& c = *r->owner;
+  runtime& rt = *r->rt;
+  const message& m = r->msg;
+  if (error) {
+    std::string what = "unknown exception";
+    try {
+      std::rethrow_exception(error);
+    } catch (const std::exception& e) {
+      what = e.what();
+    } catch (...) {
+    }
+    actor_log()->error("{} {} '{}' from {} raised: {}", handle_string(c.handle), r->is_start ? "start" : msg_type_name(m.type),
+                       r->is_start ? "" : command_of(m), handle_string(m.source), what);
+    if (m.type == msg_type::call && !r->is_start) {
+      if (r->deferred) c.open_deferred.erase(deferred_key(m.source, m.session));
+      rt.post(m.source, message{c.handle, m.session, msg_type::error, call_errc::remote_error, {}, what});
+    }
+  } else if (m.type == msg_type::call && !r->is_start && !r->deferred && result != nullptr) {
+    rt.post(m.source, message{c.handle, m.session, msg_type::response, call_errc::none, std::move(*result), {}});
+  }
+}
+
+// Root hooks: called from the final suspend of a root task; they own the frame.
+void values_root_done(void* ctx, std::coroutine_handle<> frame) {
+  auto* r = static_cast<root_state*>(ctx);
+  auto h = task<values>::handle_type::from_address(frame.address());
+  auto& p = h.promise();
+  finish_root(r, p.exception, p.value ? &*p.value : nullptr);
+  if (p.exception) r->rt->note_handler_error();
+  h.destroy();
+  r->owner->roots.erase(r);
+}
+
+void void_root_done(void* ctx, std::coroutine_handle<> frame) {
+  auto* r = static_cast<root_state*>(ctx);
+  auto h = task<void>::handle_type::from_address(frame.address());
+  finish_root(r, h.promise().exception, nullptr);
+  if (h.promise().exception) r->rt->note_handler_error();
+  h.destroy();
+  r->owner->roots.erase(r);
+}
+
+}  // namespace
+
+// --------------------------------------------------------------- runtime --
+
+runtime::runtime(runtime_options opts) : opts_(std::move(opts)) {
+  if (opts_.threads <= 0) opts_.threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  if (opts_.tick.count() <= 0) opts_.tick = std::chrono::milliseconds(1);
+  if (opts_.batch_limit == 0) opts_.batch_limit = 1;
+  cells_.resize(1);  // handle index 0 is "nobody"
+}
+
+runtime::~runtime() { shutdown(); }
+
+void runtime::note_handler_error() { handler_errors_.fetch_add(1, std::memory_order_relaxed); }
+
+void runtime::register_type(std::string type, factory f) {
+  std::unique_lock lock(reg_mu_);
+  types_[std::move(type)] = std::move(f);
+}
+
+bool runtime::has_type(std::string_view type) const {
+  std::shared_lock lock(reg_mu_);
+  return types_.count(std::string(type)) != 0;
+}
+
+result<handle_t, std::string> runtime::spawn(std::string_view type, values args, std::vector<std::string> names) {
+  factory f;
+  {
+    std::shared_lock lock(reg_mu_);
+    auto it = types_.find(std::string(type));
+    if (it == types_.end()) return unexpected(std::string("unknown service type '") + std::string(type) + "'");
+    f = it->second;
+  }
+  std::unique_ptr<service> svc;
+  try {
+    svc = f();
+  } catch (const std::exception& e) {
+    return unexpected(std::string("creating '") + std::string(type) + "' failed: " + e.what());
+  }
+  if (!svc) return unexpected(std::string("factory of '") + std::string(type) + "' returned nothing");
+  return spawn(std::move(svc), std::move(args), std::move(names));
+}
+
+result<handle_t, std::string> runtime::spawn(std::unique_ptr<service> svc, values args,
+                                             std::vector<std::string> names) {
+  if (shutting_down_.load()) return unexpected(std::string("node is shutting down"));
+  for (const auto& n : names) {
+    if (!valid_name(n)) return unexpected("invalid service name '" + n + "': must start with '.' or '@', 2..255 bytes");
+  }
+  cell_ptr c;
+  {
+    std::unique_lock lock(reg_mu_);
+    if (cells_.size() > handle_mask) return unexpected(std::string("out of handles"));
+    const auto index = static_cast<handle_t>(cells_.size());
+    const handle_t h = (opts_.harbor << harbor_shift) | index;
+    c = std::make_shared<cell>(*this, h, std::move(svc), opts_.mailbox_warn);
+    // Visible (so it may be addressed) but not runnable until init has returned:
+    // in_global keeps posts from scheduling it.
+    c->in_global = true;
+    cells_.push_back(c);
+  }
+  try {
+    c->svc->init(c->ctx, args);
+    c->inited = true;
+  } catch (const std::exception& e) {
+    actor_log()->error("{} init failed: {}", handle_string(c->handle), e.what());
+    retire(*c, call_errc::service_exited);
+    return unexpected(std::string("init failed: ") + e.what());
+  }
+  for (auto& n : names) {
+    auto r = add_name(c->handle, std::move(n));
+    if (!r) return unexpected(r.error());
+  }
+  actor_log()->debug("{} spawned", handle_string(c->handle));
+  if (running_.load()) schedule(c);
+  return c->handle;
+}
+
+result<void, std::string> runtime::add_name(handle_t h, std::string name) {
+  if (!valid_name(name)) return unexpected("invalid service name '" + name + "': must start with '.' or '@', 2..255 bytes");
+  std::unique_lock lock(reg_mu_);
+  const auto index = h & handle_mask;
+  if (harbor_of(h) != opts_.harbor || index >= cells_.size() || !cells_[index]) {
+    return unexpected("no service " + handle_string(h));
+  }
+  auto& entry = names_[name];
+  if (std::find(entry.handles.begin(), entry.handles.end(), h) == entry.handles.end()) entry.handles.push_back(h);
+  cells_[index]->names.push_back(std::move(name));
+  return {};
+}
+
+handle_t runtime::resolve(std::string_view name) {
+  std::unique_lock lock(reg_mu_);  // unique: advances the round-robin cursor
+  auto it = names_.find(std::string(name));
+  if (it == names_.end() || it->second.handles.empty()) return 0;
+  auto& e = it->second;
+  return e.handles[e.next++ % e.handles.size()];
+}
+
+std::vector<handle_t> runtime::handles_of(std::string_view name) const {
+  std::shared_lock lock(reg_mu_);
+  auto it = names_.find(std::string(name));
+  return it == names_.end() ? std::vector<handle_t>{} : it->second.handles;
+}
+
+handle_t runtime::resolve_address(const address& a) {
+  if (a.name.empty()) return alive(a.handle) ? a.handle : 0;
+  if (a.name[0] == ':') {  // ":0000000a", as skynet writes handles
+    unsigned long v = 0;
+    if (std::sscanf(a.name.c_str() + 1, "%lx", &v) != 1) return 0;
+    return alive(static_cast<handle_t>(v)) ? static_cast<handle_t>(v) : 0;
+  }
+  return resolve(a.name);
+}
+
+runtime::cell_ptr runtime::grab(handle_t h) const {
+  const auto index = h & handle_mask;
+  std::shared_lock lock(reg_mu_);
+  if (harbor_of(h) != opts_.harbor || index == 0 || index >= cells_.size()) return nullptr;
+  return cells_[index];
+}
+
+bool runtime::alive(handle_t h) const {
+  auto c = grab(h);
+  if (!c) return false;
+  std::lock_guard lock(c->mu);
+  return !c->dead;
+}
+
+// -- delivery ------------------------------------------------------------------
+
+void runtime::post(handle_t to, message m) {
+  if (to == 0) {
+    deliver_external(m);
+    return;
+  }
+  cell_ptr c = grab(to);
+  if (!c) {
+    bounce(m, call_errc::invalid_address);
+    return;
+  }
+  bool run = false;
+  std::size_t overloaded = 0;
+  {
+    std::lock_guard lock(c->mu);
+    if (!c->dead) {
+      c->queue.push_back(std::move(m));
+      if (!c->in_global) {
+        c->in_global = true;
+        run = true;
+      }
+      if (c->queue.size() > c->warn_at) {
+        overloaded = c->queue.size();
+        c->warn_at *= 2;
+      }
+    } else {
+      run = false;
+      overloaded = static_cast<std::size_t>(-1);  // marker: dead
+    }
+  }
+  if (overloaded == static_cast<std::size_t>(-1)) {
+    bounce(m, call_errc::service_exited);
+    return;
+  }
+  if (overloaded != 0) {
+    overload_warnings_.fetch_add(1, std::memory_order_relaxed);
+    actor_log()->warn("{} may overload, message queue length = {}", handle_string(to), overloaded);
+  }
+  if (run) schedule(c);
+}
+
+void runtime::bounce(const message& m, call_errc why) {
+  if (m.type == msg_type::call) {
+    // The caller must not wait for its timeout: answer now, as skynet does for a
+    // call to an invalid address.
+    std::string text = std::string(call_errc_name(why));
+    post(m.source, message{0, m.session, msg_type::error, why, {}, std::move(text)});
+    return;
+  }
+  dropped_.fetch_add(1, std::memory_order_relaxed);
+  if (m.type == msg_type::send) {
+    actor_log()->warn("dropped send '{}' from {}: {}", command_of(m), handle_string(m.source), call_errc_name(why));
+  }
+}
+
+void runtime::deliver_external(message& m) {
+  // Handle 0 is the runtime itself: replies and timers of calls made with call().
+  if (m.type == msg_type::call) {
+    bounce(m, call_errc::invalid_address);
+    return;
+  }
+  if (m.type == msg_type::send) {
+    dropped_.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  std::promise<call_result> p;
+  {
+    std::lock_guard lock(ext_mu_);  // lock order: ext_mu_ before timer_mu_
+    auto it = ext_calls_.find(m.session);
+    if (it == ext_calls_.end()) {  // a late reply, or a timer of an answered call
+      dropped_.fetch_add(1, std::memory_order_relaxed);
+      return;
+    }
+    p = std::move(it->second);
+    ext_calls_.erase(it);
+    auto t = ext_timers_.find(m.session);
+    if (t != ext_timers_.end()) {
+      if (m.type != msg_type::timer) cancel_timer(t->second);
+      ext_timers_.erase(t);
+    }
+  }
+  switch (m.type) {
+    case msg_type::response: p.set_value(std::move(m.args)); break;
+    case msg_type::error: p.set_value(unexpected(call_error{m.code, std::move(m.error)})); break;
+    default: p.set_value(unexpected(call_error{call_errc::timeout, "call timed out"})); break;
+  }
+}
+
+bool runtime::send(const address& to, values args, handle_t source) {
+  const handle_t h = resolve_address(to);
+  if (h == 0) return false;
+  post(h, message{source, 0, msg_type::send, call_errc::none, std::move(args), {}});
+  return true;
+}
+
+std::future<call_result> runtime::call(const address& to, values args, std::chrono::milliseconds timeout) {
+  std::promise<call_result> p;
+  auto f = p.get_future();
+  if (shut_down_.load()) {
+    p.set_value(unexpected(call_error{call_errc::shutting_down, "node is shut down"}));
+    return f;
+  }
+  const handle_t h = resolve_address(to);
+  if (h == 0) {
+    p.set_value(unexpected(call_error{call_errc::invalid_address,
+                                      "call to invalid address " + (to.name.empty() ? handle_string(to.handle) : to.name)}));
+    return f;
+  }
+  session_t s;
+  {
+    std::lock_guard lock(ext_mu_);
+    do {
+      ++ext_session_;
+      if (ext_session_ == 0) ext_session_ = 1;
+    } while (ext_calls_.count(ext_session_) != 0);
+    s = ext_session_;
+    ext_calls_.emplace(s, std::move(p));
+    ext_timers_.emplace(s, add_timer(timeout.count() > 0 ? timeout : opts_.call_timeout, 0, s));
+  }
+  post(h, message{0, s, msg_type::call, call_errc::none, std::move(args), {}});
+  return f;
+}
+
+// -- timers ---------------------------------------------------------------------
+
+timer_id runtime::add_timer(std::chrono::milliseconds d, handle_t h, session_t s) {
+  const auto tick = opts_.tick.count();
+  const auto ticks = static_cast<std::uint64_t>(std::max<std::int64_t>(0, (d.count() + tick - 1) / tick));
+  std::lock_guard lock(timer_mu_);
+  return wheel_.add(ticks, h, s);
+}
+
+bool runtime::cancel_timer(timer_id id) {
+  std::lock_guard lock(timer_mu_);
+  return wheel_.cancel(id);
+}
+
+void runtime::fire_timers(std::uint64_t tick) {
+  std::vector<timer_event> fired;
+  {
+    std::lock_guard lock(timer_mu_);
+    wheel_.advance_to(tick, [&](const timer_event& e) { fired.push_back(e); });
+  }
+  for (const auto& e : fired) post(e.handle, message{0, e.session, msg_type::timer, call_errc::none, {}, {}});
+}
+
+void runtime::advance_time(std::chrono::milliseconds d) {
+  manual_ms_ += static_cast<std::uint64_t>(d.count());
+  fire_timers(manual_ms_ / static_cast<std::uint64_t>(opts_.tick.count()));
+}
+
+// -- scheduling -------------------------------------------------------------------
+
+void runtime::schedule(const cell_ptr& c) {
+  {
+    std::lock_guard lock(run_mu_);
+    run_queue_.push_back(c);
+  }
+  run_cv_.notify_one();
+}
+
+runtime::cell_ptr runtime::pop_ready(bool wait) {
+  std::unique_lock lock(run_mu_);
+  if (wait) run_cv_.wait(lock, [&] { return !run_queue_.empty() || stopping_threads_.load(); });
+  if (run_queue_.empty()) return nullptr;
+  cell_ptr c = std::move(run_queue_.front());
+  run_queue_.pop_front();
+  busy_.fetch_add(1);
+  return c;
+}
+
+std::size_t runtime::run_turn(const cell_ptr& cp, int weight, std::size_t worker) {
+  cell& c = *cp;
+  std::deque<message> batch;
+  {
+    std::lock_guard lock(c.mu);
+    std::size_t n = c.queue.size();
+    n = weight < 0 ? 1 : std::max<std::size_t>(1, n >> weight);
+    n = std::min({n, opts_.batch_limit, c.queue.size()});
+    for (std::size_t i = 0; i < n; ++i) {
+      batch.push_back(std::move(c.queue.front()));
+      c.queue.pop_front();
+    }
+  }
+  worker_state* ws = worker < workers_.size() ? workers_[worker].get() : nullptr;
+  std::size_t done = 0;
+  if (!c.started && !c.retired && running_.load()) start_service(c);
+  while (!batch.empty() && !c.exit_requested && !c.retired) {
+    message m = std::move(batch.front());
+    batch.pop_front();
+    if (ws != nullptr) {
+      ws->type.store(static_cast<std::uint8_t>(m.type), std::memory_order_relaxed);
+      ws->current.store(c.handle, std::memory_order_relaxed);
+      ws->version.fetch_add(1, std::memory_order_release);
+    }
+    dispatch(c, m);
+    ++done;
+    if (ws != nullptr) {
+      ws->current.store(0, std::memory_order_relaxed);
+      ws->version.fetch_add(1, std::memory_order_release);
+    }
+  }
+  dispatched_.fetch_add(done, std::memory_order_relaxed);
+  if (c.exit_requested && !c.retired) retire(c, call_errc::service_exited);
+
+  std::deque<message> orphans;
+  bool again = false;
+  {
+    std::lock_guard lock(c.mu);
+    if (c.dead) {
+      orphans.swap(c.queue);
+      c.in_global = false;
+    } else if (c.queue.empty() && batch.empty()) {
+      c.in_global = false;
+      c.warn_at = c.warn_base;
+    } else {
+      // Unprocessed batch messages go back to the front, in order.
+      while (!batch.empty()) {
+        c.queue.push_front(std::move(batch.back()));
+        batch.pop_back();
+      }
+      again = true;
+    }
+  }
+  for (auto& m : batch) bounce(m, call_errc::service_exited);
+  for (auto& m : orphans) bounce(m, call_errc::service_exited);
+  if (again) schedule(cp);
+  {
+    std::lock_guard lock(run_mu_);
+    busy_.fetch_sub(1);
+  }
+  run_cv_.notify_all();  // wakes shutdown's idle wait as well as workers
+  return done;
+}
+
+void runtime::start_service(cell& c) {
+  c.started = true;
+  auto r = std::make_unique<root_state>();
+  root_state* rs = r.get();
+  rs->rt = this;
+  rs->owner = &c;
+  rs->is_start = true;
+  c.roots.emplace(rs, std::move(r));
+  task<void> t;
+  try {
+    t = c.svc->start(c.ctx);
+  } catch (const std::exception& e) {
+    actor_log()->error("{} start failed: {}", handle_string(c.handle), e.what());
+    c.roots.erase(rs);
+    return;
+  }
+  auto h = t.release();
+  rs->frame = h;
+  h.promise().root = detail::root_hook{&void_root_done, rs};
+  c.current = rs;
+  h.resume();
+  c.current = nullptr;
+}
+
+void runtime::dispatch(cell& c, message& m) {
+  switch (m.type) {
+    case msg_type::send:
+    case msg_type::call: {
+      auto r = std::make_unique<root_state>();
+      root_state* rs = r.get();
+      rs->rt = this;
+      rs->owner = &c;
+      rs->msg = std::move(m);
+      c.roots.emplace(rs, std::move(r));
+      task<values> t;
+      try {
+        t = c.svc->handle(c.ctx, rs->msg);
+      } catch (...) {
+        finish_root(rs, std::current_exception(), nullptr);
+        note_handler_error();
+        c.roots.erase(rs);
+        return;
+      }
+      auto h = t.release();
+      rs->frame = h;
+      h.promise().root = detail::root_hook{&values_root_done, rs};
+      c.current = rs;
+      h.resume();  // may finish (hook frees rs) or suspend on a call/sleep
+      c.current = nullptr;
+      return;
+    }
+    case msg_type::response:
+    case msg_type::error:
+    case msg_type::timer: {
+      auto it = c.pending.find(m.session);
+      if (it == c.pending.end() || (m.type != msg_type::timer && it->second.what != pending_entry::kind::call)) {
+        // A reply after its call timed out, or a timer cancelled too late.
+        dropped_.fetch_add(1, std::memory_order_relaxed);
+        actor_log()->debug("{} dropped {} for session {} (no one waits)", handle_string(c.handle),
+                           msg_type_name(m.type), m.session);
+        return;
+      }
+      pending_entry e = std::move(it->second);
+      c.pending.erase(it);
+      if (e.what == pending_entry::kind::callback) {
+        try {
+          e.fn();
+        } catch (const std::exception& ex) {
+          note_handler_error();
+          actor_log()->error("{} timer callback raised: {}", handle_string(c.handle), ex.what());
+        }
+        return;
+      }
+      if (e.what == pending_entry::kind::call) {
+        if (m.type != msg_type::timer) cancel_timer(e.timer);
+        if (m.type == msg_type::response) {
+          e.slot->emplace(std::move(m.args));
+        } else if (m.type == msg_type::error) {
+          e.slot->emplace(unexpected(call_error{m.code == call_errc::none ? call_errc::remote_error : m.code, std::move(m.error)}));
+        } else {
+          e.slot->emplace(unexpected(call_error{call_errc::timeout, "call timed out"}));
+        }
+      }
+      c.current = e.root;
+      e.waiter.resume();
+      c.current = nullptr;
+      return;
+    }
+  }
+}
+
+// -- lifecycle ----------------------------------------------------------------------
+
+void runtime::start() {
+  if (running_.exchange(true) || shutting_down_.load()) return;
+  std::vector<cell_ptr> all;
+  {
+    std::shared_lock lock(reg_mu_);
+    for (const auto& c : cells_) {
+      if (c) all.push_back(c);
+    }
+  }
+  if (opts_.run_mode == runtime_options::mode::threaded) {
+    for (int i = 0; i < opts_.threads; ++i) workers_.push_back(std::make_unique<worker_state>());
+    for (int i = 0; i < opts_.threads; ++i) {
+      threads_.emplace_back([this, i] { worker_main(static_cast<std::size_t>(i)); });
+    }
+    timer_thread_ = std::thread([this] { timer_main(); });
+  }
+  // Services spawned before start were held back (in_global set): run them now,
+  // which runs their start() first.
+  for (auto& c : all) schedule(c);
+}
+
+void runtime::worker_main(std::size_t index) {
+  const int weight = weight_for(index);
+  while (cell_ptr c = pop_ready(true)) run_turn(c, weight, index);
+}
+
+std::size_t runtime::run_until_idle() {
+  std::size_t n = 0;
+  while (cell_ptr c = pop_ready(false)) n += run_turn(c, 0, 0);
+  return n;
+}
+
+bool runtime::dispatch_one() {
+  cell_ptr c = pop_ready(false);
+  if (!c) return false;
+  run_turn(c, 0, 0);
+  return true;
+}
+
+void runtime::timer_main() {
+  using clock = std::chrono::steady_clock;
+  const auto origin = clock::now();
+  const auto tick = opts_.tick;
+  auto next_check = origin + opts_.slow_handler;
+  std::unique_lock lock(timer_wait_mu_);
+  for (;;) {
+    const auto now = clock::now();
+    const auto elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(now - origin);
+    const auto ticks = static_cast<std::uint64_t>(elapsed.count() / tick.count());
+    lock.unlock();
+    fire_timers(ticks);
+    if (now >= next_check) {
+      check_slow_handlers();
+      next_check = now + opts_.slow_handler;
+    }
+    lock.lock();
+    if (stopping_threads_) return;
+    timer_wait_cv_.wait_until(lock, origin + tick * static_cast<std::int64_t>(ticks + 1),
+                              [&] { return stopping_threads_.load(); });
+    if (stopping_threads_) return;
+  }
+}
+
+void runtime::check_slow_handlers() {
+  for (std::size_t i = 0; i < workers_.size(); ++i) {
+    worker_state& w = *workers_[i];
+    const std::uint64_t v = w.version.load(std::memory_order_acquire);
+    const handle_t h = w.current.load(std::memory_order_relaxed);
+    if (h != 0 && v == w.seen_version) {
+      slow_warnings_.fetch_add(1, std::memory_order_relaxed);
+      actor_log()->warn("{} may be in an endless loop: one {} message has run for over {} ms (worker {})",
+                        handle_string(h), msg_type_name(static_cast<msg_type>(w.type.load(std::memory_order_relaxed))),
+                        opts_.slow_handler.count(), i);
+    }
+    w.seen_version = v;
+  }
+}
+
+void runtime::retire(cell& c, call_errc why) {
+  if (c.retired) return;
+  c.retired = true;
+  {
+    std::unique_lock lock(reg_mu_);
+    for (const auto& n : c.names) {
+      auto it = names_.find(n);
+      if (it == names_.end()) continue;
+      auto& hs = it->second.handles;
+      hs.erase(std::remove(hs.begin(), hs.end(), c.handle), hs.end());
+      if (hs.empty()) names_.erase(it);
+    }
+  }
+  {
+    std::lock_guard lock(c.mu);
+    c.dead = true;  // from now on posts bounce
+  }
+  try {
+    if (c.inited) c.svc->stop(c.ctx);
+  } catch (const std::exception& e) {
+    actor_log()->error("{} stop raised: {}", handle_string(c.handle), e.what());
+  }
+  // Suspended handlers will never resume: answer their callers, free their frames.
+  const std::string text = call_errc_name(why);
+  for (auto& [rs, owned] : c.roots) {
+    if (rs->msg.type == msg_type::call && !rs->is_start && !rs->deferred) {
+      post(rs->msg.source, message{c.handle, rs->msg.session, msg_type::error, why, {}, text});
+    }
+  }
+  for (std::uint64_t key : c.open_deferred) {
+    post(static_cast<handle_t>(key >> 32), message{c.handle, static_cast<session_t>(key), msg_type::error, why, {}, text});
+  }
+  c.open_deferred.clear();
+  for (auto& [s, e] : c.pending) cancel_timer(e.timer);
+  c.pending.clear();
+  auto roots = std::move(c.roots);
+  for (auto& [rs, owned] : roots) {
+    if (rs->frame) rs->frame.destroy();
+  }
+  roots.clear();
+  actor_log()->debug("{} retired ({})", handle_string(c.handle), text);
+}
+
+void runtime::shutdown() {
+  if (shut_down_.load() || shutting_down_.exchange(true)) return;
+  const bool threaded = opts_.run_mode == runtime_options::mode::threaded && running_.load();
+  // 1. Let queued work finish, up to the deadline.
+  if (threaded) {
+    std::unique_lock lock(run_mu_);
+    run_cv_.wait_for(lock, opts_.shutdown_timeout, [&] { return run_queue_.empty() && busy_.load() == 0; });
+  } else if (running_.load()) {
+    run_until_idle();
+  }
+  // 2. Stop the threads.
+  {
+    std::lock_guard lock(run_mu_);
+    stopping_threads_ = true;
+  }
+  run_cv_.notify_all();
+  {
+    std::lock_guard lock(timer_wait_mu_);
+  }
+  timer_wait_cv_.notify_all();
+  for (auto& t : threads_) t.join();
+  threads_.clear();
+  if (timer_thread_.joinable()) timer_thread_.join();
+  // 3. Retire every service, newest first; their last messages are answered.
+  std::vector<cell_ptr> all;
+  {
+    std::shared_lock lock(reg_mu_);
+    for (auto it = cells_.rbegin(); it != cells_.rend(); ++it) {
+      if (*it) all.push_back(*it);
+    }
+  }
+  std::size_t unfinished = 0;
+  for (auto& c : all) {
+    if (c->retired) continue;
+    unfinished += c->roots.size();
+    retire(*c, call_errc::shutting_down);
+    std::deque<message> left;
+    {
+      std::lock_guard lock(c->mu);
+      left.swap(c->queue);
+    }
+    unfinished += left.size();
+    for (auto& m : left) bounce(m, call_errc::shutting_down);
+  }
+  {
+    std::lock_guard lock(run_mu_);
+    run_queue_.clear();
+  }
+  // 4. Calls from outside that are still open fail explicitly.
+  std::unordered_map<session_t, std::promise<call_result>> ext;
+  {
+    std::lock_guard lock(ext_mu_);
+    ext.swap(ext_calls_);
+    ext_timers_.clear();
+  }
+  for (auto& [s, p] : ext) p.set_value(unexpected(call_error{call_errc::shutting_down, "node is shutting down"}));
+  if (unfinished != 0) actor_log()->warn("shutdown: {} unfinished messages or handlers were failed", unfinished);
+  running_.store(false);
+  shut_down_.store(true);
+}
+
+runtime_stats runtime::stats() const {
+  runtime_stats s;
+  s.dispatched = dispatched_.load();
+  s.dropped = dropped_.load();
+  s.overload_warnings = overload_warnings_.load();
+  s.slow_warnings = slow_warnings_.load();
+  s.handler_errors = handler_errors_.load();
+  std::shared_lock lock(reg_mu_);
+  for (const auto& c : cells_) {
+    if (c && !c->retired) ++s.services;
+  }
+  return s;
+}
+
+}  // namespace csk::actor

@@ -1,0 +1,200 @@
+#pragma once
+// csk::actor::runtime: the registry of services, the scheduler and the timers of
+// one node. skynet's design in C++: each service has a mailbox; a mailbox joins
+// the global run queue only on its empty -> non-empty edge; a fixed pool of worker
+// threads takes a service off the run queue and dispatches a batch of its messages,
+// so one service never runs on two threads at once and none is ever scanned idle.
+//
+// Modes: `threaded` starts `threads` workers plus one timer/monitor thread;
+// `manual` starts none, and the owner drives everything with run_until_idle() and
+// advance_time() on its own thread (deterministic tests).
+//
+// Thread rules: every public method is safe to call from any thread, except
+// run_until_idle / dispatch_one / advance_time (manual mode, owner thread only)
+// and register_type (before spawning that type).
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <future>
+#include <memory>
+#include <mutex>
+#include <shared_mutex>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "common/actor/message.hpp"
+#include "common/actor/service.hpp"
+#include "common/actor/timer_wheel.hpp"
+#include "common/base/result.hpp"
+
+namespace csk::actor {
+
+struct runtime_options {
+  enum class mode : std::uint8_t { threaded, manual };
+  mode run_mode = mode::threaded;
+  int threads = 0;                                  ///< 0 = hardware concurrency
+  std::uint32_t harbor = 0;                         ///< 0..255, high 8 bits of handles
+  std::chrono::milliseconds tick{10};               ///< timer resolution
+  std::chrono::milliseconds call_timeout{10000};    ///< default for calls without one
+  std::size_t mailbox_warn = 1024;                  ///< overload warning, doubles each time
+  std::chrono::milliseconds slow_handler{5000};     ///< "maybe in an endless loop" warning
+  std::chrono::milliseconds shutdown_timeout{5000}; ///< how long queued work may finish
+  std::size_t batch_limit = 256;                    ///< most messages per service turn
+};
+
+/// Counters for tests, metrics and logs.
+struct runtime_stats {
+  std::uint64_t dispatched = 0;      ///< messages handed to services
+  std::uint64_t dropped = 0;         ///< sends to dead/unknown services, late replies
+  std::uint64_t overload_warnings = 0;
+  std::uint64_t slow_warnings = 0;
+  std::uint64_t handler_errors = 0;  ///< exceptions raised by handlers
+  std::size_t services = 0;          ///< live services
+};
+
+class runtime {
+ public:
+  using factory = std::function<std::unique_ptr<service>()>;
+
+  explicit runtime(runtime_options opts = {});
+  ~runtime();  ///< shuts down if still running
+  runtime(const runtime&) = delete;
+  runtime& operator=(const runtime&) = delete;
+
+  const runtime_options& options() const noexcept { return opts_; }
+
+  // -- services --------------------------------------------------------------
+
+  void register_type(std::string type, factory f);
+  bool has_type(std::string_view type) const;
+
+  /// Creates a service, runs its init() (synchronously, on the calling thread, before
+  /// any message can reach it) and gives it `names` (".local" or "@cluster"; several
+  /// services may share a name: calls then go round robin). start() runs once the
+  /// runtime is started. Errors: unknown type, bad name, init threw, shutting down.
+  result<handle_t, std::string> spawn(std::string_view type, values args = {},
+                                      std::vector<std::string> names = {});
+  result<handle_t, std::string> spawn(std::unique_ptr<service> svc, values args = {},
+                                      std::vector<std::string> names = {});
+
+  /// Adds a name to a live service. Names start with '.' (local) or '@' (cluster).
+  result<void, std::string> add_name(handle_t h, std::string name);
+  /// The next handle for `name` (round robin), or 0.
+  handle_t resolve(std::string_view name);
+  /// Every handle currently registered under `name`.
+  std::vector<handle_t> handles_of(std::string_view name) const;
+  bool alive(handle_t h) const;
+
+  // -- messages from outside any service --------------------------------------
+
+  /// One-way message from `source` (0 = the runtime). False if nobody has that address.
+  bool send(const address& to, values args, handle_t source = 0);
+  /// A call from a thread that is not a service (tests, tools, the net layer).
+  /// The future is fulfilled from the runtime's threads (or in run_until_idle()).
+  std::future<call_result> call(const address& to, values args, std::chrono::milliseconds timeout = {});
+
+  // -- lifecycle ----------------------------------------------------------------
+
+  /// Starts the threads (threaded mode) and every service's start().
+  void start();
+  /// Orderly stop: no new spawns; queued messages run until idle or the shutdown
+  /// timeout; then every service's stop() runs, suspended handlers are dropped with
+  /// their callers answered "shutting down", and the threads end. Idempotent.
+  void shutdown();
+  bool running() const noexcept { return running_.load(); }
+
+  // -- manual mode ------------------------------------------------------------
+
+  /// Dispatches one service turn. False when nothing is queued.
+  bool dispatch_one();
+  /// Dispatches until no service has messages. Returns the number of messages.
+  std::size_t run_until_idle();
+  /// Moves the manual clock forward; expired timers are queued (not run).
+  void advance_time(std::chrono::milliseconds d);
+
+  runtime_stats stats() const;
+
+  // -- internals used by context (same translation unit family) -------------------
+
+  /// Delivers a message. Replies to unknown/dead handles are dropped; calls to them
+  /// are answered with an error. Safe from any thread.
+  void post(handle_t to, message m);
+  timer_id add_timer(std::chrono::milliseconds d, handle_t h, session_t s);
+  bool cancel_timer(timer_id id);
+  handle_t resolve_address(const address& a);
+  void note_handler_error();
+
+ private:
+  friend class context;
+  using cell_ptr = std::shared_ptr<detail::cell>;
+
+  cell_ptr grab(handle_t h) const;
+  void schedule(const cell_ptr& c);            // mailbox became non-empty
+  cell_ptr pop_ready(bool wait);
+  std::size_t run_turn(const cell_ptr& c, int weight, std::size_t worker);
+  void dispatch(detail::cell& c, message& m);
+  void start_service(detail::cell& c);
+  void retire(detail::cell& c, call_errc why);  // exit or shutdown: answer what is pending
+  void bounce(const message& m, call_errc why);
+  void deliver_external(message& m);
+  void worker_main(std::size_t index);
+  void timer_main();
+  void fire_timers(std::uint64_t tick);
+  void check_slow_handlers();
+
+  runtime_options opts_;
+
+  mutable std::shared_mutex reg_mu_;
+  std::vector<cell_ptr> cells_;  // index = handle & handle_mask; slot 0 unused
+  struct name_entry {
+    std::vector<handle_t> handles;
+    std::size_t next = 0;
+  };
+  std::unordered_map<std::string, name_entry> names_;
+  std::unordered_map<std::string, factory> types_;
+
+  std::mutex run_mu_;
+  std::condition_variable run_cv_;
+  std::deque<cell_ptr> run_queue_;
+  std::atomic<bool> stopping_threads_{false};  // set under run_mu_; read by the timer thread too
+
+  std::mutex timer_mu_;
+  timer_wheel wheel_;
+  std::uint64_t manual_ms_ = 0;
+
+  std::mutex ext_mu_;
+  session_t ext_session_ = 0;
+  std::unordered_map<session_t, std::promise<call_result>> ext_calls_;
+  std::unordered_map<session_t, timer_id> ext_timers_;
+
+  struct worker_state {
+    std::atomic<std::uint64_t> version{0};   // bumped at each message start/end
+    std::atomic<handle_t> current{0};         // service being dispatched, 0 = idle
+    std::atomic<std::uint8_t> type{0};
+    std::uint64_t seen_version = 0;           // monitor thread only
+  };
+  std::vector<std::unique_ptr<worker_state>> workers_;
+  std::vector<std::thread> threads_;
+  std::thread timer_thread_;
+  std::mutex timer_wait_mu_;
+  std::condition_variable timer_wait_cv_;
+
+  std::atomic<bool> running_{false};
+  std::atomic<bool> shutting_down_{false};
+  std::atomic<bool> shut_down_{false};
+  std::atomic<std::uint64_t> dispatched_{0};
+  std::atomic<std::uint64_t> dropped_{0};
+  std::atomic<std::uint64_t> overload_warnings_{0};
+  std::atomic<std::uint64_t> slow_warnings_{0};
+  std::atomic<std::uint64_t> handler_errors_{0};
+  std::atomic<std::size_t> busy_{0};  // turns in progress (for idle detection)
+};
+
+}  // namespace csk::actor

@@ -1,0 +1,462 @@
+#include <gtest/gtest.h>
+
+#include <unistd.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "common/config/load_config.hpp"
+
+namespace csk::test {
+namespace {
+
+constexpr const char* example_yaml = R"(runtime:
+  threads: 2
+  tick_ms: 10
+  call_timeout_ms: 3000
+log:
+  level: debug
+  file: ""
+services:
+  - type: hello
+    name: .hello
+    args: [1, "two", {k: v}]
+  - type: echo
+    names: ["@echo", .echo]
+    instances: 2
+)";
+
+node_config load_ok(const std::string& yaml) {
+  auto r = load_config_string(yaml);
+  EXPECT_TRUE(r.has_value()) << r.error();
+  return r ? *r : node_config{};
+}
+
+std::string load_error(const std::string& yaml) {
+  auto r = load_config_string(yaml);
+  EXPECT_FALSE(r.has_value()) << "loaded without error:\n" << yaml;
+  return r ? std::string() : r.error();
+}
+
+std::vector<lua_value> load_args(const std::string& flow_sequence) {
+  const node_config c = load_ok("services:\n  - type: t\n    args: " + flow_sequence + "\n");
+  return c.services.empty() ? std::vector<lua_value>{} : c.services[0].args;
+}
+
+std::string nested_sequences(int depth) {
+  return std::string(static_cast<std::size_t>(depth), '[') + "1" +
+         std::string(static_cast<std::size_t>(depth), ']');
+}
+
+TEST(LoadConfig, LoadsTheExample) {
+  const node_config c = load_ok(example_yaml);
+  EXPECT_EQ(c.runtime.threads, 2);
+  EXPECT_EQ(c.runtime.tick_ms, 10u);
+  EXPECT_EQ(c.runtime.call_timeout_ms, 3000u);
+  EXPECT_EQ(c.runtime.harbor, 0);
+  EXPECT_EQ(c.log.level, "debug");
+  EXPECT_EQ(c.log.file, "");
+  EXPECT_FALSE(c.log.color);
+  ASSERT_EQ(c.services.size(), 2u);
+
+  const service_config& hello = c.services[0];
+  EXPECT_EQ(hello.type, "hello");
+  EXPECT_EQ(hello.name, ".hello");
+  EXPECT_TRUE(hello.names.empty());
+  EXPECT_EQ(hello.instances, 1);
+  lua_table kv;
+  kv.set("k", "v");
+  const std::vector<lua_value> args{lua_value(1), lua_value("two"), lua_value(std::move(kv))};
+  EXPECT_EQ(hello.args, args);
+  ASSERT_EQ(hello.args.size(), 3u);
+  EXPECT_TRUE(hello.args[0].is_integer());
+
+  const service_config& echo = c.services[1];
+  EXPECT_EQ(echo.type, "echo");
+  EXPECT_EQ(echo.name, "");
+  EXPECT_EQ(echo.names, (std::vector<std::string>{"@echo", ".echo"}));
+  EXPECT_EQ(echo.instances, 2);
+  EXPECT_TRUE(echo.args.empty());
+}
+
+TEST(LoadConfig, LoadsEveryKey) {
+  const node_config c = load_ok(R"(runtime:
+  threads: 256
+  harbor: 255
+  tick_ms: 1
+  call_timeout_ms: 4294967295
+  mailbox_warn: 1
+  slow_handler_ms: 7
+  shutdown_timeout_ms: 0
+log:
+  level: "off"
+  file: /var/log/node.log
+  color: true
+services: []
+)");
+  EXPECT_EQ(c.runtime.threads, 256);
+  EXPECT_EQ(c.runtime.harbor, 255);
+  EXPECT_EQ(c.runtime.tick_ms, 1u);
+  EXPECT_EQ(c.runtime.call_timeout_ms, 4294967295u);
+  EXPECT_EQ(c.runtime.mailbox_warn, 1u);
+  EXPECT_EQ(c.runtime.slow_handler_ms, 7u);
+  EXPECT_EQ(c.runtime.shutdown_timeout_ms, 0u);
+  EXPECT_EQ(c.log.level, "off");
+  EXPECT_EQ(c.log.file, "/var/log/node.log");
+  EXPECT_TRUE(c.log.color);
+  EXPECT_TRUE(c.services.empty());
+}
+
+void expect_defaults(const node_config& c) {
+  const runtime_config rt;
+  EXPECT_EQ(c.runtime.threads, 0);
+  EXPECT_EQ(c.runtime.harbor, 0);
+  EXPECT_EQ(c.runtime.tick_ms, 10u);
+  EXPECT_EQ(c.runtime.call_timeout_ms, 10000u);
+  EXPECT_EQ(c.runtime.mailbox_warn, 1024u);
+  EXPECT_EQ(c.runtime.slow_handler_ms, 5000u);
+  EXPECT_EQ(c.runtime.shutdown_timeout_ms, 5000u);
+  EXPECT_EQ(c.log.level, "info");
+  EXPECT_EQ(c.log.file, "");
+  EXPECT_FALSE(c.log.color);
+  EXPECT_TRUE(c.services.empty());
+}
+
+TEST(LoadConfig, EmptyDocumentGivesDefaults) {
+  expect_defaults(load_ok(""));
+  expect_defaults(load_ok("# only a comment\n"));
+  expect_defaults(load_ok("runtime:\nlog:\nservices:\n"));
+  expect_defaults(load_ok("runtime: {}\nlog: {}\nservices: []\n"));
+}
+
+TEST(LoadConfig, AbsentKeysKeepDefaults) {
+  const node_config c = load_ok("runtime:\n  harbor: 3\nservices:\n  - type: solo\n");
+  EXPECT_EQ(c.runtime.harbor, 3);
+  EXPECT_EQ(c.runtime.threads, 0);
+  EXPECT_EQ(c.runtime.tick_ms, 10u);
+  EXPECT_EQ(c.runtime.call_timeout_ms, 10000u);
+  EXPECT_EQ(c.log.level, "info");
+  ASSERT_EQ(c.services.size(), 1u);
+  EXPECT_EQ(c.services[0].type, "solo");
+  EXPECT_EQ(c.services[0].name, "");
+  EXPECT_TRUE(c.services[0].names.empty());
+  EXPECT_EQ(c.services[0].instances, 1);
+  EXPECT_TRUE(c.services[0].args.empty());
+}
+
+struct bad_case {
+  const char* yaml;
+  const char* error;
+};
+
+TEST(LoadConfig, EveryBadValueNamesPathAndLine) {
+  const std::string long_name = "." + std::string(255, 'n');
+  const std::string long_yaml = "services:\n  - type: t\n    name: " + long_name + "\n";
+  const std::string long_error = "services[0].name (line 3): must start with '.' (local) or '@' "
+                                 "(cluster) and be 2 to 255 bytes, got \"." +
+                                 std::string(39, 'n') + "...\"";
+  const bad_case cases[] = {
+      {"runtime:\n  threads: 999\n",
+       "runtime.threads (line 2): must be between 1 and 256 (or 0: one per core), got 999"},
+      {"runtime:\n  threads: -1\n",
+       "runtime.threads (line 2): must be between 1 and 256 (or 0: one per core), got -1"},
+      {"runtime:\n  harbor: 256\n", "runtime.harbor (line 2): must be between 0 and 255, got 256"},
+      {"runtime:\n  harbor: -1\n", "runtime.harbor (line 2): must be between 0 and 255, got -1"},
+      {"runtime:\n  tick_ms: 0\n", "runtime.tick_ms (line 2): must be between 1 and 10, got 0"},
+      {"runtime:\n  tick_ms: 11\n", "runtime.tick_ms (line 2): must be between 1 and 10, got 11"},
+      {"runtime:\n  call_timeout_ms: 0\n",
+       "runtime.call_timeout_ms (line 2): must be between 1 and 4294967295, got 0"},
+      {"runtime:\n  call_timeout_ms: 4294967296\n",
+       "runtime.call_timeout_ms (line 2): must be between 1 and 4294967295, got 4294967296"},
+      {"runtime:\n  mailbox_warn: 0\n",
+       "runtime.mailbox_warn (line 2): must be between 1 and 4294967295, got 0"},
+      {"runtime:\n  slow_handler_ms: 0\n",
+       "runtime.slow_handler_ms (line 2): must be between 1 and 4294967295, got 0"},
+      {"runtime:\n  shutdown_timeout_ms: -5\n",
+       "runtime.shutdown_timeout_ms (line 2): must be between 0 and 4294967295, got -5"},
+      {"log:\n  level: verbose\n",
+       "log.level (line 2): must be one of trace, debug, info, warn, error, critical, off; got "
+       "\"verbose\""},
+      {"services:\n  - type: t\n    name: hello\n",
+       "services[0].name (line 3): must start with '.' (local) or '@' (cluster) and be 2 to 255 "
+       "bytes, got \"hello\""},
+      {"services:\n  - type: t\n    name: \"@\"\n",
+       "services[0].name (line 3): must start with '.' (local) or '@' (cluster) and be 2 to 255 "
+       "bytes, got \"@\""},
+      {"services:\n  - type: t\n    names: [.ok, bad]\n",
+       "services[0].names[1] (line 3): must start with '.' (local) or '@' (cluster) and be 2 to "
+       "255 bytes, got \"bad\""},
+      {"services:\n  - type: t\n    instances: 0\n",
+       "services[0].instances (line 3): must be between 1 and 2147483647, got 0"},
+      {"services:\n  - type: t\n    instances: 2147483648\n",
+       "services[0].instances (line 3): must be between 1 and 2147483647, got 2147483648"},
+      {"services:\n  - type: \"\"\n", "services[0].type (line 2): must not be empty"},
+      {"services:\n  - name: .x\n", "services[0].type (line 2): required"},
+      {"services:\n  - type: a\n    name: .x\n  - type: b\n    names: [.y, .x]\n",
+       "services[1].names[1] (line 5): duplicate name \".x\" (first at services[0].name)"},
+      {"services:\n  - type: a\n    name: .x\n    names: [.x]\n",
+       "services[0].names[0] (line 4): duplicate name \".x\" (first at services[0].name)"},
+      {long_yaml.c_str(), long_error.c_str()},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.yaml);
+    EXPECT_EQ(load_error(c.yaml), c.error);
+  }
+  // 255 bytes is still fine.
+  const node_config ok = load_ok("services:\n  - type: t\n    name: ." + std::string(254, 'n') + "\n");
+  EXPECT_EQ(ok.services.at(0).name.size(), 255u);
+}
+
+TEST(LoadConfig, ListsAllProblemsInLineOrder) {
+  const std::string error = load_error(R"(runtime:
+  threads: 999
+  tick_ms: 0
+  thread: 2
+log:
+  level: loud
+services:
+  - type: ok
+  - name: .nameless
+    instances: 0
+)");
+  EXPECT_EQ(error,
+            "runtime.threads (line 2): must be between 1 and 256 (or 0: one per core), got 999\n"
+            "runtime.tick_ms (line 3): must be between 1 and 10, got 0\n"
+            "runtime.thread (line 4): unknown key\n"
+            "log.level (line 6): must be one of trace, debug, info, warn, error, critical, off; "
+            "got \"loud\"\n"
+            "services[1].type (line 9): required\n"
+            "services[1].instances (line 10): must be between 1 and 2147483647, got 0");
+}
+
+TEST(LoadConfig, UnknownKeysAreErrors) {
+  EXPECT_EQ(load_error("runtim:\n  threads: 2\n"), "runtim (line 1): unknown key");
+  EXPECT_EQ(load_error("runtime:\n  thread: 2\n"), "runtime.thread (line 2): unknown key");
+  EXPECT_EQ(load_error("log:\n  levl: debug\n"), "log.levl (line 2): unknown key");
+  EXPECT_EQ(load_error("services:\n  - type: t\n    nmae: .x\n"),
+            "services[0].nmae (line 3): unknown key");
+  EXPECT_EQ(load_error("runtime:\n  [a]: 1\n"),
+            "runtime (line 2): keys must be strings, got a sequence");
+}
+
+TEST(LoadConfig, DuplicateKeysAreErrors) {
+  EXPECT_EQ(load_error("runtime:\n  threads: 2\n  threads: 3\n"),
+            "runtime.threads (line 3): duplicate key");
+}
+
+TEST(LoadConfig, WrongTypesAreErrors) {
+  const bad_case cases[] = {
+      {"runtime:\n  threads: \"2\"\n",
+       "runtime.threads (line 2): expected an integer, got string \"2\""},
+      {"runtime:\n  threads: two\n",
+       "runtime.threads (line 2): expected an integer, got string \"two\""},
+      {"runtime:\n  threads: 2.5\n", "runtime.threads (line 2): expected an integer, got number 2.5"},
+      {"runtime:\n  threads: true\n",
+       "runtime.threads (line 2): expected an integer, got boolean true"},
+      {"runtime:\n  threads: [1]\n", "runtime.threads (line 2): expected an integer, got a sequence"},
+      {"runtime:\n  threads:\n  harbor: 1\n",
+       "runtime.threads (line 2): expected an integer, got null"},
+      {"runtime: 5\n", "runtime (line 1): expected a map, got integer 5"},
+      {"log: [debug]\n", "log (line 1): expected a map, got a sequence"},
+      {"log:\n  level: 3\n", "log.level (line 2): expected a string, got integer 3"},
+      {"log:\n  color: yes\n",
+       "log.color (line 2): expected a boolean (true or false), got string \"yes\""},
+      {"log:\n  file: {a: b}\n", "log.file (line 2): expected a string, got a map"},
+      {"services: {type: t}\n", "services (line 1): expected a sequence, got a map"},
+      {"services:\n  - hello\n", "services[0] (line 2): expected a map, got string \"hello\""},
+      {"services:\n  - type: 7\n", "services[0].type (line 2): expected a string, got integer 7"},
+      {"services:\n  - type: t\n    names: \"@x\"\n",
+       "services[0].names (line 3): expected a sequence, got string \"@x\""},
+      {"services:\n  - type: t\n    args: 5\n",
+       "services[0].args (line 3): expected a sequence, got integer 5"},
+      {"services:\n  - type: t\n    instances: many\n",
+       "services[0].instances (line 3): expected an integer, got string \"many\""},
+      {"- a\n- b\n", "(document) (line 1): expected a map, got a sequence"},
+      {"just text\n", "(document) (line 1): expected a map, got string \"just text\""},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.yaml);
+    EXPECT_EQ(load_error(c.yaml), c.error);
+  }
+}
+
+TEST(LoadConfig, YamlSyntaxErrorIsOneLineWithPosition) {
+  const std::string error = load_error("runtime:\n  threads: [1, 2\nlog: {\n");
+  EXPECT_EQ(error.rfind("syntax error (line ", 0), 0u) << error;
+  EXPECT_NE(error.find(", column "), std::string::npos) << error;
+  EXPECT_EQ(error.find('\n'), std::string::npos) << error;
+
+  const std::string tab = load_error("runtime:\n\tthreads: 2\n");
+  EXPECT_EQ(tab.rfind("syntax error (line 2", 0), 0u) << tab;
+}
+
+TEST(LoadConfig, OnlyOneDocument) {
+  EXPECT_EQ(load_error("runtime: {}\n---\nlog: {}\n"),
+            "(document) (line 3): only one YAML document is allowed");
+}
+
+class LoadConfigFile : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::temp_directory_path() /
+           ("csk_config_test_" + std::to_string(::getpid()) + "_" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::filesystem::remove_all(dir_);
+    std::filesystem::create_directories(dir_);
+  }
+  void TearDown() override {
+    std::error_code ec;
+    std::filesystem::remove_all(dir_, ec);
+  }
+  std::filesystem::path dir_;
+};
+
+TEST_F(LoadConfigFile, LoadsAFile) {
+  const auto path = dir_ / "node.yaml";
+  std::ofstream(path) << example_yaml;
+  auto r = load_config_file(path.string());
+  ASSERT_TRUE(r.has_value()) << r.error();
+  EXPECT_EQ(r->runtime.threads, 2);
+  EXPECT_EQ(r->services.size(), 2u);
+}
+
+TEST_F(LoadConfigFile, MissingFileIsOneError) {
+  const std::string path = (dir_ / "absent.yaml").string();
+  auto r = load_config_file(path);
+  ASSERT_FALSE(r.has_value());
+  EXPECT_EQ(r.error(), path + ": cannot open: No such file or directory");
+}
+
+TEST_F(LoadConfigFile, DirectoryIsOneError) {
+  auto r = load_config_file(dir_.string());
+  ASSERT_FALSE(r.has_value());
+  EXPECT_EQ(r.error().rfind(dir_.string() + ": cannot ", 0), 0u) << r.error();
+  EXPECT_EQ(r.error().find('\n'), std::string::npos) << r.error();
+}
+
+TEST_F(LoadConfigFile, FileErrorsUseTheSameFormat) {
+  const auto path = dir_ / "bad.yaml";
+  std::ofstream(path) << "runtime:\n  threads: 999\n";
+  auto r = load_config_file(path.string());
+  ASSERT_FALSE(r.has_value());
+  EXPECT_EQ(r.error(),
+            "runtime.threads (line 2): must be between 1 and 256 (or 0: one per core), got 999");
+}
+
+TEST(ConfigArgs, ConvertsEachScalarType) {
+  const auto args = load_args(
+      "[~, null, true, false, 42, -7, +3, 0x1f, 0o17, 2.5, 1e3, -.5, .inf, -.inf, .nan, hello, "
+      "yes, \"\", 9223372036854775807, -9223372036854775808, 9223372036854775808]");
+  ASSERT_EQ(args.size(), 21u);
+  EXPECT_TRUE(args[0].is_nil());
+  EXPECT_TRUE(args[1].is_nil());
+  EXPECT_EQ(args[2], lua_value(true));
+  EXPECT_EQ(args[3], lua_value(false));
+  EXPECT_EQ(args[4], lua_value(42));
+  EXPECT_EQ(args[5], lua_value(-7));
+  EXPECT_EQ(args[6], lua_value(3));
+  EXPECT_EQ(args[7], lua_value(31));
+  EXPECT_EQ(args[8], lua_value(15));
+  EXPECT_EQ(args[9], lua_value(2.5));
+  EXPECT_EQ(args[10], lua_value(1000.0));
+  EXPECT_EQ(args[11], lua_value(-0.5));
+  EXPECT_EQ(args[12], lua_value(std::numeric_limits<double>::infinity()));
+  EXPECT_EQ(args[13], lua_value(-std::numeric_limits<double>::infinity()));
+  ASSERT_TRUE(args[14].is_real());
+  EXPECT_TRUE(std::isnan(args[14].as_real()));
+  EXPECT_EQ(args[15], lua_value("hello"));
+  EXPECT_EQ(args[16], lua_value("yes"));  // YAML 1.2: yes is not a boolean
+  EXPECT_EQ(args[17], lua_value(""));
+  EXPECT_EQ(args[18], lua_value(std::numeric_limits<std::int64_t>::max()));
+  EXPECT_EQ(args[19], lua_value(std::numeric_limits<std::int64_t>::min()));
+  EXPECT_EQ(args[20], lua_value(9223372036854775808.0));  // too big for int64: a real
+}
+
+TEST(ConfigArgs, QuotedScalarsStayStrings) {
+  const auto args = load_args("[\"42\", '42', \"true\", \"null\", '2.5', !!str 12, \"~\"]");
+  const std::vector<lua_value> expected{"42", "42", "true", "null", "2.5", "12", "~"};
+  EXPECT_EQ(args, expected);
+}
+
+TEST(ConfigArgs, CoreTagsAreChecked) {
+  const auto args = load_args("[!!int 12, !!float 3, !!bool true, !!null null]");
+  const std::vector<lua_value> expected{lua_value(12), lua_value(3.0), lua_value(true), lua_value()};
+  EXPECT_EQ(args, expected);
+  EXPECT_EQ(load_error("services:\n  - type: t\n    args: [!!int abc]\n"),
+            "services[0].args[0] (line 3): \"abc\" is not a valid !!int");
+  EXPECT_EQ(load_error("services:\n  - type: t\n    args: [!custom x]\n"),
+            "services[0].args[0] (line 3): unsupported tag !custom");
+}
+
+TEST(ConfigArgs, SequencesAndMapsBecomeTables) {
+  const auto args = load_args("[[1, ~, x], {a: {b: [1, {c: d}]}, 1: one, 2.5: r, true: t}, {}, []]");
+  ASSERT_EQ(args.size(), 4u);
+
+  EXPECT_EQ(args[0], lua_value(lua_table({lua_value(1), lua_value(), lua_value("x")})));
+
+  lua_table c;
+  c.set("c", "d");
+  lua_table b;
+  b.set("b", lua_table({lua_value(1), lua_value(std::move(c))}));
+  lua_table outer;
+  outer.set("a", std::move(b));
+  outer.set(1, "one");
+  outer.set(2.5, "r");
+  outer.set(true, "t");
+  EXPECT_EQ(args[1], lua_value(std::move(outer)));
+  ASSERT_TRUE(args[1].is_table());
+  EXPECT_TRUE(args[1].as_table().array.empty());  // map keys go to the hash part, even 1
+
+  EXPECT_EQ(args[2], lua_value(lua_table()));
+  EXPECT_EQ(args[3], lua_value(lua_table()));
+}
+
+TEST(ConfigArgs, DepthLimit) {
+  const auto deepest = load_args("[" + nested_sequences(max_arg_depth) + "]");
+  ASSERT_EQ(deepest.size(), 1u);
+  const lua_value* v = &deepest[0];
+  for (int i = 0; i < max_arg_depth; ++i) {
+    ASSERT_TRUE(v->is_table()) << i;
+    ASSERT_EQ(v->as_table().array.size(), 1u);
+    v = &v->as_table().array[0];
+  }
+  EXPECT_EQ(*v, lua_value(1));
+
+  EXPECT_EQ(load_error("services:\n  - type: t\n    args: [" + nested_sequences(max_arg_depth + 1) +
+                       "]\n"),
+            "services[0].args[0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0]"
+            "[0][0][0][0][0][0][0][0][0][0][0] (line 3): nested deeper than 32 levels");
+  EXPECT_NE(load_error("services:\n  - type: t\n    args: [" + nested_sequences(200) + "]\n")
+                .find("nested deeper than 32 levels"),
+            std::string::npos);
+}
+
+TEST(ConfigArgs, BadKeysAreErrors) {
+  EXPECT_EQ(load_error("services:\n  - type: t\n    args: [{~: 1}]\n"),
+            "services[0].args[0][null] (line 3): a table key cannot be null");
+  EXPECT_EQ(load_error("services:\n  - type: t\n    args: [{.nan: 1}]\n"),
+            "services[0].args[0]..nan (line 3): a table key cannot be NaN");
+  EXPECT_EQ(load_error("services:\n  - type: t\n    args: [{a: 1, a: 2}]\n"),
+            "services[0].args[0].a (line 3): duplicate key");
+}
+
+TEST(ConfigArgs, AliasExpansionIsBounded) {
+  // Each anchor repeats the previous one ten times: 10^8 values once expanded.
+  std::string yaml = "services:\n  - type: t\n    args:\n      - &a0 [x, x, x, x, x, x, x, x, x, x]\n";
+  for (int i = 1; i < 8; ++i) {
+    const std::string prev = "*a" + std::to_string(i - 1);
+    yaml += "      - &a" + std::to_string(i) + " [" + prev;
+    for (int j = 1; j < 10; ++j) yaml += ", " + prev;
+    yaml += "]\n";
+  }
+  const std::string error = load_error(yaml);
+  EXPECT_NE(error.find("too many values in args (more than 100000)"), std::string::npos) << error;
+  EXPECT_EQ(error.find('\n'), std::string::npos) << error;
+}
+
+}  // namespace
+}  // namespace csk::test
