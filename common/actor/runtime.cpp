@@ -20,6 +20,8 @@ struct root_state {
   message msg;
   bool deferred = false;
   bool is_start = false;
+  bool finished = false;    // the handler ran to its end
+  bool registered = false;  // owned by cell::roots (it suspended); else by dispatch()
   std::coroutine_handle<> frame;
 };
 
@@ -160,7 +162,8 @@ task<values> dispatch_service::handle(context& ctx, message& msg) {
 handle_t context::self() const noexcept { return cell_.handle; }
 
 void context::send(const address& to, values args) {
-  const handle_t h = rt_.resolve_address(to);
+  // By handle: post() itself drops sends to dead or unknown handles.
+  const handle_t h = to.name.empty() ? to.handle : rt_.resolve_address(to);
   if (h == 0) {
     rt_.dropped_.fetch_add(1, std::memory_order_relaxed);
     actor_log()->warn("{} send to unknown address {}", handle_string(cell_.handle),
@@ -173,7 +176,8 @@ void context::send(const address& to, values args) {
 bool call_awaiter::await_suspend(std::coroutine_handle<> h) {
   cell& c = ctx_.cell_;
   runtime& rt = ctx_.rt_;
-  const handle_t to = rt.resolve_address(to_);
+  // By handle: post() answers calls to dead or unknown handles with an error.
+  const handle_t to = to_.name.empty() ? to_.handle : rt.resolve_address(to_);
   if (to == 0) {
     result_.emplace(unexpected(call_error{call_errc::invalid_address,
                                           "call to invalid address " + (to_.name.empty() ? handle_string(to_.handle) : to_.name)}));
@@ -270,6 +274,14 @@ void finish_root(root_state* r, std::exception_ptr error, values* result) {
   }
 }
 
+// A root that finished while dispatch() still runs it is freed by dispatch();
+// one that had suspended is owned by its cell.
+void release_root(root_state* r) {
+  r->finished = true;
+  r->frame = {};
+  if (r->registered) r->owner->roots.erase(r);
+}
+
 // Root hooks: called from the final suspend of a root task; they own the frame.
 void values_root_done(void* ctx, std::coroutine_handle<> frame) {
   auto* r = static_cast<root_state*>(ctx);
@@ -278,7 +290,7 @@ void values_root_done(void* ctx, std::coroutine_handle<> frame) {
   finish_root(r, p.exception, p.value ? &*p.value : nullptr);
   if (p.exception) r->rt->note_handler_error();
   h.destroy();
-  r->owner->roots.erase(r);
+  release_root(r);
 }
 
 void void_root_done(void* ctx, std::coroutine_handle<> frame) {
@@ -287,7 +299,7 @@ void void_root_done(void* ctx, std::coroutine_handle<> frame) {
   finish_root(r, h.promise().exception, nullptr);
   if (h.promise().exception) r->rt->note_handler_error();
   h.destroy();
-  r->owner->roots.erase(r);
+  release_root(r);
 }
 
 }  // namespace
@@ -662,13 +674,11 @@ void runtime::start_service(cell& c) {
   rs->rt = this;
   rs->owner = &c;
   rs->is_start = true;
-  c.roots.emplace(rs, std::move(r));
   task<void> t;
   try {
     t = c.svc->start(c.ctx);
   } catch (const std::exception& e) {
     actor_log()->error("{} start failed: {}", handle_string(c.handle), e.what());
-    c.roots.erase(rs);
     return;
   }
   auto h = t.release();
@@ -677,6 +687,10 @@ void runtime::start_service(cell& c) {
   c.current = rs;
   h.resume();
   c.current = nullptr;
+  if (!rs->finished) {
+    rs->registered = true;
+    c.roots.emplace(rs, std::move(r));
+  }
 }
 
 void runtime::dispatch(cell& c, message& m) {
@@ -688,22 +702,24 @@ void runtime::dispatch(cell& c, message& m) {
       rs->rt = this;
       rs->owner = &c;
       rs->msg = std::move(m);
-      c.roots.emplace(rs, std::move(r));
       task<values> t;
       try {
         t = c.svc->handle(c.ctx, rs->msg);
       } catch (...) {
         finish_root(rs, std::current_exception(), nullptr);
         note_handler_error();
-        c.roots.erase(rs);
         return;
       }
       auto h = t.release();
       rs->frame = h;
       h.promise().root = detail::root_hook{&values_root_done, rs};
       c.current = rs;
-      h.resume();  // may finish (hook frees rs) or suspend on a call/sleep
+      h.resume();  // runs to its end (the hook answers) or suspends on a call/sleep
       c.current = nullptr;
+      if (!rs->finished) {
+        rs->registered = true;
+        c.roots.emplace(rs, std::move(r));
+      }
       return;
     }
     case msg_type::response:
