@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "common/log/log.hpp"  // log_config
+#include "common/log/log_config.hpp"
 #include "common/wire/lua_value.hpp"
 
 namespace csk {

@@ -1,4 +1,5 @@
 #include "common/config/load_config.hpp"
+#include "common/log/log.hpp"  // parse_level
 
 #include <algorithm>
 #include <charconv>

@@ -17,15 +17,12 @@
 #include <string>
 #include <string_view>
 
+#include "common/log/log_config.hpp"
+
 #include <spdlog/logger.h>
 
 namespace csk {
 
-struct log_config {
-  std::string level = "info";  ///< trace, debug, info, warn, error, critical, off
-  std::string file;            ///< empty = stderr
-  bool color = false;          ///< colour the level on stderr, only when it is a terminal
-};
 
 /// The named loggers, in table order.
 inline constexpr std::array<std::string_view, 7> logger_names = {
