@@ -1,0 +1,27 @@
+#pragma once
+// The composition root's building blocks: configuration in, a running runtime out.
+// (The worker process of the supervisor issue is assembled from these.)
+
+#include <csignal>
+#include <string>
+
+#include "common/actor/runtime.hpp"
+#include "common/base/result.hpp"
+#include "common/config/config.hpp"
+
+namespace csk {
+
+/// The runtime's options as the config file gives them.
+actor::runtime_options runtime_options_from(const runtime_config& c);
+
+/// Spawns every configured service (all instances, with their names and args), in
+/// file order. Fails on the first error, naming the service entry.
+result<void, std::string> boot_services(actor::runtime& rt, const std::vector<service_config>& services);
+
+/// Blocks the calling thread until SIGINT or SIGTERM (which must already be blocked
+/// in every thread: call block_stop_signals() before starting any). Returns the signal.
+int wait_for_stop_signal();
+/// Blocks SIGINT and SIGTERM in the calling thread (and threads it starts later).
+void block_stop_signals();
+
+}  // namespace csk
