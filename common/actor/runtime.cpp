@@ -196,6 +196,22 @@ bool call_awaiter::await_suspend(std::coroutine_handle<> h) {
   return true;
 }
 
+void routed_call_awaiter::await_suspend(std::coroutine_handle<> h) {
+  cell& c = ctx_.cell_;
+  runtime& rt = ctx_.rt_;
+  const session_t s = c.new_session();
+  pending_entry e;
+  e.what = pending_entry::kind::call;
+  e.waiter = h;
+  e.slot = &result_;
+  e.timer = rt.add_timer(timeout_.count() > 0 ? timeout_ : rt.options().call_timeout, c.handle, s);
+  e.root = c.current;
+  c.pending.emplace(s, std::move(e));
+  // Even if start_ completes the route at once, the answer is a message that is
+  // handled after this dispatch: the awaiter never resumes inside await_suspend.
+  start_(reply_route{c.handle, s});
+}
+
 void sleep_awaiter::await_suspend(std::coroutine_handle<> h) {
   cell& c = ctx_.cell_;
   const session_t s = c.new_session();
@@ -497,7 +513,7 @@ void runtime::deliver_external(message& m) {
     dropped_.fetch_add(1, std::memory_order_relaxed);
     return;
   }
-  std::promise<call_result> p;
+  std::function<void(call_result)> done;
   {
     std::lock_guard lock(ext_mu_);  // lock order: ext_mu_ before timer_mu_
     auto it = ext_calls_.find(m.session);
@@ -505,7 +521,7 @@ void runtime::deliver_external(message& m) {
       dropped_.fetch_add(1, std::memory_order_relaxed);
       return;
     }
-    p = std::move(it->second);
+    done = std::move(it->second);
     ext_calls_.erase(it);
     auto t = ext_timers_.find(m.session);
     if (t != ext_timers_.end()) {
@@ -514,9 +530,9 @@ void runtime::deliver_external(message& m) {
     }
   }
   switch (m.type) {
-    case msg_type::response: p.set_value(std::move(m.args)); break;
-    case msg_type::error: p.set_value(unexpected(call_error{m.code, std::move(m.error)})); break;
-    default: p.set_value(unexpected(call_error{call_errc::timeout, "call timed out"})); break;
+    case msg_type::response: done(std::move(m.args)); break;
+    case msg_type::error: done(unexpected(call_error{m.code, std::move(m.error)})); break;
+    default: done(unexpected(call_error{call_errc::timeout, "call timed out"})); break;
   }
 }
 
@@ -528,17 +544,23 @@ bool runtime::send(const address& to, values args, handle_t source) {
 }
 
 std::future<call_result> runtime::call(const address& to, values args, std::chrono::milliseconds timeout) {
-  std::promise<call_result> p;
-  auto f = p.get_future();
+  auto p = std::make_shared<std::promise<call_result>>();
+  auto f = p->get_future();
+  call(to, std::move(args), timeout, [p](call_result r) { p->set_value(std::move(r)); });
+  return f;
+}
+
+void runtime::call(const address& to, values args, std::chrono::milliseconds timeout,
+                   std::function<void(call_result)> done) {
   if (shut_down_.load()) {
-    p.set_value(unexpected(call_error{call_errc::shutting_down, "node is shut down"}));
-    return f;
+    done(unexpected(call_error{call_errc::shutting_down, "node is shut down"}));
+    return;
   }
   const handle_t h = resolve_address(to);
   if (h == 0) {
-    p.set_value(unexpected(call_error{call_errc::invalid_address,
-                                      "call to invalid address " + (to.name.empty() ? handle_string(to.handle) : to.name)}));
-    return f;
+    done(unexpected(call_error{call_errc::invalid_address,
+                               "call to invalid address " + (to.name.empty() ? handle_string(to.handle) : to.name)}));
+    return;
   }
   session_t s;
   {
@@ -548,11 +570,19 @@ std::future<call_result> runtime::call(const address& to, values args, std::chro
       if (ext_session_ == 0) ext_session_ = 1;
     } while (ext_calls_.count(ext_session_) != 0);
     s = ext_session_;
-    ext_calls_.emplace(s, std::move(p));
+    ext_calls_.emplace(s, std::move(done));
     ext_timers_.emplace(s, add_timer(timeout.count() > 0 ? timeout : opts_.call_timeout, 0, s));
   }
   post(h, message{0, s, msg_type::call, call_errc::none, std::move(args), {}});
-  return f;
+}
+
+void runtime::complete(reply_route route, call_result result) {
+  if (result) {
+    post(route.handle, message{0, route.session, msg_type::response, call_errc::none, std::move(*result), {}});
+  } else {
+    call_error e = result.error();
+    post(route.handle, message{0, route.session, msg_type::error, e.code, {}, std::move(e.text)});
+  }
 }
 
 // -- timers ---------------------------------------------------------------------
@@ -934,13 +964,13 @@ void runtime::shutdown() {
     run_queue_.clear();
   }
   // 4. Calls from outside that are still open fail explicitly.
-  std::unordered_map<session_t, std::promise<call_result>> ext;
+  std::unordered_map<session_t, std::function<void(call_result)>> ext;
   {
     std::lock_guard lock(ext_mu_);
     ext.swap(ext_calls_);
     ext_timers_.clear();
   }
-  for (auto& [s, p] : ext) p.set_value(unexpected(call_error{call_errc::shutting_down, "node is shutting down"}));
+  for (auto& [s, done] : ext) done(unexpected(call_error{call_errc::shutting_down, "node is shutting down"}));
   if (unfinished != 0) actor_log()->warn("shutdown: {} unfinished messages or handlers were failed", unfinished);
   running_.store(false);
   shut_down_.store(true);

@@ -99,6 +99,13 @@ class runtime {
   /// A call from a thread that is not a service (tests, tools, the net layer).
   /// The future is fulfilled from the runtime's threads (or in run_until_idle()).
   std::future<call_result> call(const address& to, values args, std::chrono::milliseconds timeout = {});
+  /// The same with a completion instead of a future: `done` runs exactly once, on a
+  /// runtime thread (inside run_until_idle in manual mode), or at once on this thread
+  /// when the address is unknown. It must be short and must not block.
+  void call(const address& to, values args, std::chrono::milliseconds timeout,
+            std::function<void(call_result)> done);
+  /// Answers a call route (see reply_route). Safe from any thread.
+  void complete(reply_route route, call_result result);
 
   // -- lifecycle ----------------------------------------------------------------
 
@@ -171,7 +178,7 @@ class runtime {
 
   std::mutex ext_mu_;
   session_t ext_session_ = 0;
-  std::unordered_map<session_t, std::promise<call_result>> ext_calls_;
+  std::unordered_map<session_t, std::function<void(call_result)>> ext_calls_;
   std::unordered_map<session_t, timer_id> ext_timers_;
 
   struct worker_state {

@@ -106,6 +106,34 @@ class call_awaiter {
   std::optional<call_result> result_;
 };
 
+/// Where the answer to one call must go: the calling service's session (which
+/// resumes its awaiter) or, with handle 0, a runtime external call. Anything that
+/// answers calls outside the runtime (the cluster sender) completes a route with
+/// runtime::complete(); a route is completed at most once that matters: later
+/// completions find no session and are dropped.
+struct reply_route {
+  handle_t handle = 0;
+  session_t session = 0;
+};
+
+/// `co_await ctx.call_via(start, timeout)`: takes a session and a timeout like a
+/// call, then hands the route to `start`, which arranges for runtime::complete(route,
+/// result) to be called later from any thread. Used for calls that leave the node.
+class routed_call_awaiter {
+ public:
+  routed_call_awaiter(context& ctx, std::function<void(reply_route)> start, std::chrono::milliseconds timeout)
+      : ctx_(ctx), start_(std::move(start)), timeout_(timeout) {}
+  bool await_ready() const noexcept { return false; }
+  void await_suspend(std::coroutine_handle<> h);
+  call_result await_resume() { return std::move(*result_); }
+
+ private:
+  context& ctx_;
+  std::function<void(reply_route)> start_;
+  std::chrono::milliseconds timeout_;
+  std::optional<call_result> result_;
+};
+
 class sleep_awaiter {
  public:
   sleep_awaiter(context& ctx, std::chrono::milliseconds d) : ctx_(ctx), d_(d) {}
@@ -133,6 +161,10 @@ class context {
   call_awaiter call(const address& to, values args, std::chrono::milliseconds timeout = {}) {
     return call_awaiter(*this, to, std::move(args), timeout);
   }
+  /// A call answered by something outside the runtime (see routed_call_awaiter).
+  routed_call_awaiter call_via(std::function<void(reply_route)> start, std::chrono::milliseconds timeout = {}) {
+    return routed_call_awaiter(*this, std::move(start), timeout);
+  }
   /// `co_await ctx.sleep(d)`: resumes after d (rounded up to ticks); other messages
   /// are handled meanwhile.
   sleep_awaiter sleep(std::chrono::milliseconds d) { return sleep_awaiter(*this, d); }
@@ -154,6 +186,7 @@ class context {
 
  private:
   friend class call_awaiter;
+  friend class routed_call_awaiter;
   friend class sleep_awaiter;
   runtime& rt_;
   detail::cell& cell_;

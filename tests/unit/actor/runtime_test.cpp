@@ -377,6 +377,66 @@ TEST(Runtime, ShutdownFailsWhatCannotFinish) {
   EXPECT_FALSE(rt.spawn(std::make_unique<holder>()).has_value());
 }
 
+TEST(Runtime, CallWithACompletionRunsItOnce) {
+  runtime rt(manual());
+  ASSERT_TRUE(rt.spawn(std::make_unique<adder>(), {}, {".adder"}).has_value());
+  rt.start();
+  int calls = 0;
+  std::int64_t got = 0;
+  rt.call(".adder", values{"add", 5, 6}, 0ms, [&](call_result r) {
+    ++calls;
+    got = r ? r->at(0).as_integer() : -1;
+  });
+  EXPECT_EQ(calls, 0);
+  rt.run_until_idle();
+  EXPECT_EQ(calls, 1);
+  EXPECT_EQ(got, 11);
+  bool invalid = false;
+  rt.call(".none", values{}, 0ms, [&](call_result r) { invalid = !r && r.error().code == call_errc::invalid_address; });
+  EXPECT_TRUE(invalid);  // at once, on this thread
+}
+
+/// Makes a call that something outside the runtime answers (as the cluster sender will).
+class remote_caller : public dispatch_service {
+ public:
+  std::vector<reply_route>* routes;
+  std::vector<call_result>* results;
+  remote_caller(std::vector<reply_route>* r, std::vector<call_result>* res) : routes(r), results(res) {
+    on("go", [this](context& ctx, values&) -> task<values> {
+      auto op = ctx.call_via([this](reply_route route) { routes->push_back(route); }, 100ms);
+      results->push_back(co_await op);
+      co_return values{};
+    });
+  }
+};
+
+TEST(Runtime, RoutedCallIsAnsweredFromOutsideOrTimesOut) {
+  std::vector<reply_route> routes;
+  std::vector<call_result> results;
+  runtime rt(manual());
+  auto h = rt.spawn(std::make_unique<remote_caller>(&routes, &results));
+  rt.start();
+  rt.send(*h, values{"go"});
+  rt.send(*h, values{"go"});
+  rt.run_until_idle();
+  ASSERT_EQ(routes.size(), 2u);
+  EXPECT_EQ(routes[0].handle, *h);
+  EXPECT_NE(routes[0].session, routes[1].session);
+  rt.complete(routes[0], values{"from afar"});
+  rt.run_until_idle();
+  ASSERT_EQ(results.size(), 1u);
+  EXPECT_EQ(results[0]->at(0).as_string(), "from afar");
+  rt.advance_time(100ms);  // the second one was never answered
+  rt.run_until_idle();
+  ASSERT_EQ(results.size(), 2u);
+  EXPECT_EQ(results[1].error().code, call_errc::timeout);
+  const auto dropped = rt.stats().dropped;
+  rt.complete(routes[1], unexpected(call_error{call_errc::remote_error, "too late"}));
+  rt.run_until_idle();
+  EXPECT_EQ(results.size(), 2u);
+  EXPECT_EQ(rt.stats().dropped, dropped + 1);
+}
+
 // ------------------------------------------------------------- threaded --
 
 runtime_options threaded(int threads) {
