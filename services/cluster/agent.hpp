@@ -1,0 +1,73 @@
+#pragma once
+// The accepting side of one cluster connection: skynet's clusteragent, in C++.
+//
+// Frames in (from the connection), calls and sends into the runtime, response
+// frames out (through `write`). Addressing, as skynet's receiver does it:
+//   numeric 0        name query: payload skynet.pack(name) -> OK pack(handle) | ERROR "name not found"
+//   numeric handle   that service
+//   "@name"          a name registered for cluster callers  (unknown: ERROR "Invalid name")
+//   ".name"          a node-local name                      (unknown: ERROR "call to invalid address")
+//   ":0000000a"      a handle written in hex
+// Pushes get no answer, except a push to an unknown @name (ERROR "Invalid name" with the
+// push's session, as skynet does).
+//
+// Deviations, on purpose (skynet leaves the caller waiting forever in these cases):
+//   - a bare name (no '@', '.' or ':') is answered ERROR "Invalid name";
+//   - a call whose payload is not seri data is answered with the unpack error;
+//   - a call not answered within the node's call timeout is answered ERROR "call timed out".
+//
+// Thread rules: on_frame() runs on the connection's net thread only. Answers are written
+// from whichever runtime thread completes the call; `write` must be safe from any thread.
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "common/actor/runtime.hpp"
+#include "common/wire/cluster_assembler.hpp"
+
+namespace csk::cluster {
+
+struct agent_stats {
+  std::uint64_t calls = 0;
+  std::uint64_t pushes = 0;
+  std::uint64_t queries = 0;
+  std::uint64_t error_replies = 0;  ///< answered with ERROR
+  std::uint64_t dropped = 0;        ///< frames or pushes dropped (logged)
+};
+
+class agent {
+ public:
+  using write_fn = std::function<void(byte_buffer)>;
+  using close_fn = std::function<void(const std::string& reason)>;
+
+  agent(actor::runtime& rt, std::string peer, write_fn write, close_fn close,
+        wire::assembler_limits limits = {}, std::chrono::milliseconds call_timeout = {});
+
+  /// One frame body as the connection delivered it.
+  void on_frame(bytes_view body);
+
+  agent_stats stats() const;
+
+ private:
+  void dispatch(wire::request_message& m);
+  void answer_error(std::uint32_t session, std::string_view text);
+  actor::handle_t resolve(const wire::request_message& m, std::string_view& error_text);
+
+  actor::runtime& rt_;
+  std::string peer_;
+  write_fn write_;
+  close_fn close_;
+  wire::request_assembler assembler_;
+  std::chrono::milliseconds call_timeout_;
+  bool closed_ = false;
+
+  struct counters {
+    std::atomic<std::uint64_t> calls{0}, pushes{0}, queries{0}, error_replies{0}, dropped{0};
+  };
+  std::shared_ptr<counters> counters_ = std::make_shared<counters>();
+};
+
+}  // namespace csk::cluster
