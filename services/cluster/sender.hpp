@@ -1,0 +1,106 @@
+#pragma once
+// The connecting side towards one remote node: skynet's clustersender, in C++.
+//
+// One connection and one session counter per remote node. Sessions count from 1 and
+// wrap after 0x7fffffff back to 1; every call and every multi-part push takes one
+// (single pushes carry session 0), including calls that fail before anything is
+// written. The connection opens on first use; while it is down, each request makes
+// one new attempt (no background retry, no back-off, as skynet). When a connection
+// fails or drops, every call waiting on it fails at once; nothing is replayed.
+// A malformed response frame closes the connection (skynet does the same).
+//
+// Answers go to actor::reply_route (runtime::complete), so a service awaiting
+// ctx.call_via(...) resumes in its own dispatch.
+//
+// Thread rules: call()/send()/set_endpoint() from any thread; the on_* events from the
+// transport's thread. One mutex guards the state; transport calls are made outside it
+// except write(), which must not call back into the sender.
+
+#include <cstdint>
+#include <deque>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "common/actor/runtime.hpp"
+#include "common/wire/cluster_assembler.hpp"
+
+namespace csk::cluster {
+
+struct endpoint {
+  std::string host;
+  std::uint16_t port = 0;
+  std::string to_string() const { return host + ":" + std::to_string(port); }
+  bool operator==(const endpoint&) const = default;
+};
+
+/// The byte pipe a sender drives (the node implements it on csk::net; tests fake it).
+class transport {
+ public:
+  virtual ~transport() = default;
+  /// Starts connecting; the sender later gets on_connected() or on_connect_failed().
+  virtual void connect(const endpoint& ep) = 0;
+  /// Queues bytes on the open connection.
+  virtual void write(byte_buffer bytes) = 0;
+  /// Closes the connection; the sender gets on_closed() (or nothing if none is open).
+  virtual void close(const std::string& reason) = 0;
+};
+
+struct sender_stats {
+  std::uint64_t calls = 0;
+  std::uint64_t pushes = 0;
+  std::uint64_t connects = 0;
+  std::uint64_t failed_calls = 0;     ///< failed by connect failure, drop, or node down
+  std::uint64_t unknown_responses = 0;
+};
+
+class sender {
+ public:
+  sender(std::string node, actor::runtime& rt, transport& t, wire::assembler_limits limits = {});
+
+  /// Where the node is; nullopt marks it down (calls fail at once). A changed address
+  /// closes the current connection; the next request connects to the new one.
+  void set_endpoint(std::optional<endpoint> ep);
+
+  /// A call to `to` on the remote node; the answer (values or error) goes to `route`.
+  void call(const wire::target& to, const actor::values& args, actor::reply_route route);
+  /// A push. Returns false if it could not even be queued (node down, bad target).
+  bool send(const wire::target& to, const actor::values& args);
+
+  // -- transport events --------------------------------------------------------
+  void on_connected();
+  void on_connect_failed(const std::string& reason);
+  void on_frame(bytes_view body);
+  void on_closed(const std::string& reason);
+
+  sender_stats stats() const;
+  /// The session the next call will use (skynet's counter).
+  std::uint32_t next_session() const;
+
+ private:
+  enum class state : std::uint8_t { idle, connecting, connected };
+
+  std::uint32_t take_session();  // mu_ held
+  /// Writes (or queues while connecting) framed bytes; returns the transport action to
+  /// take after unlocking.
+  bool queue_or_write(byte_buffer bytes, bool& start_connect, bool& write_now, byte_buffer& out);
+  void fail_all(std::unordered_map<std::uint32_t, actor::reply_route>& calls, const std::string& why);
+
+  const std::string node_;
+  actor::runtime& rt_;
+  transport& t_;
+  const wire::assembler_limits limits_;
+
+  mutable std::mutex mu_;
+  std::optional<endpoint> ep_;
+  state state_ = state::idle;
+  std::uint32_t session_ = 0;
+  byte_buffer queued_;  // frames written while connecting
+  std::unordered_map<std::uint32_t, actor::reply_route> pending_;
+  wire::response_assembler responses_;
+  sender_stats stats_;
+};
+
+}  // namespace csk::cluster
