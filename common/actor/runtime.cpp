@@ -562,18 +562,20 @@ void runtime::call(const address& to, values args, std::chrono::milliseconds tim
                                "call to invalid address " + (to.name.empty() ? handle_string(to.handle) : to.name)}));
     return;
   }
-  session_t s;
-  {
-    std::lock_guard lock(ext_mu_);
-    do {
-      ++ext_session_;
-      if (ext_session_ == 0) ext_session_ = 1;
-    } while (ext_calls_.count(ext_session_) != 0);
-    s = ext_session_;
-    ext_calls_.emplace(s, std::move(done));
-    ext_timers_.emplace(s, add_timer(timeout.count() > 0 ? timeout : opts_.call_timeout, 0, s));
-  }
-  post(h, message{0, s, msg_type::call, call_errc::none, std::move(args), {}});
+  const reply_route route = external_route(timeout, std::move(done));
+  post(h, message{0, route.session, msg_type::call, call_errc::none, std::move(args), {}});
+}
+
+reply_route runtime::external_route(std::chrono::milliseconds timeout, std::function<void(call_result)> done) {
+  std::lock_guard lock(ext_mu_);
+  do {
+    ++ext_session_;
+    if (ext_session_ == 0) ext_session_ = 1;
+  } while (ext_calls_.count(ext_session_) != 0);
+  const session_t s = ext_session_;
+  ext_calls_.emplace(s, std::move(done));
+  ext_timers_.emplace(s, add_timer(timeout.count() > 0 ? timeout : opts_.call_timeout, 0, s));
+  return reply_route{0, s};
 }
 
 void runtime::complete(reply_route route, call_result result) {

@@ -106,6 +106,10 @@ class runtime {
             std::function<void(call_result)> done);
   /// Answers a call route (see reply_route). Safe from any thread.
   void complete(reply_route route, call_result result);
+  /// A route for a call made from outside any service (tools, tests): whoever gets the
+  /// route answers it with complete(); `done` runs once with the answer, or with a
+  /// timeout error after `timeout` (0 = the default call timeout).
+  reply_route external_route(std::chrono::milliseconds timeout, std::function<void(call_result)> done);
 
   // -- lifecycle ----------------------------------------------------------------
 

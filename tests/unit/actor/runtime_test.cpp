@@ -437,6 +437,24 @@ TEST(Runtime, RoutedCallIsAnsweredFromOutsideOrTimesOut) {
   EXPECT_EQ(rt.stats().dropped, dropped + 1);
 }
 
+TEST(Runtime, ExternalRouteIsAnsweredOnceOrTimesOut) {
+  runtime rt(manual());
+  rt.start();
+  std::vector<call_result> got;
+  const reply_route answered = rt.external_route(50ms, [&](call_result r) { got.push_back(std::move(r)); });
+  const reply_route forgotten = rt.external_route(50ms, [&](call_result r) { got.push_back(std::move(r)); });
+  EXPECT_EQ(answered.handle, 0u);
+  EXPECT_NE(answered.session, forgotten.session);
+  rt.complete(answered, values{"yes"});
+  rt.complete(answered, values{"twice"});  // the second answer finds nobody
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0]->at(0).as_string(), "yes");
+  rt.advance_time(50ms);
+  rt.run_until_idle();
+  ASSERT_EQ(got.size(), 2u);
+  EXPECT_EQ(got[1].error().code, call_errc::timeout);
+}
+
 // ------------------------------------------------------------- threaded --
 
 runtime_options threaded(int threads) {
