@@ -12,6 +12,7 @@ namespace csk {
 
 template <class E>
 struct unexpected {
+  explicit unexpected(E e) : error(std::move(e)) {}
   E error;
 };
 template <class E>

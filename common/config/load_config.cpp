@@ -1,6 +1,8 @@
 #include "common/config/load_config.hpp"
 #include "common/log/log.hpp"  // parse_level
 
+#include <arpa/inet.h>  // inet_pton: pure address parsing
+
 #include <algorithm>
 #include <charconv>
 #include <cerrno>
@@ -9,6 +11,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
+#include <filesystem>
 #include <limits>
 #include <map>
 #include <optional>
@@ -146,7 +149,7 @@ result<lua_value, std::string> scalar_value(const YAML::Node& n) {
   return unexpected{"unsupported tag " + tag};
 }
 
-std::string quoted(const std::string& s) {
+std::string quote(const std::string& s) {
   constexpr std::size_t max = 40;
   if (s.size() <= max) return "\"" + s + "\"";
   return "\"" + s.substr(0, max) + "...\"";
@@ -168,7 +171,7 @@ std::string describe(const YAML::Node& n) {
     case lua_type::boolean: return "boolean " + n.Scalar();
     case lua_type::integer: return "integer " + n.Scalar();
     case lua_type::real: return "number " + n.Scalar();
-    default: return "string " + quoted(n.Scalar());
+    default: return "string " + quote(n.Scalar());
   }
 }
 
@@ -183,12 +186,88 @@ bool valid_service_name(const std::string& s) {
   return s.size() >= 2 && s.size() <= 255 && (s.front() == '.' || s.front() == '@');
 }
 
+bool valid_node_name(std::string_view s) {
+  return !s.empty() && s.size() <= 255 && !s.starts_with("__");
+}
+
+const char* const node_name_rule = "a node name must be 1 to 255 bytes and not start with \"__\"";
+
+bool is_hostname_char(char c) {
+  return is_dec(c) || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '-' || c == '_';
+}
+
+bool valid_ipv4(const std::string& s) {
+  in_addr a{};
+  return s.find('\0') == std::string::npos && ::inet_pton(AF_INET, s.c_str(), &a) == 1;
+}
+
+// Dotted IPv4, or DNS-style labels. A last label of digits only (which no top-level
+// domain has) means the text was meant as IPv4, so "10.0.0.256" is not a hostname.
+bool valid_host(const std::string& host) {
+  if (host.empty() || host.size() > 253) return false;
+  const std::size_t last_dot = host.rfind('.');
+  const std::string_view last_label = last_dot == std::string::npos
+                                          ? std::string_view(host)
+                                          : std::string_view(host).substr(last_dot + 1);
+  if (all_of(last_label, is_dec)) return valid_ipv4(host);
+  std::string_view rest = host;
+  while (true) {
+    const std::size_t dot = rest.find('.');
+    const std::string_view label = rest.substr(0, dot);
+    if (label.empty() || label.size() > 63 || !all_of(label, is_hostname_char) ||
+        label.front() == '-' || label.back() == '-') {
+      return false;
+    }
+    if (dot == std::string_view::npos) return true;
+    rest.remove_prefix(dot + 1);
+  }
+}
+
+// Parses "host:port" into out; returns what is wrong ("" when nothing is).
+std::string host_port_problem(std::string_view text, bool allow_port_zero, cluster_node_address& out) {
+  std::string host;
+  std::string_view port;
+  if (text.starts_with("[")) {
+    const std::size_t close = text.find(']');
+    if (close == std::string_view::npos || close + 1 >= text.size() || text[close + 1] != ':') {
+      return "expected \"[IPv6]:port\"";
+    }
+    host = std::string(text.substr(1, close - 1));
+    port = text.substr(close + 2);
+    in6_addr a{};
+    if (host.find('\0') != std::string::npos || ::inet_pton(AF_INET6, host.c_str(), &a) != 1) {
+      return "the host is not a valid IPv6 address";
+    }
+  } else {
+    const std::size_t colon = text.rfind(':');
+    if (colon == std::string_view::npos) return "expected \"host:port\"";
+    host = std::string(text.substr(0, colon));
+    port = text.substr(colon + 1);
+    if (host.empty()) return "the host is empty";
+    if (host.find(':') != std::string::npos) {
+      return "an IPv6 address needs brackets, as \"[::1]:2528\"";
+    }
+    if (!valid_host(host)) return "the host is not a valid IPv4 address or hostname";
+  }
+  const char* const port_rule =
+      allow_port_zero ? "the port must be between 0 and 65535" : "the port must be between 1 and 65535";
+  if (!all_of(port, is_dec) || port.size() > 5) return port_rule;
+  unsigned value = 0;
+  std::from_chars(port.data(), port.data() + port.size(), value);
+  if (value > 65535 || (value == 0 && !allow_port_zero)) return port_rule;
+  out.host = std::move(host);
+  out.port = static_cast<std::uint16_t>(value);
+  return "";
+}
+
 // --- the loader ------------------------------------------------------------------
 
 struct problem {
-  int line;
+  int order;  // the line, or after every line for problems that have none in the file
   std::string text;
 };
+
+constexpr int after_all_lines = std::numeric_limits<int>::max();
 
 // A value in a config map: its path, node, and the line to blame when the value
 // itself has no useful position (an empty value).
@@ -205,29 +284,46 @@ struct field {
 
 class loader {
  public:
-  node_config load(std::string_view text) {
+  // `listen_env` is CSK_CLUSTER_LISTEN's value, or null when it is unset.
+  node_config load(std::string_view text, const char* listen_env) {
     node_config config;
-    std::vector<YAML::Node> docs = YAML::LoadAll(std::string(text));
-    if (docs.empty()) return config;
-    if (docs.size() > 1) error("(document)", line_of(docs[1]), "only one YAML document is allowed");
-    const YAML::Node& root = docs.front();
-    if (root.IsNull()) return config;
-    if (!root.IsMap()) {
-      error("(document)", line_of(root), "expected a map, got " + describe(root));
-      return config;
+    if (auto root = document(text)) {
+      for_each_key(*root, "", [&](const std::string& key, const field& f) {
+        if (key == "runtime") return read_runtime(f, config.runtime), true;
+        if (key == "log") return read_log(f, config.log), true;
+        if (key == "services") return read_services(f, config.services), true;
+        if (key == "cluster") return read_cluster(f, config.cluster), true;
+        return false;
+      });
     }
-    for_each_key(root, "", [&](const std::string& key, const field& f) {
-      if (key == "runtime") return read_runtime(f, config.runtime), true;
-      if (key == "log") return read_log(f, config.log), true;
-      if (key == "services") return read_services(f, config.services), true;
-      return false;
-    });
+    finish_cluster(config.cluster, listen_env);
     return config;
+  }
+
+  cluster_names load_names(std::string_view text) {
+    cluster_names names;
+    auto root = document(text);
+    if (!root) return names;
+    for_each_key(*root, "", [&](const std::string& key, const field& f) {
+      if (key.starts_with("__")) {
+        if (key == "__nowaiting") {
+          read_bool(f, names.nowaiting);
+        } else {
+          error(f.path, f.key_line, "unknown option (only __nowaiting is known)");
+        }
+      } else if (!valid_node_name(key)) {
+        error("(document)", f.key_line, std::string(node_name_rule) + ", got " + quote(key));
+      } else {
+        read_node_address(f, key, names);
+      }
+      return true;
+    });
+    return names;
   }
 
   std::string report() {
     std::stable_sort(problems_.begin(), problems_.end(),
-                     [](const problem& a, const problem& b) { return a.line < b.line; });
+                     [](const problem& a, const problem& b) { return a.order < b.order; });
     std::string out;
     for (const auto& p : problems_) {
       if (!out.empty()) out += '\n';
@@ -238,6 +334,11 @@ class loader {
 
   bool failed() const { return !problems_.empty(); }
 
+  void env_error(const std::string& message) {
+    problems_.push_back(
+        {after_all_lines, std::string(cluster_listen_env) + " (environment): " + message});
+  }
+
   void error(const std::string& path, int line, const std::string& message) {
     std::string text = path;
     if (line > 0) text += " (line " + std::to_string(line) + ")";
@@ -246,6 +347,21 @@ class loader {
   }
 
  private:
+  // The root map of a one-document text, or nullopt for an empty document or after
+  // reporting why it is not a map.
+  std::optional<YAML::Node> document(std::string_view text) {
+    std::vector<YAML::Node> docs = YAML::LoadAll(std::string(text));
+    if (docs.empty()) return std::nullopt;
+    if (docs.size() > 1) error("(document)", line_of(docs[1]), "only one YAML document is allowed");
+    const YAML::Node& root = docs.front();
+    if (root.IsNull()) return std::nullopt;
+    if (!root.IsMap()) {
+      error("(document)", line_of(root), "expected a map, got " + describe(root));
+      return std::nullopt;
+    }
+    return root;
+  }
+
   // Calls on_key(key, field) for each entry of a config map; on_key returns false for
   // keys it does not know. Reports non-string keys, duplicates and unknown keys.
   template <class F>
@@ -358,7 +474,7 @@ class loader {
             log.level = std::move(*level);
           } else {
             error(f.path, f.line(),
-                  "must be one of trace, debug, info, warn, error, critical, off; got " + quoted(*level));
+                  "must be one of trace, debug, info, warn, error, critical, off; got " + quote(*level));
           }
         }
       } else if (key == "file") {
@@ -370,6 +486,111 @@ class loader {
       }
       return true;
     });
+  }
+
+  void read_cluster(const field& section, cluster_config& cluster) {
+    const std::size_t problems_before = problems_.size();
+    if (!expect_map(section)) {
+      cluster_ok_ = problems_.size() == problems_before;
+      return;
+    }
+    for_each_key(section.node, section.path, [&](const std::string& key, const field& f) {
+      if (key == "self") {
+        self_line_ = f.line();
+        if (auto self = string_value(f)) {
+          if (self->empty() || valid_node_name(*self)) {
+            cluster.self = std::move(*self);
+          } else {
+            error(f.path, f.line(), std::string(node_name_rule) + ", got " + quote(*self));
+          }
+        }
+      } else if (key == "names_file") {
+        read_string(f, cluster.names_file);
+      } else if (key == "listen") {
+        listen_line_ = f.line();
+        if (auto listen = string_value(f)) {
+          cluster_node_address address;
+          const std::string why = listen->empty() ? "" : host_port_problem(*listen, true, address);
+          if (why.empty()) {
+            cluster.listen = std::move(*listen);
+          } else {
+            error(f.path, f.line(), why + ", got " + quote(*listen));
+          }
+        }
+      } else if (key == "max_message_mb") {
+        read_int(f, cluster.max_message_mb, 1, 2047, "must be between 1 and 2047");
+      } else if (key == "max_connections") {
+        read_int(f, cluster.max_connections, 1, u32_max, "must be between 1 and 4294967295");
+      } else if (key == "idle_timeout_ms") {
+        read_int(f, cluster.idle_timeout_ms, 0, u32_max, "must be between 0 and 4294967295");
+      } else {
+        return false;
+      }
+      return true;
+    });
+    cluster_ok_ = problems_.size() == problems_before;
+  }
+
+  // Applies CSK_CLUSTER_LISTEN, then checks what needs several keys (only when the
+  // section itself was fine: an invalid `self` would otherwise also read as absent).
+  void finish_cluster(cluster_config& cluster, const char* listen_env) {
+    bool listen_from_env = false;
+    if (listen_env != nullptr && *listen_env != '\0') {
+      cluster_node_address address;
+      const std::string why = host_port_problem(listen_env, true, address);
+      if (!why.empty()) {
+        env_error(why + ", got " + quote(listen_env));
+        return;
+      }
+      cluster.listen = listen_env;
+      listen_from_env = true;
+    }
+    if (!cluster_ok_) return;
+    if (!cluster.listen.empty() && cluster.self.empty()) {
+      const std::string message = "needs cluster.self (the name this node listens as)";
+      if (listen_from_env) {
+        env_error(message);
+      } else {
+        error("cluster.listen", listen_line_, message);
+      }
+    }
+    if (!cluster.self.empty() && cluster.names_file.empty() && cluster.listen.empty()) {
+      error("cluster.self", self_line_,
+            "needs cluster.names_file or cluster.listen (an address to listen on)");
+    }
+  }
+
+  void read_node_address(const field& f, const std::string& name, cluster_names& names) {
+    const char* const expected = "expected \"host:port\" or false";
+    if (!f.node.IsScalar()) {
+      error(f.path, f.line(), std::string(expected) + ", got " + describe(f.node));
+      return;
+    }
+    auto v = scalar_value(f.node);
+    if (!v) {
+      error(f.path, f.line(), v.error());
+      return;
+    }
+    if (v->is_boolean()) {
+      if (v->as_boolean()) {
+        error(f.path, f.line(),
+              "true is not an address: give \"host:port\", or false to mark the node down");
+      } else {
+        names.nodes[name] = std::nullopt;
+      }
+      return;
+    }
+    if (!v->is_string()) {
+      error(f.path, f.line(), std::string(expected) + ", got " + describe(f.node));
+      return;
+    }
+    cluster_node_address address;
+    const std::string why = host_port_problem(v->as_string(), false, address);
+    if (!why.empty()) {
+      error(f.path, f.line(), why + ", got " + quote(v->as_string()));
+      return;
+    }
+    names.nodes[name] = std::move(address);
   }
 
   void read_services(const field& section, std::vector<service_config>& out) {
@@ -432,12 +653,12 @@ class loader {
     std::string name = std::move(*v);
     if (!valid_service_name(name)) {
       error(f.path, f.line(),
-            "must start with '.' (local) or '@' (cluster) and be 2 to 255 bytes, got " + quoted(name));
+            "must start with '.' (local) or '@' (cluster) and be 2 to 255 bytes, got " + quote(name));
       return std::nullopt;
     }
     auto [it, inserted] = names_.emplace(name, f.path);
     if (!inserted) {
-      error(f.path, f.line(), "duplicate name " + quoted(name) + " (first at " + it->second + ")");
+      error(f.path, f.line(), "duplicate name " + quote(name) + " (first at " + it->second + ")");
       return std::nullopt;
     }
     return name;
@@ -502,6 +723,9 @@ class loader {
   std::vector<problem> problems_;
   std::map<std::string, std::string> names_;  // service name -> path where first seen
   std::size_t values_ = 0;
+  int self_line_ = 0;
+  int listen_line_ = 0;
+  bool cluster_ok_ = true;
 };
 
 std::string position(const YAML::Mark& m) {
@@ -509,13 +733,13 @@ std::string position(const YAML::Mark& m) {
   return " (line " + std::to_string(m.line + 1) + ", column " + std::to_string(m.column + 1) + ")";
 }
 
-}  // namespace
-
-result<node_config, std::string> load_config_string(std::string_view yaml) {
+// Runs one loader pass; yaml-cpp's exceptions become problems like any other.
+template <class T, class Load>
+result<T, std::string> run(Load&& load) {
   loader l;
   try {
-    node_config config = l.load(yaml);
-    if (!l.failed()) return config;
+    T out = load(l);
+    if (!l.failed()) return out;
   } catch (const YAML::ParserException& e) {
     return unexpected{"syntax error" + position(e.mark) + ": " + e.msg};
   } catch (const YAML::Exception& e) {
@@ -526,7 +750,7 @@ result<node_config, std::string> load_config_string(std::string_view yaml) {
   return unexpected{l.report()};
 }
 
-result<node_config, std::string> load_config_file(const std::string& path) {
+result<std::string, std::string> read_text_file(const std::string& path) {
   std::FILE* f = std::fopen(path.c_str(), "rb");
   if (f == nullptr) {
     return unexpected{path + ": cannot open: " + std::generic_category().message(errno)};
@@ -539,7 +763,42 @@ result<node_config, std::string> load_config_file(const std::string& path) {
   const int err = errno;
   std::fclose(f);
   if (failed) return unexpected{path + ": cannot read: " + std::generic_category().message(err)};
-  return load_config_string(text);
+  return text;
+}
+
+}  // namespace
+
+std::optional<cluster_node_address> parse_host_port(std::string_view text, bool allow_port_zero) {
+  cluster_node_address address;
+  if (!host_port_problem(text, allow_port_zero, address).empty()) return std::nullopt;
+  return address;
+}
+
+result<node_config, std::string> load_config_string(std::string_view yaml) {
+  const char* const listen_env = std::getenv(cluster_listen_env);  // NOLINT(concurrency-mt-unsafe)
+  return run<node_config>([&](loader& l) { return l.load(yaml, listen_env); });
+}
+
+result<node_config, std::string> load_config_file(const std::string& path) {
+  auto text = read_text_file(path);
+  if (!text) return unexpected{text.error()};
+  auto config = load_config_string(*text);
+  if (!config) return config;
+  std::string& names_file = config->cluster.names_file;
+  if (!names_file.empty() && std::filesystem::path(names_file).is_relative()) {
+    names_file = (std::filesystem::path(path).parent_path() / names_file).string();
+  }
+  return config;
+}
+
+result<cluster_names, std::string> load_cluster_names_string(std::string_view yaml) {
+  return run<cluster_names>([&](loader& l) { return l.load_names(yaml); });
+}
+
+result<cluster_names, std::string> load_cluster_names_file(const std::string& path) {
+  auto text = read_text_file(path);
+  if (!text) return unexpected{text.error()};
+  return load_cluster_names_string(*text);
 }
 
 }  // namespace csk

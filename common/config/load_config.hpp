@@ -1,6 +1,6 @@
 #pragma once
-// Loading a node_config from YAML. yaml-cpp stays inside load_config.cpp: callers see
-// plain structs or one error string.
+// Loading a node_config, and the cluster node table, from YAML. yaml-cpp stays inside
+// load_config.cpp: callers see plain structs or one error string.
 //
 // Errors list every problem found, one per line, in line order, each with its YAML
 // path and line: `runtime.threads (line 3): must be between 1 and 256 ...`,
@@ -13,8 +13,35 @@
 // converted the same way; nil/NaN and duplicate keys are errors). Limits: nesting
 // max_arg_depth, and 100000 values in all args together (bounds YAML alias expansion).
 //
-// Threads: both functions are pure (no globals, no logging); call from any thread.
+// The cluster section:
+//   cluster:
+//     self: node1                  # a node name (rules below); "" or absent: no listener
+//     names_file: clustername.yaml # the node table
+//     listen: "0.0.0.0:2528"       # overrides the table's address for `self`; port 0 = ephemeral
+//     max_message_mb: 64           # 1..2047
+//     max_connections: 1023        # >= 1
+//     idle_timeout_ms: 0           # 0 = none
+// `self` needs `names_file` or `listen` (else there is no address to listen on), and
+// `listen` needs `self`. The table itself is loaded separately (load_cluster_names_*),
+// because a reload reads it again without a new config.
+//
+// Environment: if CSK_CLUSTER_LISTEN is set and not empty, both config loaders use it
+// as cluster.listen, replacing the file's value, so a node's port can be set without
+// editing files. It is checked like the key; its problems are listed last, as
+// `CSK_CLUSTER_LISTEN (environment): ...`.
+//
+// The node table (skynet's clustername.lua as YAML) is one map:
+//   node1: "127.0.0.1:2528"        # IPv4, hostname, or "[::1]:2528"; port 1..65535
+//   node2: false                   # marked down: calls fail
+//   __nowaiting: true              # calls to unknown nodes fail at once instead of waiting
+// Node names are 1..255 bytes and do not start with "__"; keys starting with "__" are
+// options, and __nowaiting (boolean) is the only one. `true` as a value is an error.
+// An empty document is an empty table.
+//
+// Threads: all functions may be called from any thread. They use no globals and do not
+// log; the config loaders read the environment (getenv), so no thread may setenv meanwhile.
 
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -26,10 +53,27 @@ namespace csk {
 /// Deepest nesting of sequences/maps inside one service arg (skynet.pack packs 33).
 inline constexpr int max_arg_depth = 32;
 
+/// The environment variable that overrides cluster.listen.
+inline constexpr const char* cluster_listen_env = "CSK_CLUSTER_LISTEN";
+
 /// Reads and loads a YAML file; a file that cannot be read gives one error line.
+/// A relative cluster.names_file is made relative to the file's directory.
 [[nodiscard]] result<node_config, std::string> load_config_file(const std::string& path);
 
-/// Loads YAML text. An empty document gives all defaults.
+/// Loads YAML text. An empty document gives all defaults (plus CSK_CLUSTER_LISTEN).
 [[nodiscard]] result<node_config, std::string> load_config_string(std::string_view yaml);
+
+/// Reads and loads a node table; a file that cannot be read gives one error line.
+[[nodiscard]] result<cluster_names, std::string> load_cluster_names_file(const std::string& path);
+
+/// Loads a node table from YAML text.
+[[nodiscard]] result<cluster_names, std::string> load_cluster_names_string(std::string_view yaml);
+
+/// Parses "host:port": host is dotted IPv4, a hostname (labels of letters, digits, '-'
+/// and '_', at most 253 bytes; a last label of only digits must make a valid IPv4
+/// address), or "[IPv6]" without a zone ("[::1]:2528"; host is returned without the
+/// brackets). Port is decimal, 1..65535, or 0..65535 with allow_port_zero. Pure.
+[[nodiscard]] std::optional<cluster_node_address> parse_host_port(std::string_view text,
+                                                                   bool allow_port_zero);
 
 }  // namespace csk

@@ -5,9 +5,6 @@
 namespace csk::wire {
 namespace {
 
-// Never reserve more than this up front from a header's (untrusted) total.
-constexpr std::size_t max_initial_reserve = 256u << 10;
-
 }  // namespace
 
 void detail::multipart_buffer::add(bytes_view chunk) {
@@ -27,7 +24,8 @@ request_event request_assembler::push(const request_frame& f) {
   request_event ev;
   switch (f.type) {
     case request_type::trace:
-      // The tag applies to the next request (or multi-part header) on this connection.
+      // As skynet's agent: the tag waits for the next call or multi-part header on this
+      // connection; single pushes leave it waiting.
       has_trace_ = true;
       trace_tag_.assign(as_chars(f.data));
       return ev;
@@ -40,9 +38,10 @@ request_event request_assembler::push(const request_frame& f) {
       m.to.name.assign(f.name);
       m.session = f.session;
       m.push = f.push();
-      m.has_trace = std::exchange(has_trace_, false);
-      m.trace_tag = std::move(trace_tag_);
-      trace_tag_.clear();
+      if (!m.push) {
+        m.has_trace = std::exchange(has_trace_, false);
+        m.trace_tag = std::exchange(trace_tag_, std::string());
+      }
       m.payload.assign(f.data.begin(), f.data.end());
       return ev;
     }
@@ -67,10 +66,15 @@ request_event request_assembler::on_header(const request_frame& f) {
     }
     it = pending_.emplace(f.session, partial{}).first;
   } else {
+    // skynet appends the second header to the first message, which then cannot add up:
+    // the message ends in "Invalid large req". Keep counting, stop storing.
     ev.what = request_event::kind::dropped;
     ev.reason = "multi-part header repeats session " + std::to_string(f.session) +
-                "; the earlier incomplete message is discarded";
-    it->second = partial{};
+                "; the message will be refused";
+    it->second.buf.discard = true;
+    it->second.spoiled = true;
+    it->second.buf.data = byte_buffer{};
+    return ev;
   }
   partial& p = it->second;
   p.to.by_name = f.by_name();
@@ -86,9 +90,8 @@ request_event request_assembler::on_header(const request_frame& f) {
     ev.what = request_event::kind::dropped;
     ev.reason = "multi-part request of " + std::to_string(f.total) + " bytes is over the limit of " +
                 std::to_string(limits_.max_message_size) + "; its chunks will be discarded";
-  } else {
-    p.buf.data.reserve(std::min<std::size_t>(f.total, max_initial_reserve));
   }
+  // No reserve from the (untrusted) total: the buffer grows with the bytes that arrive.
   return ev;
 }
 
@@ -110,9 +113,11 @@ request_event request_assembler::on_chunk(const request_frame& f) {
       ev.reason = "too many incomplete multi-part requests (" + std::to_string(pending_.size()) + ")";
       return ev;
     }
-    partial orphan;
+    partial orphan;  // skynet starts a message without a header; it can never add up
     orphan.orphan = true;
     orphan.buf.discard = true;
+    orphan.has_trace = std::exchange(has_trace_, false);
+    orphan.trace_tag = std::exchange(trace_tag_, std::string());
     it = pending_.emplace(f.session, std::move(orphan)).first;
   }
   it->second.buf.add(f.data);
@@ -120,20 +125,19 @@ request_event request_assembler::on_chunk(const request_frame& f) {
 
   partial done = std::move(it->second);
   pending_.erase(it);
-  if (done.orphan) {
-    ev.what = request_event::kind::reply_error;
-    ev.session = f.session;
-    ev.error_text = error_invalid_name;
-    ev.reason = "multi-part chunks without header";
-    return ev;
-  }
-  if (!done.buf.complete()) {
+  if (!done.buf.complete() || done.orphan || done.spoiled) {
     ev.what = request_event::kind::reply_error;
     ev.session = f.session;
     ev.error_text = error_invalid_large_req;
-    ev.reason = "multi-part request announced " + std::to_string(done.buf.total) + " bytes, carried " +
-                std::to_string(done.buf.received);
-    if (done.buf.total > limits_.max_message_size) ev.reason += " (over the size limit)";
+    if (done.orphan) {
+      ev.reason = "multi-part chunks without a header";
+    } else if (done.spoiled) {
+      ev.reason = "multi-part message with a repeated header";
+    } else {
+      ev.reason = "multi-part request announced " + std::to_string(done.buf.total) + " bytes, carried " +
+                  std::to_string(done.buf.received);
+      if (done.buf.total > limits_.max_message_size) ev.reason += " (over the size limit)";
+    }
     return ev;
   }
   ev.what = request_event::kind::request;
@@ -193,8 +197,6 @@ response_event response_assembler::push(const response_frame& f) {
       if (f.total > limits_.max_message_size) {
         p.buf.discard = true;
         p.too_large = true;
-      } else {
-        p.buf.data.reserve(std::min<std::size_t>(f.total, max_initial_reserve));
       }
       return ev;
     }

@@ -86,7 +86,8 @@ class request_assembler {
   struct partial {
     target to;
     bool push = false;
-    bool orphan = false;        ///< chunks without a header (skynet: "Invalid name")
+    bool orphan = false;        ///< chunks without a header: ends in "Invalid large req"
+    bool spoiled = false;       ///< a second header for the session: ends in "Invalid large req"
     bool has_trace = false;
     std::string trace_tag;
     detail::multipart_buffer buf;

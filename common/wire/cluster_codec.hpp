@@ -115,7 +115,7 @@ class frame_reader {
   /// The next whole frame body, or nullopt when more bytes are needed. The view
   /// stays valid until the next feed() or next().
   std::optional<bytes_view> next();
-  /// Bytes held that do not yet form a whole frame (plus the last returned one).
+  /// Bytes held that do not yet form a whole frame.
   std::size_t buffered() const noexcept { return buf_.size() - pos_; }
   /// Offset in the stream of the last returned frame's length prefix.
   std::uint64_t last_frame_offset() const noexcept { return last_offset_; }

@@ -1,5 +1,6 @@
 #include "common/wire/seri.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -163,8 +164,9 @@ class reader {
       if (v < 0) { err = fail("negative table size"); return false; }
       n = static_cast<std::uint64_t>(v);
     }
-    // Every element takes at least one byte: never reserve more than the input can back.
-    t.array.reserve(static_cast<std::size_t>(std::min<std::uint64_t>(n, remaining())));
+    // Every element takes at least one byte, but nested tables would each reserve
+    // against the same remaining bytes: reserve only a little and let it grow.
+    t.array.reserve(static_cast<std::size_t>(std::min<std::uint64_t>({n, std::uint64_t{remaining()}, std::uint64_t{64}})));
     for (std::uint64_t i = 0; i < n; ++i) {
       lua_value v;
       if (!next_value(v, depth + 1, err, "truncated table array")) return false;
@@ -241,6 +243,12 @@ class writer {
   }
 
   bool value(const lua_value& v, int depth, seri_error& err) {
+    // skynet checks the depth for every value, not only tables: 33 nested tables pack
+    // only while the innermost one is empty.
+    if (depth > max_pack_depth) {
+      err = seri_error{seri_errc::pack_too_deep, out_.size(), 0, "serialize can't pack too depth table"};
+      return false;
+    }
     switch (v.type()) {
       case lua_type::nil: byte(combine(type_nil, 0)); return true;
       case lua_type::boolean: byte(combine(type_boolean, v.as_boolean() ? 1 : 0)); return true;
@@ -260,10 +268,6 @@ class writer {
   }
 
   bool table(const lua_table& t, int depth, seri_error& err) {
-    if (depth > max_pack_depth) {
-      err = seri_error{seri_errc::pack_too_deep, out_.size(), 0, "serialize can't pack too depth table"};
-      return false;
-    }
     const std::size_t n = t.array.size();
     if (n < max_cookie - 1) {
       byte(combine(type_table, static_cast<std::uint8_t>(n)));

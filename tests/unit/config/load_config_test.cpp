@@ -3,9 +3,11 @@
 #include <unistd.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <limits>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -41,6 +43,42 @@ std::string load_error(const std::string& yaml) {
   EXPECT_FALSE(r.has_value()) << "loaded without error:\n" << yaml;
   return r ? std::string() : r.error();
 }
+
+// Sets (or with nullptr unsets) an environment variable for one scope, then restores it.
+class scoped_env {
+ public:
+  scoped_env(const char* name, const char* value) : name_(name) {
+    if (const char* old = std::getenv(name)) old_ = old;
+    set(value);
+  }
+  ~scoped_env() { set(old_ ? old_->c_str() : nullptr); }
+  scoped_env(const scoped_env&) = delete;
+  scoped_env& operator=(const scoped_env&) = delete;
+
+ private:
+  void set(const char* value) {
+    if (value != nullptr) {
+      ::setenv(name_, value, 1);
+    } else {
+      ::unsetenv(name_);
+    }
+  }
+  const char* name_;
+  std::optional<std::string> old_;
+};
+
+// The whole binary runs with CSK_CLUSTER_LISTEN unset (tests that want it set it), so a
+// value in the caller's environment cannot change the results.
+class unset_listen_env : public ::testing::Environment {
+ public:
+  void SetUp() override { env_.emplace(cluster_listen_env, nullptr); }
+  void TearDown() override { env_.reset(); }
+
+ private:
+  std::optional<scoped_env> env_;
+};
+[[maybe_unused]] ::testing::Environment* const unset_listen_env_registered =
+    ::testing::AddGlobalTestEnvironment(new unset_listen_env);
 
 std::vector<lua_value> load_args(const std::string& flow_sequence) {
   const node_config c = load_ok("services:\n  - type: t\n    args: " + flow_sequence + "\n");
@@ -112,7 +150,6 @@ services: []
 }
 
 void expect_defaults(const node_config& c) {
-  const runtime_config rt;
   EXPECT_EQ(c.runtime.threads, 0);
   EXPECT_EQ(c.runtime.harbor, 0);
   EXPECT_EQ(c.runtime.tick_ms, 10u);
@@ -299,6 +336,187 @@ TEST(LoadConfig, OnlyOneDocument) {
             "(document) (line 3): only one YAML document is allowed");
 }
 
+// Every cluster test starts with CSK_CLUSTER_LISTEN unset, whatever the caller's environment.
+class ClusterConfig : public ::testing::Test {
+ protected:
+  scoped_env no_listen_env_{cluster_listen_env, nullptr};
+};
+
+TEST_F(ClusterConfig, DefaultsWhenAbsent) {
+  for (const char* yaml : {"", "cluster:\n", "cluster: {}\n"}) {
+    SCOPED_TRACE(yaml);
+    const cluster_config c = load_ok(yaml).cluster;
+    EXPECT_EQ(c.self, "");
+    EXPECT_EQ(c.names_file, "");
+    EXPECT_EQ(c.listen, "");
+    EXPECT_EQ(c.max_message_mb, 64u);
+    EXPECT_EQ(c.max_connections, 1023u);
+    EXPECT_EQ(c.idle_timeout_ms, 0u);
+  }
+}
+
+TEST_F(ClusterConfig, LoadsEveryKey) {
+  const cluster_config c = load_ok(R"(cluster:
+  self: game1
+  names_file: conf/clustername.yaml
+  listen: "0.0.0.0:0"
+  max_message_mb: 2047
+  max_connections: 1
+  idle_timeout_ms: 4294967295
+)").cluster;
+  EXPECT_EQ(c.self, "game1");
+  EXPECT_EQ(c.names_file, "conf/clustername.yaml");  // load_config_string leaves it as written
+  EXPECT_EQ(c.listen, "0.0.0.0:0");
+  EXPECT_EQ(c.max_message_mb, 2047u);
+  EXPECT_EQ(c.max_connections, 1u);
+  EXPECT_EQ(c.idle_timeout_ms, 4294967295u);
+}
+
+TEST_F(ClusterConfig, ListenForms) {
+  EXPECT_EQ(load_ok("cluster:\n  self: a\n  listen: 127.0.0.1:2528\n").cluster.listen, "127.0.0.1:2528");
+  EXPECT_EQ(load_ok("cluster:\n  self: a\n  listen: \"[::1]:2528\"\n").cluster.listen, "[::1]:2528");
+  EXPECT_EQ(load_ok("cluster:\n  self: a\n  listen: \"[::]:0\"\n").cluster.listen, "[::]:0");
+  EXPECT_EQ(load_ok("cluster:\n  self: a\n  listen: localhost:65535\n").cluster.listen,
+            "localhost:65535");
+  // "" is the same as absent: use the table.
+  const cluster_config c = load_ok("cluster:\n  self: a\n  names_file: n.yaml\n  listen: \"\"\n").cluster;
+  EXPECT_EQ(c.listen, "");
+}
+
+TEST_F(ClusterConfig, ClientOnlyNodeNeedsNoSelf) {
+  const cluster_config c = load_ok("cluster:\n  names_file: n.yaml\n").cluster;
+  EXPECT_EQ(c.self, "");
+  EXPECT_EQ(c.names_file, "n.yaml");
+}
+
+TEST_F(ClusterConfig, EveryBadValueNamesPathAndLine) {
+  const std::string long_self = "cluster:\n  self: " + std::string(256, 's') + "\n";
+  const std::string long_self_error =
+      "cluster.self (line 2): a node name must be 1 to 255 bytes and not start with \"__\", got \"" +
+      std::string(40, 's') + "...\"";
+  const bad_case cases[] = {
+      {"cluster:\n  max_message_mb: 0\n",
+       "cluster.max_message_mb (line 2): must be between 1 and 2047, got 0"},
+      {"cluster:\n  max_message_mb: 2048\n",
+       "cluster.max_message_mb (line 2): must be between 1 and 2047, got 2048"},
+      {"cluster:\n  max_connections: 0\n",
+       "cluster.max_connections (line 2): must be between 1 and 4294967295, got 0"},
+      {"cluster:\n  max_connections: 4294967296\n",
+       "cluster.max_connections (line 2): must be between 1 and 4294967295, got 4294967296"},
+      {"cluster:\n  idle_timeout_ms: -1\n",
+       "cluster.idle_timeout_ms (line 2): must be between 0 and 4294967295, got -1"},
+      {"cluster:\n  self: __x\n  names_file: n.yaml\n",
+       "cluster.self (line 2): a node name must be 1 to 255 bytes and not start with \"__\", got "
+       "\"__x\""},
+      {long_self.c_str(), long_self_error.c_str()},
+      {"cluster:\n  self: a\n  listen: 127.0.0.1\n",
+       "cluster.listen (line 3): expected \"host:port\", got \"127.0.0.1\""},
+      {"cluster:\n  self: a\n  listen: 127.0.0.1:65536\n",
+       "cluster.listen (line 3): the port must be between 0 and 65535, got \"127.0.0.1:65536\""},
+      {"cluster:\n  self: a\n  listen: \"::1:2528\"\n",
+       "cluster.listen (line 3): an IPv6 address needs brackets, as \"[::1]:2528\", got \"::1:2528\""},
+      {"cluster:\n  self: a\n  listen: \"[::1]\"\n",
+       "cluster.listen (line 3): expected \"[IPv6]:port\", got \"[::1]\""},
+      {"cluster:\n  self: a\n  listen: 1.2.3.256:1\n",
+       "cluster.listen (line 3): the host is not a valid IPv4 address or hostname, got "
+       "\"1.2.3.256:1\""},
+      {"cluster:\n  self: a\n  listen: :2528\n",
+       "cluster.listen (line 3): the host is empty, got \":2528\""},
+      // Keys that only make sense together.
+      {"cluster:\n  listen: 127.0.0.1:2528\n",
+       "cluster.listen (line 2): needs cluster.self (the name this node listens as)"},
+      {"cluster:\n  self: a\n",
+       "cluster.self (line 2): needs cluster.names_file or cluster.listen (an address to listen on)"},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.yaml);
+    EXPECT_EQ(load_error(c.yaml), c.error);
+  }
+  const std::string longest(255, 's');
+  EXPECT_EQ(load_ok("cluster:\n  self: " + longest + "\n  names_file: n\n").cluster.self, longest);
+}
+
+TEST_F(ClusterConfig, WrongTypesAndUnknownKeysAreErrors) {
+  const bad_case cases[] = {
+      {"cluster: node1\n", "cluster (line 1): expected a map, got string \"node1\""},
+      {"cluster:\n  self: 1\n", "cluster.self (line 2): expected a string, got integer 1"},
+      {"cluster:\n  names_file: [a]\n",
+       "cluster.names_file (line 2): expected a string, got a sequence"},
+      {"cluster:\n  self: a\n  listen: 2528\n",
+       "cluster.listen (line 3): expected a string, got integer 2528"},
+      {"cluster:\n  max_message_mb: \"64\"\n",
+       "cluster.max_message_mb (line 2): expected an integer, got string \"64\""},
+      {"cluster:\n  max_connections: 1.5\n",
+       "cluster.max_connections (line 2): expected an integer, got number 1.5"},
+      {"cluster:\n  idle_timeout_ms: false\n",
+       "cluster.idle_timeout_ms (line 2): expected an integer, got boolean false"},
+      {"cluster:\n  maxclient: 1024\n", "cluster.maxclient (line 2): unknown key"},
+      {"cluster:\n  self: a\n  self: b\n  names_file: n\n", "cluster.self (line 3): duplicate key"},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.yaml);
+    EXPECT_EQ(load_error(c.yaml), c.error);
+  }
+}
+
+TEST_F(ClusterConfig, EmptySelfIsAbsent) {
+  EXPECT_EQ(load_ok("cluster:\n  self: \"\"\n  names_file: n.yaml\n").cluster.self, "");
+  EXPECT_EQ(load_error("cluster:\n  self: \"\"\n  listen: 127.0.0.1:1\n"),
+            "cluster.listen (line 3): needs cluster.self (the name this node listens as)");
+}
+
+TEST_F(ClusterConfig, ABadSelfDoesNotAlsoReadAsMissing) {
+  // Only the real problem is reported, not "listen needs cluster.self" as well.
+  EXPECT_EQ(load_error("cluster:\n  self: __bad\n  listen: 127.0.0.1:1\n"),
+            "cluster.self (line 2): a node name must be 1 to 255 bytes and not start with \"__\", "
+            "got \"__bad\"");
+}
+
+TEST_F(ClusterConfig, EnvironmentOverridesListen) {
+  const std::string yaml = "cluster:\n  self: a\n  names_file: n.yaml\n  listen: 127.0.0.1:2528\n";
+  {
+    scoped_env env(cluster_listen_env, "127.0.0.1:0");
+    EXPECT_EQ(load_ok(yaml).cluster.listen, "127.0.0.1:0");
+    EXPECT_EQ(load_ok("cluster:\n  self: a\n").cluster.listen, "127.0.0.1:0");  // no table needed
+  }
+  {
+    scoped_env env(cluster_listen_env, "[::1]:3000");
+    EXPECT_EQ(load_ok(yaml).cluster.listen, "[::1]:3000");
+  }
+  {
+    scoped_env env(cluster_listen_env, "");  // set but empty: ignored
+    EXPECT_EQ(load_ok(yaml).cluster.listen, "127.0.0.1:2528");
+  }
+  EXPECT_EQ(load_ok(yaml).cluster.listen, "127.0.0.1:2528");  // unset again
+}
+
+TEST_F(ClusterConfig, EnvironmentOverrideIsChecked) {
+  const std::string yaml = "cluster:\n  self: a\n  names_file: n.yaml\n";
+  {
+    scoped_env env(cluster_listen_env, "2528");
+    EXPECT_EQ(load_error(yaml), "CSK_CLUSTER_LISTEN (environment): expected \"host:port\", got \"2528\"");
+  }
+  {
+    scoped_env env(cluster_listen_env, "localhost:99999");
+    EXPECT_EQ(load_error(yaml),
+              "CSK_CLUSTER_LISTEN (environment): the port must be between 0 and 65535, got "
+              "\"localhost:99999\"");
+  }
+  {
+    scoped_env env(cluster_listen_env, "127.0.0.1:2528");
+    EXPECT_EQ(load_error(""),
+              "CSK_CLUSTER_LISTEN (environment): needs cluster.self (the name this node listens as)");
+  }
+  {
+    // Listed after the file's own problems, which are still reported.
+    scoped_env env(cluster_listen_env, "nope");
+    EXPECT_EQ(load_error("runtime:\n  tick_ms: 0\ncluster:\n  self: a\n  listen: bad\n"),
+              "runtime.tick_ms (line 2): must be between 1 and 10, got 0\n"
+              "cluster.listen (line 5): expected \"host:port\", got \"bad\"\n"
+              "CSK_CLUSTER_LISTEN (environment): expected \"host:port\", got \"nope\"");
+  }
+}
+
 class LoadConfigFile : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -345,6 +563,44 @@ TEST_F(LoadConfigFile, FileErrorsUseTheSameFormat) {
   ASSERT_FALSE(r.has_value());
   EXPECT_EQ(r.error(),
             "runtime.threads (line 2): must be between 1 and 256 (or 0: one per core), got 999");
+}
+
+TEST_F(LoadConfigFile, RelativeNamesFileIsRelativeToTheConfig) {
+  scoped_env no_env(cluster_listen_env, nullptr);
+  std::filesystem::create_directories(dir_ / "conf" / "tables");
+  std::ofstream(dir_ / "conf" / "tables" / "clustername.yaml") << "a: \"127.0.0.1:2528\"\n";
+  const auto config_path = dir_ / "conf" / "node.yaml";
+  std::ofstream(config_path) << "cluster:\n  self: a\n  names_file: tables/clustername.yaml\n";
+
+  auto r = load_config_file(config_path.string());
+  ASSERT_TRUE(r.has_value()) << r.error();
+  EXPECT_EQ(r->cluster.names_file, (dir_ / "conf" / "tables" / "clustername.yaml").string());
+  auto names = load_cluster_names_file(r->cluster.names_file);
+  ASSERT_TRUE(names.has_value()) << names.error();
+  EXPECT_EQ(names->nodes.at("a"), (cluster_node_address{"127.0.0.1", 2528}));
+}
+
+TEST_F(LoadConfigFile, AbsoluteOrAbsentNamesFileIsKept) {
+  scoped_env no_env(cluster_listen_env, nullptr);
+  const auto config_path = dir_ / "node.yaml";
+  std::ofstream(config_path) << "cluster:\n  self: a\n  names_file: /etc/csk/clustername.yaml\n";
+  auto r = load_config_file(config_path.string());
+  ASSERT_TRUE(r.has_value()) << r.error();
+  EXPECT_EQ(r->cluster.names_file, "/etc/csk/clustername.yaml");
+
+  std::ofstream(config_path) << "cluster:\n  self: a\n  listen: 127.0.0.1:0\n";
+  r = load_config_file(config_path.string());
+  ASSERT_TRUE(r.has_value()) << r.error();
+  EXPECT_EQ(r->cluster.names_file, "");
+}
+
+TEST_F(LoadConfigFile, EnvironmentOverrideAppliesToFiles) {
+  scoped_env env(cluster_listen_env, "127.0.0.1:4000");
+  const auto config_path = dir_ / "node.yaml";
+  std::ofstream(config_path) << "cluster:\n  self: a\n  names_file: n.yaml\n  listen: 127.0.0.1:1\n";
+  auto r = load_config_file(config_path.string());
+  ASSERT_TRUE(r.has_value()) << r.error();
+  EXPECT_EQ(r->cluster.listen, "127.0.0.1:4000");
 }
 
 TEST(ConfigArgs, ConvertsEachScalarType) {

@@ -230,9 +230,10 @@ TEST(ClusterAssembler, TotalMismatchAndOrphansGetSkynetsErrors) {
   EXPECT_EQ(orphan_end.error_text, error_invalid_name);
   EXPECT_EQ(orphan_end.session, 0x14u);
 
+  // Chunks that started without a header can never add up (skynet: "Invalid large req").
   EXPECT_EQ(push_hex(a, "0215000000" "6f").what, request_event::kind::none);
   auto orphan_chain = push_hex(a, "0315000000" "6f");
-  EXPECT_EQ(orphan_chain.error_text, error_invalid_name);
+  EXPECT_EQ(orphan_chain.error_text, error_invalid_large_req);
   EXPECT_EQ(a.pending(), 0u);
 }
 
@@ -243,15 +244,36 @@ TEST(ClusterAssembler, TooManyIncompleteMessagesIsFatal) {
   EXPECT_EQ(push_hex(a, "01" "0a000000" "03000000" "04000000").what, request_event::kind::fatal);
 }
 
-TEST(ClusterAssembler, RepeatedHeaderDiscardsTheEarlierMessage) {
+TEST(ClusterAssembler, RepeatedHeaderSpoilsTheMessage) {
+  // skynet appends a second header to the first message, which then cannot add up.
   request_assembler a;
   push_hex(a, "01" "0a000000" "01000000" "04000000");
   push_hex(a, "0201000000" "6162");
   auto again = push_hex(a, "01" "0a000000" "01000000" "02000000");
   EXPECT_EQ(again.what, request_event::kind::dropped);
-  auto done = push_hex(a, "0301000000" "7879");
-  ASSERT_EQ(done.what, request_event::kind::request);
-  EXPECT_EQ(std::string(done.message.payload.begin(), done.message.payload.end()), "xy");
+  EXPECT_NE(again.reason.find("repeats session 1"), std::string::npos);
+  auto done = push_hex(a, "0301000000" "6364");
+  ASSERT_EQ(done.what, request_event::kind::reply_error);
+  EXPECT_EQ(done.error_text, error_invalid_large_req);
+  EXPECT_EQ(a.pending(), 0u);
+}
+
+TEST(ClusterAssembler, TraceTagWaitsForACallPastSinglePushes) {
+  byte_buffer s;
+  ASSERT_TRUE(encode_trace("t", s).has_value());
+  ASSERT_TRUE(encode_request(target::named("@a"), 0, true, payload_of(2), s).has_value());
+  ASSERT_TRUE(encode_request(target::named("@a"), 5, false, payload_of(2), s).has_value());
+  request_assembler a;
+  std::vector<request_message> got;
+  for (const auto& f : frames_of(s)) {
+    auto ev = a.push(*decode_request_frame(f.body));
+    if (ev.what == request_event::kind::request) got.push_back(std::move(ev.message));
+  }
+  ASSERT_EQ(got.size(), 2u);
+  EXPECT_TRUE(got[0].push);
+  EXPECT_FALSE(got[0].has_trace);
+  EXPECT_TRUE(got[1].has_trace);
+  EXPECT_EQ(got[1].trace_tag, "t");
 }
 
 response_event push_resp(response_assembler& a, std::string_view hex) {

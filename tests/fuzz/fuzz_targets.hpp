@@ -1,0 +1,18 @@
+#pragma once
+// Bodies of the libFuzzer targets. The libFuzzer entry points (seri_fuzz.cpp,
+// cluster_frame_fuzz.cpp) and the corpus replay test call these, so the same
+// checks run under the fuzzer and in every ctest build.
+//
+// Both return 0 and abort the process (__builtin_trap) when an invariant fails,
+// after printing the failed condition to stderr.
+
+#include <cstddef>
+#include <cstdint>
+
+/// Input: a skynet.pack payload. Checks unpack/pack round trips.
+int csk_fuzz_seri(const std::uint8_t* data, std::size_t size);
+
+/// Input: control byte | chunk sizes | cluster byte stream (layout in cluster_target.cpp).
+/// Splits the stream with frame_reader, decodes each frame as a request and as a
+/// response, re-encodes the single-frame ones and runs both assemblers against a model.
+int csk_fuzz_cluster(const std::uint8_t* data, std::size_t size);
