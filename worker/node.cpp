@@ -2,6 +2,11 @@
 
 #include <pthread.h>
 
+#include "common/config/load_config.hpp"
+#include "common/log/log.hpp"
+#include "common/net/net.hpp"
+#include "services/cluster/node.hpp"
+
 namespace csk {
 
 actor::runtime_options runtime_options_from(const runtime_config& c) {
@@ -29,6 +34,46 @@ result<void, std::string> boot_services(actor::runtime& rt, const std::vector<se
       }
     }
   }
+  return {};
+}
+
+result<void, std::string> run_node(const node_config& cfg,
+                                   const std::function<void(actor::runtime&)>& register_types) {
+  actor::runtime rt(runtime_options_from(cfg.runtime));
+  register_types(rt);
+  net::net n(1);
+  cluster::node_options co;
+  co.self = cfg.cluster.self;
+  if (!cfg.cluster.listen.empty()) {
+    auto hp = parse_host_port(cfg.cluster.listen, true);
+    if (!hp) return unexpected("cluster.listen: bad address " + cfg.cluster.listen);
+    co.listen = cluster::endpoint{hp->host, hp->port};
+  }
+  co.limits.max_message_size = std::size_t{cfg.cluster.max_message_mb} << 20;
+  co.max_connections = cfg.cluster.max_connections;
+  co.idle_timeout = std::chrono::milliseconds(cfg.cluster.idle_timeout_ms);
+  cluster::node cluster(rt, n, co);
+  if (!cfg.cluster.names_file.empty()) {
+    auto table = load_cluster_names_file(cfg.cluster.names_file);
+    if (!table) return unexpected(table.error());
+    cluster.reload(*table);
+  }
+  if (auto r = boot_services(rt, cfg.services); !r) return r;
+  n.start();
+  if (!cfg.cluster.self.empty()) {
+    auto port = cluster.open();
+    if (!port) {
+      n.stop();
+      rt.shutdown();
+      return unexpected(port.error());
+    }
+  }
+  rt.start();
+  logger("service")->info("node running ({} services); SIGINT or SIGTERM stops it", cfg.services.size());
+  const int sig = wait_for_stop_signal();
+  logger("service")->info("signal {}: stopping", sig);
+  n.stop();
+  rt.shutdown();
   return {};
 }
 

@@ -20,15 +20,22 @@ sender::sender(std::string node, actor::runtime& rt, transport& t, wire::assembl
 void sender::set_endpoint(std::optional<endpoint> ep) {
   bool close = false;
   std::unordered_map<std::uint32_t, actor::reply_route> failed;
+  const std::string why = ep ? "node " + node_ + " moved" : "node " + node_ + " is down";
   {
     std::lock_guard lock(mu_);
     if (ep_ == ep) return;
     ep_ = std::move(ep);
     close = state_ != state::idle;
-    if (!ep_ && state_ == state::connecting) failed.swap(pending_);
+    if (close) {
+      // Leave the old connection now: calls on it fail, the next request connects to
+      // the new address; the transport drops the old connection's late events.
+      state_ = state::idle;
+      queued_.clear();
+      failed.swap(pending_);
+    }
   }
-  if (close) t_.close(ep_ ? "node " + node_ + " moved" : "node " + node_ + " is down");
-  fail_all(failed, "node " + node_ + " is down");
+  if (close) t_.close(why);
+  fail_all(failed, why);
 }
 
 std::uint32_t sender::take_session() {

@@ -9,7 +9,7 @@
 #include "common/wire/cluster_assembler.hpp"
 #include "common/wire/seri.hpp"
 #include "services/cluster/agent.hpp"
-#include "tests/support/lab_services.hpp"
+#include "services/lab/lab_services.hpp"
 #include "tests/support/vectors.hpp"
 
 namespace csk::cluster {
@@ -46,7 +46,7 @@ class AgentTest : public ::testing::Test {
     o.run_mode = actor::runtime_options::mode::manual;
     o.call_timeout = 1000ms;
     rt_ = std::make_unique<actor::runtime>(o);
-    test::spawn_lab_services(*rt_);
+    lab::spawn_lab_services(*rt_);
     rt_->start();
     agent_ = std::make_unique<agent>(
         *rt_, "test-peer",

@@ -1,8 +1,8 @@
-#include "tests/support/lab_services.hpp"
+#include "services/lab/lab_services.hpp"
 
 #include <stdexcept>
 
-namespace csk::test {
+namespace csk::lab {
 namespace {
 
 using namespace csk::actor;
@@ -57,6 +57,14 @@ class filler : public service {
 
 }  // namespace
 
+void register_lab_types(actor::runtime& rt) {
+  rt.register_type("echo", [] { return std::make_unique<echo>(); });
+  rt.register_type("fail", [] { return std::make_unique<fail>(); });
+  rt.register_type("gen", [] { return std::make_unique<gen>(); });
+  rt.register_type("noret", [] { return std::make_unique<noret>(); });
+  rt.register_type("slow", [] { return std::make_unique<slow>(); });
+}
+
 actor::handle_t spawn_lab_services(actor::runtime& rt) {
   for (int i = 1; i < 10; ++i) {
     if (!rt.spawn(std::make_unique<filler>())) throw std::runtime_error("spawn failed");
@@ -71,4 +79,4 @@ actor::handle_t spawn_lab_services(actor::runtime& rt) {
   return *e;
 }
 
-}  // namespace csk::test
+}  // namespace csk::lab

@@ -1,0 +1,493 @@
+#include "common/net/connection.hpp"
+
+#include <algorithm>
+#include <cstring>
+#include <exception>
+#include <limits>
+#include <utility>
+
+#include <spdlog/logger.h>
+
+#include "common/net/core.hpp"
+#include "common/net/endpoint.hpp"
+
+namespace csk::net {
+
+namespace {
+using clock = std::chrono::steady_clock;
+
+constexpr std::size_t min_read_chunk = 256;
+// A write buffer that grew past this is freed after use instead of kept for reuse.
+constexpr std::size_t keep_write_capacity = 1u << 20;
+
+std::string too_large(std::size_t size, std::size_t max) {
+  return "message too large: " + std::to_string(size) + " bytes (max " + std::to_string(max) + ")";
+}
+}  // namespace
+
+template <class F>
+bool connection::guarded(const char* hook, F&& f) {
+  try {
+    std::forward<F>(f)();
+    return true;
+  } catch (const std::exception& e) {
+    finish(std::string("handler error in ") + hook + ": " + e.what(), false, spdlog::level::err);
+  } catch (...) {
+    finish(std::string("handler error in ") + hook, false, spdlog::level::err);
+  }
+  return false;
+}
+
+connection::connection(asio::io_context& ctx, core& owner, conn_id id, std::shared_ptr<handler> h,
+                       conn_options o, role r)
+    : ctx_(ctx),
+      core_(owner),
+      id_(id),
+      handler_(std::move(h)),
+      options_(o),
+      socket_(ctx),
+      idle_timer_(ctx),
+      deadline_(ctx),
+      state_(r == role::connecting ? state::connecting : state::starting) {}
+
+// ------------------------------------------------------------------- accept side --
+
+void connection::start_accepted(unique_fd fd, const asio::ip::tcp& protocol) {
+  std::error_code ec;
+  socket_.assign(protocol, fd.get(), ec);
+  if (ec) {
+    core_.log().warn("conn {}: cannot adopt an accepted socket: {}", id_, ec.message());
+    state_ = state::closed;
+    return;
+  }
+  fd.release();
+  const auto ep = socket_.remote_endpoint(ec);
+  if (!ec) peer_ = format_endpoint(ep);
+  if (options_.no_delay) socket_.set_option(asio::ip::tcp::no_delay(true), ec);
+
+  state_ = state::open;
+  if (!core_.add_connection(shared_from_this())) {  // stopping: drop it silently
+    state_ = state::closed;
+    socket_.close(ec);
+    return;
+  }
+  counters::add(core_.stats().accepted);
+  core_.log().debug("conn {}: accepted from {}", id_, peer_);
+  if (!guarded("on_accept", [&] { handler_->on_accept(id_, peer_); })) return;
+  established();
+}
+
+// ------------------------------------------------------------------ connect side --
+
+void connection::start_connect(std::string host, std::uint16_t port, connect_done done) {
+  asio::post(ctx_, [self = shared_from_this(), host = std::move(host), port, done = std::move(done)]() mutable {
+    self->done_ = std::move(done);
+    self->do_connect(host, port);
+  });
+}
+
+void connection::do_connect(const std::string& host, std::uint16_t port) {
+  if (state_ != state::connecting) {  // closed (stop) before it began
+    report_failure(asio::error::operation_aborted);
+    return;
+  }
+  peer_ = host + ":" + std::to_string(port);
+  if (options_.connect_timeout.count() > 0) {
+    deadline_.expires_after(options_.connect_timeout);
+    deadline_.async_wait([self = shared_from_this()](std::error_code ec) {
+      if (ec || self->state_ != state::connecting) return;
+      self->connect_timed_out_ = true;  // the aborted resolve/connect reports timed_out
+      std::error_code ignored;
+      self->socket_.close(ignored);
+      if (self->resolver_) self->resolver_->cancel();
+    });
+  }
+  std::error_code ec;
+  const auto addr = asio::ip::make_address(host, ec);
+  if (!ec) {
+    endpoints_.emplace_back(addr, port);
+    try_endpoint(0);
+    return;
+  }
+  resolver_ = std::make_unique<asio::ip::tcp::resolver>(ctx_);
+  resolver_->async_resolve(host, std::to_string(port),
+                           [self = shared_from_this()](std::error_code rec,
+                                                       const asio::ip::tcp::resolver::results_type& found) {
+                             if (self->state_ != state::connecting) return;
+                             if (self->connect_timed_out_) return self->fail_connect(asio::error::timed_out);
+                             if (rec) return self->fail_connect(rec);
+                             for (const auto& entry : found) self->endpoints_.push_back(entry.endpoint());
+                             self->try_endpoint(0);
+                           });
+}
+
+void connection::try_endpoint(std::size_t index) {
+  if (state_ != state::connecting) return;
+  if (connect_timed_out_) return fail_connect(asio::error::timed_out);
+  if (index >= endpoints_.size()) {
+    return fail_connect(last_connect_error_ ? last_connect_error_ : asio::error::host_not_found);
+  }
+  const auto ep = endpoints_[index];
+  std::error_code ec;
+  socket_.close(ec);
+  auto fd = open_tcp_socket(ep.protocol());
+  if (!fd) {
+    last_connect_error_ = fd.error();
+    return try_endpoint(index + 1);
+  }
+  socket_.assign(ep.protocol(), fd->get(), ec);
+  if (ec) {
+    last_connect_error_ = ec;
+    return try_endpoint(index + 1);
+  }
+  fd->release();
+  socket_.async_connect(ep, [self = shared_from_this(), index](std::error_code cec) {
+    if (self->state_ != state::connecting) return;
+    if (self->connect_timed_out_) return self->fail_connect(asio::error::timed_out);
+    if (cec) {
+      self->last_connect_error_ = cec;
+      return self->try_endpoint(index + 1);
+    }
+    self->on_connected();
+  });
+}
+
+void connection::on_connected() {
+  deadline_.cancel();
+  resolver_.reset();
+  std::error_code ec;
+  const auto ep = socket_.remote_endpoint(ec);
+  if (!ec) peer_ = format_endpoint(ep);
+  if (options_.no_delay) socket_.set_option(asio::ip::tcp::no_delay(true), ec);
+  endpoints_.clear();
+
+  state_ = state::open;
+  counters::add(core_.stats().connected);
+  core_.log().debug("conn {}: connected to {}", id_, peer_);
+  auto done = std::exchange(done_, nullptr);
+  guarded("on_connect", [&] { handler_->on_connect(id_, peer_); });
+  if (done) guarded("connect done", [&] { done(id_, {}); });
+  if (state_ == state::open) established();
+}
+
+void connection::fail_connect(std::error_code ec) {
+  if (state_ != state::connecting) return;
+  state_ = state::closed;
+  {
+    std::lock_guard lock(mu_);
+    accepting_ = false;
+    if (close_mode_ == close_mode::none) close_mode_ = close_mode::abort;
+    pending_ = byte_buffer{};
+    outbound_ = 0;
+  }
+  close_requested_.store(true, std::memory_order_relaxed);
+  deadline_.cancel();
+  if (resolver_) resolver_->cancel();
+  std::error_code ignored;
+  socket_.close(ignored);
+  core_.remove_connection(id_);
+  core_.log().debug("conn {}: connect to {} failed: {}", id_, peer_, ec.message());
+  report_failure(ec);
+}
+
+void connection::report_failure(std::error_code ec) {
+  auto done = std::exchange(done_, nullptr);
+  if (!done) return;
+  try {
+    done(0, to_std_error(ec));
+  } catch (const std::exception& e) {
+    core_.log().error("conn {}: connect done callback threw: {}", id_, e.what());
+  } catch (...) {
+    core_.log().error("conn {}: connect done callback threw", id_);
+  }
+}
+
+// ----------------------------------------------------------------------- receive --
+
+void connection::established() {
+  rbuf_.resize(std::max(options_.read_chunk, min_read_chunk));
+  last_read_ = clock::now();
+  arm_idle();
+  do_read();
+  do_write();  // bytes queued by the hook, or while connecting
+}
+
+void connection::do_read() {
+  if (state_ != state::open || read_in_flight_ || peer_eof_) return;
+  make_room();
+  read_in_flight_ = true;
+  socket_.async_read_some(asio::buffer(rbuf_.data() + rend_, rbuf_.size() - rend_),
+                          [self = shared_from_this()](std::error_code ec, std::size_t n) { self->on_read(ec, n); });
+}
+
+// Invariants: rstart_ <= rend_ <= rbuf_.size(); want_ <= max_message (checked by deliver).
+void connection::make_room() {
+  const std::size_t held = rend_ - rstart_;
+  const std::size_t chunk = std::max(options_.read_chunk, min_read_chunk);
+  if (held == 0) {
+    rstart_ = rend_ = 0;
+    if (rbuf_.size() > 2 * chunk) byte_buffer(chunk).swap(rbuf_);  // one big message has passed
+    return;
+  }
+  const std::size_t want = std::max(want_, held + 1);
+  if (rstart_ > 0 && (rstart_ + want > rbuf_.size() || rbuf_.size() - rend_ < chunk / 2)) {
+    std::memmove(rbuf_.data(), rbuf_.data() + rstart_, held);
+    rstart_ = 0;
+    rend_ = held;
+  }
+  if (want > rbuf_.size()) {
+    // Known size: exactly that. Unknown: double, up to max_message (held < max_message).
+    const std::size_t grown = want_ > held ? want_ : std::clamp(rbuf_.size() * 2, want, std::max(want, options_.max_message));
+    rbuf_.resize(grown);
+  }
+}
+
+void connection::on_read(std::error_code ec, std::size_t n) {
+  read_in_flight_ = false;
+  if (state_ != state::open) return;
+  if (ec) {
+    if (ec == asio::error::eof) {
+      if (draining_) {
+        peer_eof_ = true;  // the peer may still read what we are flushing
+        return;
+      }
+      return finish(requested_reason_or("peer closed"), false, spdlog::level::debug);
+    }
+    return finish(requested_reason_or("read error: " + ec.message()), false, spdlog::level::debug);
+  }
+  counters::add(core_.stats().bytes_in, n);
+  counters::add(core_.stats().reads);
+  if (options_.idle_timeout.count() > 0) last_read_ = clock::now();
+  if (close_requested_.load(std::memory_order_relaxed)) {
+    rstart_ = rend_ = 0;  // closing: nothing more is delivered
+    return do_read();
+  }
+  rend_ += n;
+  if (deliver()) do_read();
+}
+
+bool connection::deliver() {
+  const std::size_t max = options_.max_message;
+  while (rstart_ < rend_ && !close_requested_.load(std::memory_order_relaxed)) {
+    const bytes_view buffered(rbuf_.data() + rstart_, rend_ - rstart_);
+    unpack_result r;
+    if (!guarded("unpack", [&] { r = handler_->unpack(id_, buffered); })) return false;
+
+    if (r.what == unpack_result::status::error) {
+      fail(r.error.empty() ? std::string("unpack error") : r.error);
+      return false;
+    }
+    const std::size_t total = r.length > std::numeric_limits<std::size_t>::max() - r.header
+                                  ? std::numeric_limits<std::size_t>::max()
+                                  : r.header + r.length;
+    if (total > max) {  // checked before a byte more is buffered for it
+      fail(too_large(total, max));
+      return false;
+    }
+    if (r.what == unpack_result::status::need_more) {
+      if (buffered.size() >= max) {  // the message would be longer than everything held
+        fail(too_large(std::max(total, buffered.size() + 1), max));
+        return false;
+      }
+      want_ = total > buffered.size() ? total : 0;
+      break;
+    }
+    if (total == 0 || total > buffered.size()) {
+      fail("unpack hook returned a message of " + std::to_string(total) + " bytes with " +
+           std::to_string(buffered.size()) + " buffered");
+      return false;
+    }
+    want_ = 0;
+    counters::add(core_.stats().messages);  // before the hook: exact whenever a hook looks
+    if (!guarded("on_message", [&] { handler_->on_message(id_, buffered.subspan(r.header, r.length)); })) {
+      return false;
+    }
+    rstart_ += total;
+  }
+  if (rstart_ == rend_) rstart_ = rend_ = 0;
+  return true;
+}
+
+// -------------------------------------------------------------------------- send --
+
+template <class Append>
+bool connection::enqueue(std::size_t size, Append&& append) {
+  bool post_write = false;
+  bool overflow = false;
+  {
+    std::lock_guard lock(mu_);
+    if (!accepting_) return false;
+    if (size <= options_.max_outbound_bytes - outbound_) {
+      if (size == 0) return true;
+      std::forward<Append>(append)(pending_);
+      outbound_ += size;
+      post_write = !writer_active_;
+      writer_active_ = true;
+    } else {  // over the cap: abort; what is queued is dropped
+      overflow = true;
+      accepting_ = false;
+      close_mode_ = close_mode::abort;
+      close_reason_ = "send buffer full";
+      close_level_ = spdlog::level::warn;
+    }
+  }
+  if (overflow) {
+    close_requested_.store(true, std::memory_order_relaxed);
+    asio::post(ctx_, [self = shared_from_this()] { self->do_close(); });
+    return false;
+  }
+  if (post_write) asio::post(ctx_, [self = shared_from_this()] { self->do_write(); });
+  return true;
+}
+
+bool connection::send(bytes_view bytes) {
+  return enqueue(bytes.size(), [&](byte_buffer& out) { out.insert(out.end(), bytes.begin(), bytes.end()); });
+}
+
+bool connection::send(byte_buffer&& bytes) {
+  return enqueue(bytes.size(), [&](byte_buffer& out) {
+    if (out.empty() && bytes.size() >= out.capacity()) {
+      out = std::move(bytes);
+    } else {
+      out.insert(out.end(), bytes.begin(), bytes.end());
+    }
+  });
+}
+
+void connection::do_write() {
+  if (write_in_flight_ || state_ != state::open) return;
+  if (written_ == writing_.size()) {
+    writing_.clear();
+    written_ = 0;
+    bool idle = false;
+    {
+      std::lock_guard lock(mu_);
+      if (pending_.empty()) {
+        writer_active_ = false;
+        idle = true;
+      } else {
+        writing_.swap(pending_);  // pending_ keeps the old buffer's capacity
+      }
+    }
+    if (idle) {
+      if (draining_) finish(requested_reason_or("closed"), true, spdlog::level::debug);
+      return;
+    }
+  }
+  write_in_flight_ = true;
+  socket_.async_write_some(asio::buffer(writing_.data() + written_, writing_.size() - written_),
+                           [self = shared_from_this()](std::error_code ec, std::size_t n) { self->on_written(ec, n); });
+}
+
+void connection::on_written(std::error_code ec, std::size_t n) {
+  write_in_flight_ = false;
+  if (state_ != state::open) return;
+  if (ec) return finish(requested_reason_or("write error: " + ec.message()), false, spdlog::level::debug);
+  counters::add(core_.stats().bytes_out, n);
+  counters::add(core_.stats().writes);
+  written_ += n;
+  {
+    std::lock_guard lock(mu_);
+    outbound_ -= n;
+  }
+  if (written_ == writing_.size() && writing_.capacity() > keep_write_capacity) {
+    byte_buffer{}.swap(writing_);
+    written_ = 0;
+  }
+  do_write();
+}
+
+// ------------------------------------------------------------------------- close --
+
+void connection::request_close(std::string reason, bool flush) {
+  {
+    std::lock_guard lock(mu_);
+    if (close_mode_ == close_mode::none) {
+      close_mode_ = flush ? close_mode::graceful : close_mode::abort;
+      close_reason_ = std::move(reason);
+    } else if (close_mode_ == close_mode::graceful && !flush) {
+      close_mode_ = close_mode::abort;  // cut a graceful close short; keep its reason
+    } else {
+      return;
+    }
+    accepting_ = false;
+  }
+  close_requested_.store(true, std::memory_order_relaxed);
+  asio::post(ctx_, [self = shared_from_this()] { self->do_close(); });
+}
+
+void connection::do_close() {
+  if (state_ == state::connecting) return fail_connect(asio::error::operation_aborted);
+  if (state_ != state::open) return;
+  close_mode mode = close_mode::none;
+  std::string reason;
+  spdlog::level::level_enum level = spdlog::level::debug;
+  {
+    std::lock_guard lock(mu_);
+    mode = close_mode_;
+    reason = close_reason_;
+    level = close_level_;
+  }
+  if (mode == close_mode::abort) return finish(reason, false, level);
+  if (!draining_) {
+    draining_ = true;
+    if (options_.flush_timeout.count() > 0) {
+      deadline_.expires_after(options_.flush_timeout);
+      deadline_.async_wait([self = shared_from_this(), reason](std::error_code ec) {
+        if (ec || self->state_ != state::open) return;
+        self->finish(reason + " (flush timed out)", false, spdlog::level::warn);
+      });
+    }
+  }
+  do_write();  // closes once nothing is left
+}
+
+void connection::arm_idle() {
+  if (options_.idle_timeout.count() <= 0 || state_ != state::open) return;
+  idle_timer_.expires_at(last_read_ + options_.idle_timeout);
+  idle_timer_.async_wait([self = shared_from_this()](std::error_code ec) {
+    if (ec || self->state_ != state::open) return;
+    if (clock::now() - self->last_read_ >= self->options_.idle_timeout) {
+      self->finish("idle timeout", false, spdlog::level::info);
+    } else {
+      self->arm_idle();
+    }
+  });
+}
+
+void connection::fail(const std::string& reason) { finish(reason, false, spdlog::level::warn); }
+
+std::string connection::requested_reason_or(std::string fallback) {
+  std::lock_guard lock(mu_);
+  return close_mode_ == close_mode::none ? std::move(fallback) : close_reason_;
+}
+
+void connection::finish(const std::string& reason, bool graceful, spdlog::level::level_enum level) {
+  if (state_ != state::open) return;
+  state_ = state::closed;
+  {
+    std::lock_guard lock(mu_);
+    accepting_ = false;
+    if (close_mode_ == close_mode::none) close_mode_ = close_mode::abort;
+    pending_ = byte_buffer{};
+    outbound_ = 0;
+  }
+  close_requested_.store(true, std::memory_order_relaxed);
+  idle_timer_.cancel();
+  deadline_.cancel();
+  std::error_code ignored;
+  if (graceful) socket_.shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
+  socket_.close(ignored);
+  core_.remove_connection(id_);
+  counters::add(core_.stats().closed);
+  core_.log().log(level, "conn {} ({}): closed: {}", id_, peer_, reason);
+  try {
+    handler_->on_close(id_, reason);
+  } catch (const std::exception& e) {
+    core_.log().error("conn {} ({}): on_close threw: {}", id_, peer_, e.what());
+  } catch (...) {
+    core_.log().error("conn {} ({}): on_close threw", id_, peer_);
+  }
+}
+
+}  // namespace csk::net

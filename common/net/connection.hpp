@@ -1,0 +1,137 @@
+#pragma once
+// csk::net::connection: one TCP stream, its receive buffer, its send queue and its timers
+// (private to common/net; users see only its conn_id).
+//
+// Threads: the connection is pinned to one io_context (ctx_). Everything marked "net
+// thread" below runs only there; send() and request_close() may be called from any
+// thread: they touch the fields guarded by mu_ and post work to ctx_.
+//
+// Lifetime: shared_ptr. The registry holds it while it is open; every pending async
+// operation holds it too (handlers capture `self`), so the object outlives the last
+// completion even after the registry dropped it.
+//
+// Send queue invariants (mu_): `outbound_` = bytes accepted by send() and not yet
+// written (pending_ plus the unwritten part of writing_); `writer_active_` is true while a
+// do_write is posted or a write is in flight, so send() posts at most one do_write per
+// idle -> busy edge and everything sent meanwhile is coalesced into pending_.
+
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <system_error>
+#include <vector>
+
+#include <spdlog/common.h>
+
+#include "common/base/bytes.hpp"
+#include "common/net/asio.hpp"
+#include "common/net/handler.hpp"
+#include "common/net/unique_fd.hpp"
+
+namespace csk::net {
+
+class core;
+
+class connection : public std::enable_shared_from_this<connection> {
+ public:
+  enum class role : std::uint8_t { accepted, connecting };
+  using connect_done = std::function<void(conn_id, std::error_code)>;
+
+  connection(asio::io_context& ctx, core& owner, conn_id id, std::shared_ptr<handler> h, conn_options o,
+             role r);
+  connection(const connection&) = delete;
+  connection& operator=(const connection&) = delete;
+
+  conn_id id() const noexcept { return id_; }
+
+  /// Takes an accepted socket: registers, on_accept, starts reading. Net thread.
+  void start_accepted(unique_fd fd, const asio::ip::tcp& protocol);
+  /// Resolves and connects (posts to the net thread). Any thread, once.
+  void start_connect(std::string host, std::uint16_t port, connect_done done);
+
+  /// See net::send. Any thread.
+  bool send(bytes_view bytes);
+  bool send(byte_buffer&& bytes);
+  /// See net::close. Any thread.
+  void request_close(std::string reason, bool flush);
+
+ private:
+  enum class state : std::uint8_t { starting, connecting, open, closed };
+  enum class close_mode : std::uint8_t { none, graceful, abort };
+
+  // -- any thread ----------------------------------------------------------------------
+  template <class Append>
+  bool enqueue(std::size_t size, Append&& append);
+
+  // -- net thread ----------------------------------------------------------------------
+  void do_connect(const std::string& host, std::uint16_t port);
+  void try_endpoint(std::size_t index);
+  void on_connected();
+  void fail_connect(std::error_code ec);
+  void report_failure(std::error_code ec);  // done(0, ec), once
+
+  void do_read();
+  void make_room();
+  void on_read(std::error_code ec, std::size_t n);
+  bool deliver();  // false: the connection was closed
+
+  void do_write();
+  void on_written(std::error_code ec, std::size_t n);
+
+  void do_close();
+  void arm_idle();
+  void established();
+  void fail(const std::string& reason);  // a bad peer: closes at once, logged as a warning
+  void finish(const std::string& reason, bool graceful, spdlog::level::level_enum level);
+  std::string requested_reason_or(std::string fallback);
+
+  template <class F>
+  bool guarded(const char* hook, F&& f);
+
+  asio::io_context& ctx_;
+  core& core_;
+  const conn_id id_;
+  const std::shared_ptr<handler> handler_;
+  const conn_options options_;
+
+  // net thread
+  asio::ip::tcp::socket socket_;
+  asio::steady_timer idle_timer_;
+  asio::steady_timer deadline_;  // connect timeout, then flush timeout
+  std::unique_ptr<asio::ip::tcp::resolver> resolver_;
+  std::vector<asio::ip::tcp::endpoint> endpoints_;
+  std::error_code last_connect_error_;
+  connect_done done_;
+  bool connect_timed_out_ = false;
+  state state_;
+  std::string peer_ = "?";
+  byte_buffer rbuf_;
+  std::size_t rstart_ = 0;  // first unconsumed byte
+  std::size_t rend_ = 0;    // end of received bytes
+  std::size_t want_ = 0;    // whole size of the front message once known, else 0
+  bool read_in_flight_ = false;
+  bool peer_eof_ = false;
+  byte_buffer writing_;     // the buffer of the write in flight
+  std::size_t written_ = 0; // bytes of writing_ already written
+  bool write_in_flight_ = false;
+  bool draining_ = false;   // graceful close: writing what is queued, then closing
+  std::chrono::steady_clock::time_point last_read_;
+
+  // any thread
+  std::atomic<bool> close_requested_{false};  // stop delivering; set with close_mode_
+  std::mutex mu_;
+  byte_buffer pending_;          // mu_
+  std::size_t outbound_ = 0;     // mu_
+  bool writer_active_ = false;   // mu_
+  bool accepting_ = true;        // mu_: send() takes bytes
+  close_mode close_mode_ = close_mode::none;  // mu_
+  std::string close_reason_;     // mu_
+  spdlog::level::level_enum close_level_ = spdlog::level::debug;  // mu_: how to log it
+};
+
+}  // namespace csk::net

@@ -1,0 +1,67 @@
+#pragma once
+// What a user of csk::net plugs in: options per listener/connection, and the hooks.
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include "common/base/bytes.hpp"
+#include "common/net/framing.hpp"
+
+namespace csk::net {
+
+/// Connection id: never reused within one net; 0 = none.
+using conn_id = std::uint64_t;
+/// Listener id: never reused within one net; 0 = none.
+using listener_id = std::uint64_t;
+
+struct conn_options {
+  /// Bytes queued and not yet written. A send() that would go over it is refused (returns
+  /// false) and the connection is aborted with reason "send buffer full": a frame cannot
+  /// be skipped without corrupting the stream, so the peer that cannot keep up is cut.
+  std::size_t max_outbound_bytes = 64u << 20;
+  /// Largest header + body one message may take. An unpack result over it, or a
+  /// need_more with this many bytes buffered, closes the connection ("message too large").
+  std::size_t max_message = length16_max_body + length16_header;
+  /// No bytes received for this long closes the connection ("idle timeout"); 0 = never.
+  std::chrono::milliseconds idle_timeout{0};
+  /// connect(): give up after this long (done gets asio's timed_out); 0 = the kernel's.
+  std::chrono::milliseconds connect_timeout{10000};
+  /// Graceful close: abort if queued bytes are not written within this long; 0 = never.
+  std::chrono::milliseconds flush_timeout{5000};
+  /// Receive buffer size (it grows up to max_message for one message that needs it).
+  std::size_t read_chunk = 64u << 10;
+  /// TCP_NODELAY on accepted and connected sockets.
+  bool no_delay = true;
+};
+
+/// Hooks of one listener's connections, or of one outgoing connection. Held by
+/// shared_ptr by every connection that uses it.
+///
+/// Threads: every hook of one connection runs on the net thread that owns the connection,
+/// one at a time. One handler shared by connections on different net threads (net built
+/// with threads > 1) is called concurrently for different ids. Hooks may call
+/// net::send/close (any id); they must not call net::stop. Keep them short: they hold up
+/// every connection of that thread. An exception escaping a hook closes that connection
+/// ("handler error: ...").
+class handler {
+ public:
+  virtual ~handler() = default;
+  /// Server side, before any message. Sends made here go out first.
+  virtual void on_accept(conn_id /*id*/, const std::string& /*peer*/) {}
+  /// Client side, connected (before `done` of net::connect is called).
+  virtual void on_connect(conn_id /*id*/, const std::string& /*peer*/) {}
+  /// Looks at the front of the receive buffer (never empty). See unpack_result.
+  virtual unpack_result unpack(conn_id /*id*/, bytes_view buffered) {
+    return unpack_length16(buffered);
+  }
+  /// One message: the body only (header stripped); the view is valid during the call.
+  virtual void on_message(conn_id id, bytes_view message) = 0;
+  /// Exactly once per connection that was accepted or connected, after which the id is
+  /// unknown to net::send. `reason`: "peer closed", "shutdown", the reason given to
+  /// net::close, or the error that closed it.
+  virtual void on_close(conn_id /*id*/, const std::string& /*reason*/) {}
+};
+
+}  // namespace csk::net

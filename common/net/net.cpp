@@ -1,0 +1,94 @@
+#include "common/net/net.hpp"
+
+#include <stdexcept>
+#include <utility>
+
+#include "common/net/connection.hpp"
+#include "common/net/core.hpp"
+#include "common/net/listener.hpp"
+
+namespace csk::net {
+
+namespace {
+void require(const std::shared_ptr<handler>& h) {
+  if (!h) throw std::invalid_argument("csk::net: null handler");
+}
+}  // namespace
+
+net::net(int threads) : core_(std::make_unique<core>(threads)) {}
+
+// Stopped here, not by ~core, so that hooks running during the stop may still call
+// send/close on this net.
+net::~net() { core_->stop(); }
+
+void net::start() { core_->start(); }
+
+void net::stop() { core_->stop(); }
+
+result<listener_id, std::string> net::listen(const std::string& host, std::uint16_t port,
+                                             std::shared_ptr<handler> h, conn_options o) {
+  require(h);
+  auto l = std::make_shared<listener>(core_->next_context(), *core_, core_->new_listener_id(), std::move(h), o);
+  if (auto opened = l->open(host, port); !opened) return unexpected{opened.error()};
+  if (!core_->add_listener(l)) return unexpected{std::string("listen: the net is stopped")};
+  l->start();
+  return l->id();
+}
+
+result<listener_id, std::string> net::adopt_listener(int fd, std::shared_ptr<handler> h, conn_options o) {
+  require(h);
+  auto l = std::make_shared<listener>(core_->next_context(), *core_, core_->new_listener_id(), std::move(h), o);
+  if (auto adopted = l->adopt(fd); !adopted) return unexpected{adopted.error()};
+  if (!core_->add_listener(l)) return unexpected{std::string("adopt listener: the net is stopped")};
+  l->start();
+  return l->id();
+}
+
+std::uint16_t net::local_port(listener_id id) const { return core_->listener_port(id).value_or(0); }
+
+void net::close_listener(listener_id id) {
+  if (auto l = core_->take_listener(id)) l->close();
+}
+
+conn_id net::connect(const std::string& host, std::uint16_t port, std::shared_ptr<handler> h, conn_options o,
+                     std::function<void(conn_id, std::error_code)> done) {
+  require(h);
+  const auto id = core_->new_conn_id();
+  auto c = std::make_shared<connection>(core_->next_context(), *core_, id, std::move(h), o,
+                                        connection::role::connecting);
+  if (!core_->add_connection(c)) return 0;
+  c->start_connect(host, port, std::move(done));
+  return id;
+}
+
+bool net::send(conn_id id, byte_buffer bytes) {
+  return core_->with_connection(id, [&](connection& c) { return c.send(std::move(bytes)); });
+}
+
+bool net::send(conn_id id, bytes_view bytes) {
+  return core_->with_connection(id, [&](connection& c) { return c.send(bytes); });
+}
+
+void net::close(conn_id id, std::string reason, bool flush) {
+  core_->with_connection(id, [&](connection& c) {
+    c.request_close(std::move(reason), flush);
+    return true;
+  });
+}
+
+net::stats net::get_stats() const {
+  const auto& s = core_->stats();
+  const auto get = [](const std::atomic<std::uint64_t>& c) { return c.load(std::memory_order_relaxed); };
+  stats out;
+  out.accepted = get(s.accepted);
+  out.connected = get(s.connected);
+  out.closed = get(s.closed);
+  out.bytes_in = get(s.bytes_in);
+  out.bytes_out = get(s.bytes_out);
+  out.reads = get(s.reads);
+  out.writes = get(s.writes);
+  out.messages = get(s.messages);
+  return out;
+}
+
+}  // namespace csk::net

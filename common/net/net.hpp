@@ -1,0 +1,131 @@
+#pragma once
+// csk::net::net: TCP listeners and connections for skynet cluster traffic and the gate.
+// It moves bytes and calls hooks (handler.hpp); it knows nothing of actors or protocols.
+//
+// Threads: `threads` net threads, each running its own io_context (asio's server2 model).
+// Every connection and listener is pinned to one of them, round robin; everything that
+// touches its socket, and every hook of its handler, runs there. Other threads reach a
+// connection only through its id (send/close), which queue work for its thread.
+//
+// Receiving: each connection reads into one buffer (conn_options::read_chunk) and runs
+// unpack/on_message for every whole message it holds before reading again; consumed bytes
+// are compacted to the front, never reallocated per message. Sizes from unpack are checked
+// against max_message before more is buffered for them; a bad size or an unpack error
+// closes that connection only, logged on the "net" logger with peer and id.
+//
+// Sending: send() appends to the connection's pending buffer. While a write is in flight
+// everything sent goes to that buffer and leaves in the next single write, so N frames
+// sent during one write cost one syscall, not N. Bytes queued are capped
+// (max_outbound_bytes): over it, send() returns false and the connection is aborted.
+//
+// Sockets are opened with SOCK_CLOEXEC (socket/accept4), accepted and connected ones get
+// TCP_NODELAY (conn_options::no_delay).
+//
+// Lifetime: start() once, stop() once (idempotent); a stopped net cannot be restarted.
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <system_error>
+
+#include "common/base/bytes.hpp"
+#include "common/base/result.hpp"
+#include "common/net/framing.hpp"
+#include "common/net/handler.hpp"
+
+namespace csk::net {
+
+class core;
+
+class net {
+ public:
+  /// Counters since construction (relaxed: each is exact, they are not a snapshot together).
+  struct stats {
+    std::uint64_t accepted = 0;   ///< connections accepted
+    std::uint64_t connected = 0;  ///< outgoing connections established
+    std::uint64_t closed = 0;     ///< on_close calls
+    std::uint64_t bytes_in = 0;
+    std::uint64_t bytes_out = 0;
+    std::uint64_t reads = 0;      ///< completed reads that returned bytes
+    std::uint64_t writes = 0;     ///< completed writes (one write syscall each)
+    std::uint64_t messages = 0;   ///< on_message calls
+  };
+
+  /// Creates `threads` io_contexts (at least 1); no thread runs until start().
+  explicit net(int threads = 1);
+  /// Stops (see stop()) and joins. Owner thread; not from a net thread.
+  ~net();
+  net(const net&) = delete;
+  net& operator=(const net&) = delete;
+
+  /// Starts the net threads. Idempotent; after stop() it does nothing.
+  /// Threads: the owner thread (the one that calls stop()).
+  void start();
+  /// Closes every listener, aborts every connection (on_close "shutdown"; a connect in
+  /// progress gets done(0, operation_aborted)), lets those hooks run, joins the threads.
+  /// Queued bytes are not flushed. Idempotent; a second caller waits for the first.
+  /// Threads: any thread but a net thread (throws std::logic_error there: it would join
+  /// itself). If start() was never called it starts the threads first, so that queued
+  /// work and hooks still run on net threads.
+  void stop();
+
+  // -- listeners --------------------------------------------------------------------
+
+  /// Binds host:port (port 0 = ephemeral; host is an IP address or a name resolved here,
+  /// blocking; "" = 0.0.0.0) with SO_REUSEADDR, listens, and accepts on a net thread.
+  /// Connections accepted use `h` and `o`. Error text names the address and the cause.
+  /// Threads: any thread.
+  [[nodiscard]] result<listener_id, std::string> listen(const std::string& host, std::uint16_t port,
+                                                        std::shared_ptr<handler> h, conn_options o = {});
+  /// Adopts an already bound and listening TCP socket (e.g. received over SCM_RIGHTS).
+  /// On success the net owns `fd` and sets FD_CLOEXEC and O_NONBLOCK on it (O_NONBLOCK
+  /// is shared with every process holding the same open socket). On failure the fd is
+  /// left open and still the caller's. Threads: any thread.
+  [[nodiscard]] result<listener_id, std::string> adopt_listener(int fd, std::shared_ptr<handler> h,
+                                                                conn_options o = {});
+  /// The bound port, or 0 for an unknown/closed listener. Threads: any thread.
+  std::uint16_t local_port(listener_id id) const;
+  /// Stops accepting and closes the listening socket; connections already accepted stay.
+  /// Unknown ids are ignored. Threads: any thread.
+  void close_listener(listener_id id);
+
+  // -- connections ------------------------------------------------------------------
+
+  /// Starts an asynchronous connect (host resolved on the net thread; each address tried
+  /// in turn) and returns the id the connection will have; 0 if the net is stopping (then
+  /// `done` is never called). Bytes sent to the id before it connects are queued and go
+  /// out once connected. On success: h->on_connect(id, peer), then done(id, {}). On
+  /// failure or close() before connecting: done(0, error), no on_close. OS errors come
+  /// in std::system_category (compare with std::errc: connection_refused, timed_out for
+  /// connect_timeout, operation_canceled for close/stop); resolver errors in asio's
+  /// netdb/addrinfo categories. `done` may be empty; it runs on the connection's net
+  /// thread, exactly once.
+  /// Threads: any thread.
+  conn_id connect(const std::string& host, std::uint16_t port, std::shared_ptr<handler> h, conn_options o,
+                  std::function<void(conn_id, std::error_code)> done);
+
+  /// Queues bytes (already framed by the caller) for writing, in order. False if the id
+  /// is unknown or closing, or the bytes would exceed max_outbound_bytes (the connection is
+  /// then aborted with "send buffer full"). Empty bytes: true, nothing happens.
+  /// Threads: any thread, including hooks.
+  bool send(conn_id id, byte_buffer bytes);
+  /// Same, copying from a view (saves the caller an allocation per frame).
+  bool send(conn_id id, bytes_view bytes);
+
+  /// Closes the connection: flush = true writes what was queued first (at most
+  /// flush_timeout), then shuts down and closes; flush = false closes at once. Nothing is
+  /// received or delivered after the call; sends are refused. on_close gets `reason`
+  /// (the first close requested wins; an abort may cut short an earlier graceful close).
+  /// Unknown ids are ignored. Threads: any thread, including hooks.
+  void close(conn_id id, std::string reason, bool flush = true);
+
+  /// Threads: any thread.
+  stats get_stats() const;
+
+ private:
+  std::unique_ptr<core> core_;
+};
+
+}  // namespace csk::net

@@ -1,0 +1,254 @@
+#include "services/cluster/node.hpp"
+
+#include <atomic>
+#include <unordered_map>
+
+#include "common/log/log.hpp"
+
+namespace csk::cluster {
+namespace {
+
+std::shared_ptr<spdlog::logger> log() { return csk::logger("cluster"); }
+
+net::conn_options conn_options_for(const node_options& o) {
+  net::conn_options c;
+  c.idle_timeout = o.idle_timeout;
+  return c;
+}
+
+std::optional<endpoint> endpoint_of(const std::optional<cluster_node_address>& a) {
+  if (!a) return std::nullopt;
+  return endpoint{a->host, a->port};
+}
+
+}  // namespace
+
+// ----------------------------------------------------------- outbound side --
+
+/// One remote node: its sender and the connection (transport) the sender drives.
+/// Net hooks arrive on the connection's net thread; only the current connection's
+/// events reach the sender.
+class node::remote : public transport, public net::handler, public std::enable_shared_from_this<remote> {
+ public:
+  remote(std::string name, actor::runtime& rt, net::net& n, net::conn_options o, wire::assembler_limits limits)
+      : net_(n), opts_(o), sender_(std::move(name), rt, *this, limits) {}
+
+  sender& s() { return sender_; }
+
+  // -- transport (called by the sender) --
+  void connect(const endpoint& ep) override {
+    std::weak_ptr<remote> weak = weak_from_this();
+    net::conn_id id = 0;
+    {
+      // `done` may run on the net thread before connect() returns the id: it takes
+      // connect_mu_ too, so it sees conn_ set.
+      std::lock_guard lock(connect_mu_);
+      id = net_.connect(ep.host, ep.port, shared_from_this(), opts_, [weak](net::conn_id got, std::error_code ec) {
+        auto self = weak.lock();
+        if (!self) return;
+        bool current = false;
+        {
+          std::lock_guard l(self->connect_mu_);
+          current = self->attempt_ == self->attempts_started_;
+        }
+        if (!current) return;  // an attempt the sender has since given up on
+        if (ec) {
+          self->sender_.on_connect_failed(ec.message());
+        } else {
+          (void)got;
+          self->sender_.on_connected();
+        }
+      });
+      conn_.store(id);
+      attempt_ = ++attempts_started_;
+    }
+    if (id == 0) sender_.on_connect_failed("net is stopping");
+  }
+  void write(byte_buffer bytes) override { net_.send(conn_.load(), std::move(bytes)); }
+  void close(const std::string& reason) override {
+    // Events of the closed connection must not reach the sender any more: it already
+    // considers itself disconnected (it may be connecting anew).
+    const net::conn_id old = conn_.exchange(0);
+    {
+      std::lock_guard lock(connect_mu_);
+      ++attempts_started_;  // a connect still in progress is abandoned
+    }
+    net_.close(old, reason, false);
+  }
+
+  // -- net hooks --
+  void on_message(net::conn_id id, bytes_view body) override {
+    if (id == conn_.load()) sender_.on_frame(body);
+  }
+  void on_close(net::conn_id id, const std::string& reason) override {
+    if (id == conn_.load()) sender_.on_closed(reason);
+  }
+
+ private:
+  net::net& net_;
+  const net::conn_options opts_;
+  std::atomic<net::conn_id> conn_{0};
+  std::mutex connect_mu_;
+  std::uint64_t attempts_started_ = 0;  // connect_mu_
+  std::uint64_t attempt_ = 0;           // connect_mu_: the attempt conn_ belongs to
+  sender sender_;
+};
+
+// ------------------------------------------------------------ inbound side --
+
+/// The listener's handler: one agent per accepted connection.
+class node::inbound : public net::handler {
+ public:
+  inbound(actor::runtime& rt, net::net& n, const node_options& o) : rt_(rt), net_(n), opts_(o) {}
+
+  void on_accept(net::conn_id id, const std::string& peer) override {
+    std::lock_guard lock(mu_);
+    if (agents_.size() >= opts_.max_connections) {
+      log()->warn("cluster: refusing {} (connection {}): {} connections already", peer, id, agents_.size());
+      net_.close(id, "too many connections", false);
+      return;
+    }
+    net::net* n = &net_;
+    agents_.emplace(id, std::make_unique<agent>(
+                            rt_, peer, [n, id](byte_buffer b) { n->send(id, std::move(b)); },
+                            [n, id](const std::string& reason) { n->close(id, reason, true); }, opts_.limits,
+                            opts_.inbound_call_timeout));
+    log()->info("cluster: accepted {} (connection {})", peer, id);
+  }
+  void on_message(net::conn_id id, bytes_view body) override {
+    agent* a = nullptr;
+    {
+      std::lock_guard lock(mu_);
+      auto it = agents_.find(id);
+      if (it == agents_.end()) return;
+      a = it->second.get();
+    }
+    // Only this connection's net thread uses its agent, and on_close (same thread) is
+    // the only place that removes it.
+    a->on_frame(body);
+  }
+  void on_close(net::conn_id id, const std::string& reason) override {
+    std::unique_ptr<agent> gone;
+    {
+      std::lock_guard lock(mu_);
+      auto it = agents_.find(id);
+      if (it == agents_.end()) return;
+      gone = std::move(it->second);
+      agents_.erase(it);
+    }
+    log()->info("cluster: connection {} closed: {}", id, reason);
+  }
+  std::size_t count() const {
+    std::lock_guard lock(mu_);
+    return agents_.size();
+  }
+
+ private:
+  actor::runtime& rt_;
+  net::net& net_;
+  const node_options opts_;  // a copy: the net may hold this handler after the node is gone
+  mutable std::mutex mu_;
+  std::unordered_map<net::conn_id, std::unique_ptr<agent>> agents_;
+};
+
+// -------------------------------------------------------------------- node --
+
+node::node(actor::runtime& rt, net::net& n, node_options o)
+    : rt_(rt), net_(n), opts_(std::move(o)), inbound_(std::make_shared<inbound>(rt, n, opts_)) {}
+
+node::~node() {
+  if (listener_ != 0) net_.close_listener(listener_);
+}
+
+void node::reload(const cluster_names& table) {
+  std::vector<std::pair<std::shared_ptr<remote>, std::optional<endpoint>>> changes;
+  {
+    std::lock_guard lock(mu_);
+    table_.nowaiting = table.nowaiting;
+    for (const auto& [name, addr] : table.nodes) {
+      table_.nodes[name] = addr;
+      auto it = remotes_.find(name);
+      if (it != remotes_.end()) changes.emplace_back(it->second, endpoint_of(addr));
+    }
+  }
+  for (auto& [r, ep] : changes) r->s().set_endpoint(ep);
+}
+
+result<std::uint16_t, std::string> node::open() {
+  std::optional<endpoint> ep = opts_.listen;
+  if (!ep) {
+    std::lock_guard lock(mu_);
+    auto it = table_.nodes.find(opts_.self);
+    if (it == table_.nodes.end()) return unexpected("cluster node " + opts_.self + " is not in the node table");
+    if (!it->second) return unexpected("cluster node " + opts_.self + " is down");  // skynet's open() fails alike
+    ep = endpoint_of(it->second);
+  }
+  auto id = net_.listen(ep->host, ep->port, inbound_, conn_options_for(opts_));
+  if (!id) return unexpected(id.error());
+  listener_ = *id;
+  port_ = net_.local_port(listener_);
+  log()->info("cluster: node {} listening on {}:{}", opts_.self, ep->host, port_);
+  return port_;
+}
+
+std::shared_ptr<node::remote> node::remote_for(std::string_view name, std::string& error) {
+  std::lock_guard lock(mu_);
+  auto it = remotes_.find(name);
+  if (it != remotes_.end()) return it->second;
+  auto t = table_.nodes.find(std::string(name));
+  if (t == table_.nodes.end()) {
+    error = "cluster node " + std::string(name) + " is absent";
+    return nullptr;
+  }
+  auto r = std::make_shared<remote>(std::string(name), rt_, net_, conn_options_for(opts_), opts_.limits);
+  r->s().set_endpoint(endpoint_of(t->second));
+  remotes_.emplace(std::string(name), r);
+  return r;
+}
+
+void node::start_call(std::string_view node_name, wire::target to, actor::values args, actor::reply_route route) {
+  std::string error;
+  auto r = remote_for(node_name, error);
+  if (!r) {
+    rt_.complete(route, unexpected(actor::call_error{actor::call_errc::invalid_address, error}));
+    return;
+  }
+  r->s().call(to, args, route);
+}
+
+actor::routed_call_awaiter node::call(actor::context& ctx, std::string_view node_name, wire::target to,
+                                      actor::values args, std::chrono::milliseconds timeout) {
+  return ctx.call_via(
+      [this, n = std::string(node_name), to = std::move(to), args = std::move(args)](actor::reply_route route) mutable {
+        start_call(n, std::move(to), std::move(args), route);
+      },
+      timeout);
+}
+
+void node::call(std::string_view node_name, wire::target to, actor::values args, std::chrono::milliseconds timeout,
+                std::function<void(actor::call_result)> done) {
+  const actor::reply_route route = rt_.external_route(timeout, std::move(done));
+  start_call(node_name, std::move(to), std::move(args), route);
+}
+
+std::future<actor::call_result> node::call(std::string_view node_name, wire::target to, actor::values args,
+                                           std::chrono::milliseconds timeout) {
+  auto p = std::make_shared<std::promise<actor::call_result>>();
+  auto f = p->get_future();
+  call(node_name, std::move(to), std::move(args), timeout, [p](actor::call_result r) { p->set_value(std::move(r)); });
+  return f;
+}
+
+bool node::send(std::string_view node_name, const wire::target& to, const actor::values& args) {
+  std::string error;
+  auto r = remote_for(node_name, error);
+  if (!r) {
+    log()->warn("cluster: push dropped: {}", error);
+    return false;
+  }
+  return r->s().send(to, args);
+}
+
+std::size_t node::inbound_connections() const { return inbound_->count(); }
+
+}  // namespace csk::cluster

@@ -1,0 +1,190 @@
+// Two cppskynet nodes on loopback (ephemeral ports), real TCP through csk::net:
+// every addressing form, pushes, multi-part both ways, errors, node down/up,
+// a peer dropping with calls pending, and a service calling another node.
+
+#include <gtest/gtest.h>
+
+#include <future>
+
+#include "common/wire/seri.hpp"
+#include "services/cluster/node.hpp"
+#include "services/lab/lab_services.hpp"
+
+namespace csk::cluster {
+namespace {
+
+using namespace std::chrono_literals;
+using actor::values;
+using wire::target;
+
+/// One node: runtime + net + cluster membership.
+struct test_node {
+  explicit test_node(std::string self, bool with_lab = false) {
+    actor::runtime_options o;
+    o.threads = 2;
+    o.call_timeout = 5000ms;
+    rt = std::make_unique<actor::runtime>(o);
+    if (with_lab) lab::spawn_lab_services(*rt);
+    net = std::make_unique<net::net>(1);
+    node_options no;
+    no.self = std::move(self);
+    no.listen = endpoint{"127.0.0.1", 0};
+    cluster = std::make_unique<node>(*rt, *net, no);
+    rt->start();
+    net->start();
+  }
+  ~test_node() { stop(); }
+  void stop() {
+    if (stopped) return;
+    stopped = true;
+    net->stop();
+    rt->shutdown();
+  }
+  actor::call_result call(std::string_view n, target t, values args, std::chrono::milliseconds timeout = {}) {
+    auto f = cluster->call(n, std::move(t), std::move(args), timeout);
+    if (f.wait_for(20s) != std::future_status::ready) return unexpected(actor::call_error{actor::call_errc::timeout, "test deadline"});
+    return f.get();
+  }
+
+  std::unique_ptr<actor::runtime> rt;
+  std::unique_ptr<net::net> net;
+  std::unique_ptr<node> cluster;
+  bool stopped = false;
+};
+
+class ClusterNodeTest : public ::testing::Test {
+ protected:
+  ClusterNodeTest() : server_("server", true), client_("client") {
+    auto port = server_.cluster->open();
+    EXPECT_TRUE(port.has_value()) << port.error();
+    port_ = port ? *port : 0;
+    cluster_names t;
+    t.nodes["server"] = cluster_node_address{"127.0.0.1", port_};
+    client_.cluster->reload(t);
+  }
+  test_node server_;
+  test_node client_;
+  std::uint16_t port_ = 0;
+};
+
+TEST_F(ClusterNodeTest, EveryAddressingFormReachesTheService) {
+  for (const auto& t : {target::named("@echo"), target::named(".echo"), target::named(":0000000a"), target::handle(10)}) {
+    auto r = client_.call("server", t, {"hello", 42});
+    ASSERT_TRUE(r.has_value()) << r.error().text;
+    ASSERT_EQ(r->size(), 2u);
+    EXPECT_EQ(r->at(0).as_string(), "hello");
+    EXPECT_EQ(r->at(1).as_integer(), 42);
+  }
+  auto q = client_.call("server", target::handle(0), {"echo"});  // cluster.query
+  ASSERT_TRUE(q.has_value()) << q.error().text;
+  EXPECT_EQ(q->at(0).as_integer(), 10);
+}
+
+TEST_F(ClusterNodeTest, ErrorsComeBackAsSkynetSendsThem) {
+  auto missing = client_.call("server", target::named("@nosuch"), {1});
+  ASSERT_FALSE(missing.has_value());
+  EXPECT_EQ(missing.error().text, "Invalid name");
+  auto raised = client_.call("server", target::named("@fail"), {});
+  ASSERT_FALSE(raised.has_value());
+  EXPECT_NE(raised.error().text.find("lab fail service raised"), std::string::npos);
+  auto query = client_.call("server", target::handle(0), {"nosuch"});
+  EXPECT_EQ(query.error().text, "name not found");
+  auto absent = client_.call("elsewhere", target::named("@echo"), {});
+  EXPECT_NE(absent.error().text.find("absent"), std::string::npos);
+}
+
+TEST_F(ClusterNodeTest, MultipartBothWays) {
+  const std::string big(100000, 'x');
+  auto r = client_.call("server", target::named("@echo"), {big});
+  ASSERT_TRUE(r.has_value()) << r.error().text;
+  EXPECT_EQ(r->at(0).as_string(), big);
+  auto g = client_.call("server", target::named("@gen"), {70000, "R"});
+  ASSERT_TRUE(g.has_value());
+  EXPECT_EQ(g->at(0).as_string(), std::string(70000, 'R'));
+}
+
+TEST_F(ClusterNodeTest, PushesAreDeliveredInOrderWithCalls) {
+  ASSERT_TRUE(client_.cluster->send("server", target::named("@counter"), {}));
+  ASSERT_TRUE(client_.cluster->send("server", target::named("@counter"), {std::string(40000, 'p')}));  // multi-part push
+  auto r = client_.call("server", target::named("@counter"), {});
+  ASSERT_TRUE(r.has_value()) << r.error().text;
+  EXPECT_EQ(r->at(0).as_integer(), 3);  // both pushes reached the counter before the call
+}
+
+TEST_F(ClusterNodeTest, ManyConcurrentCallsOnOneConnection) {
+  std::vector<std::future<actor::call_result>> fs;
+  for (int i = 0; i < 500; ++i) fs.push_back(client_.cluster->call("server", target::named("@echo"), {i}));
+  for (int i = 0; i < 500; ++i) {
+    ASSERT_EQ(fs[static_cast<std::size_t>(i)].wait_for(20s), std::future_status::ready);
+    auto r = fs[static_cast<std::size_t>(i)].get();
+    ASSERT_TRUE(r.has_value()) << r.error().text;
+    EXPECT_EQ(r->at(0).as_integer(), i);
+  }
+  EXPECT_EQ(server_.cluster->inbound_connections(), 1u);
+}
+
+TEST_F(ClusterNodeTest, DownNodeFailsFastAndComesBackAfterReload) {
+  ASSERT_TRUE(client_.call("server", target::named("@echo"), {1}).has_value());
+  cluster_names down;
+  down.nodes["server"] = std::nullopt;
+  client_.cluster->reload(down);
+  auto r = client_.call("server", target::named("@echo"), {2});
+  ASSERT_FALSE(r.has_value());
+  EXPECT_NE(r.error().text.find("is down"), std::string::npos);
+  cluster_names up;
+  up.nodes["server"] = cluster_node_address{"127.0.0.1", port_};
+  client_.cluster->reload(up);
+  auto back = client_.call("server", target::named("@echo"), {3});
+  ASSERT_TRUE(back.has_value()) << back.error().text;
+}
+
+TEST_F(ClusterNodeTest, PeerGoingAwayFailsPendingCallsAtOnce) {
+  auto slow = client_.cluster->call("server", target::named("@slow"), {60000, "never"}, 30000ms);
+  ASSERT_TRUE(client_.call("server", target::named("@echo"), {"connected"}).has_value());
+  const auto t0 = std::chrono::steady_clock::now();
+  server_.stop();  // closes every connection; the slow call is still pending
+  ASSERT_EQ(slow.wait_for(20s), std::future_status::ready);
+  auto r = slow.get();
+  ASSERT_FALSE(r.has_value());
+  EXPECT_NE(r.error().text.find("lost"), std::string::npos) << r.error().text;
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 10s);  // not the 30 s call timeout
+  // Nobody listens now: the next call's single connect attempt fails fast.
+  auto refused = client_.call("server", target::named("@echo"), {1});
+  ASSERT_FALSE(refused.has_value());
+  EXPECT_NE(refused.error().text.find("connect"), std::string::npos) << refused.error().text;
+}
+
+TEST_F(ClusterNodeTest, CallTimesOutWhenThePeerIsSlow) {
+  auto r = client_.call("server", target::named("@slow"), {3000, "late"}, 200ms);
+  ASSERT_FALSE(r.has_value());
+  EXPECT_EQ(r.error().code, actor::call_errc::timeout);
+  // The connection is still good.
+  EXPECT_TRUE(client_.call("server", target::named("@echo"), {1}).has_value());
+}
+
+/// A service on the client node that calls the server node with co_await.
+class forwarder : public actor::dispatch_service {
+ public:
+  explicit forwarder(node* c) {
+    on("ask", [c](actor::context& ctx, values& a) -> actor::task<values> {
+      auto op = c->call(ctx, "server", target::named("@echo"), a);
+      auto r = co_await op;
+      if (!r) throw std::runtime_error(r.error().text);
+      co_return std::move(*r);
+    });
+  }
+};
+
+TEST_F(ClusterNodeTest, AServiceAwaitsACallToAnotherNode) {
+  auto h = client_.rt->spawn(std::make_unique<forwarder>(client_.cluster.get()), {}, {".fwd"});
+  ASSERT_TRUE(h.has_value());
+  auto f = client_.rt->call(".fwd", {"ask", "via service", 7});
+  ASSERT_EQ(f.wait_for(20s), std::future_status::ready);
+  auto r = f.get();
+  ASSERT_TRUE(r.has_value()) << r.error().text;
+  EXPECT_EQ(r->at(0).as_string(), "via service");
+  EXPECT_EQ(r->at(1).as_integer(), 7);
+}
+
+}  // namespace
+}  // namespace csk::cluster

@@ -1,0 +1,773 @@
+// csk::net over real TCP on 127.0.0.1 (port 0 everywhere). Tests wait on condition
+// variables and futures with deadlines, never on sleeps. Raw POSIX sockets play peers
+// that misbehave (write one byte at a time, never read, send a bad length).
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <cstdlib>
+#include <condition_variable>
+#include <future>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "common/log/log.hpp"
+#include "common/net/net.hpp"
+
+namespace csk::net {
+namespace {
+
+using namespace std::chrono_literals;
+constexpr auto deadline = 20s;
+
+byte_buffer frame(std::string_view body) {
+  byte_buffer out;
+  out.reserve(body.size() + 2);
+  out.push_back(static_cast<std::uint8_t>(body.size() >> 8));
+  out.push_back(static_cast<std::uint8_t>(body.size() & 0xff));
+  out.insert(out.end(), body.begin(), body.end());
+  return out;
+}
+
+// ------------------------------------------------------------------ raw peers --
+
+/// A blocking POSIX socket with a receive timeout, so that a broken test fails instead
+/// of hanging.
+class raw_socket {
+ public:
+  explicit raw_socket(int fd = -1) : fd_(fd) {
+    if (fd_ < 0) return;
+    timeval tv{10, 0};
+    ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    ::setsockopt(fd_, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+  }
+  ~raw_socket() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  raw_socket(raw_socket&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
+  raw_socket& operator=(raw_socket&&) = delete;
+
+  static sockaddr_in loopback(std::uint16_t port) {
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    return a;
+  }
+
+  static raw_socket connect_to(std::uint16_t port) {
+    raw_socket s(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    const int one = 1;
+    ::setsockopt(s.fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    const auto a = loopback(port);
+    if (::connect(s.fd_, reinterpret_cast<const sockaddr*>(&a), sizeof(a)) != 0) {
+      throw std::runtime_error("connect failed");
+    }
+    return s;
+  }
+
+  /// Bound to 127.0.0.1:0; listening if `listen`.
+  static raw_socket bound(bool listen) {
+    raw_socket s(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    const auto a = loopback(0);
+    if (::bind(s.fd_, reinterpret_cast<const sockaddr*>(&a), sizeof(a)) != 0) throw std::runtime_error("bind");
+    if (listen && ::listen(s.fd_, 16) != 0) throw std::runtime_error("listen");
+    return s;
+  }
+
+  std::uint16_t port() const {
+    sockaddr_in a{};
+    socklen_t len = sizeof(a);
+    ::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len);
+    return ntohs(a.sin_port);
+  }
+
+  raw_socket accept() const { return raw_socket(::accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC)); }
+
+  void write_all(bytes_view b) const {
+    while (!b.empty()) {
+      const auto n = ::send(fd_, b.data(), b.size(), MSG_NOSIGNAL);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) throw std::runtime_error("send failed");
+      b = b.subspan(static_cast<std::size_t>(n));
+    }
+  }
+
+  /// False on EOF, error or timeout.
+  bool read_exact(std::size_t n, byte_buffer& out) const {
+    out.resize(n);
+    std::size_t got = 0;
+    while (got < n) {
+      const auto r = ::recv(fd_, out.data() + got, n - got, 0);
+      if (r < 0 && errno == EINTR) continue;
+      if (r <= 0) return false;
+      got += static_cast<std::size_t>(r);
+    }
+    return true;
+  }
+
+  std::optional<std::string> read_frame() const {
+    byte_buffer header;
+    byte_buffer body;
+    if (!read_exact(2, header)) return std::nullopt;
+    if (!read_exact((std::size_t{header[0]} << 8) | header[1], body)) return std::nullopt;
+    return std::string(as_chars(body));
+  }
+
+  /// True when the peer closed (EOF or reset) before the receive timeout; data is skipped.
+  bool wait_closed() const {
+    char buf[4096];
+    for (;;) {
+      const auto r = ::recv(fd_, buf, sizeof(buf), 0);
+      if (r > 0) continue;
+      if (r == 0) return true;
+      if (errno == EINTR) continue;
+      return errno != EAGAIN && errno != EWOULDBLOCK;
+    }
+  }
+
+  int fd() const { return fd_; }
+  int release() { return std::exchange(fd_, -1); }
+
+ private:
+  int fd_;
+};
+
+// ------------------------------------------------------------------- handlers --
+
+/// Records every hook; echoes each message back framed when `echo_` is set.
+/// wait(pred) runs pred under the lock, after every recorded hook.
+class recorder : public handler {
+ public:
+  explicit recorder(net* echo = nullptr) : echo_(echo) {}
+
+  void on_accept(conn_id id, const std::string& peer) override {
+    {
+      std::lock_guard lock(mu_);
+      accepted_.push_back(id);
+      peers_[id] = peer;
+    }
+    cv_.notify_all();
+  }
+  void on_connect(conn_id id, const std::string& peer) override {
+    {
+      std::lock_guard lock(mu_);
+      connected_.push_back(id);
+      peers_[id] = peer;
+    }
+    cv_.notify_all();
+  }
+  void on_message(conn_id id, bytes_view message) override {
+    {
+      std::lock_guard lock(mu_);
+      messages_[id].emplace_back(as_chars(message));
+      ++total_messages_;
+    }
+    cv_.notify_all();
+    if (echo_ != nullptr) echo_->send(id, frame(as_chars(message)));
+  }
+  void on_close(conn_id id, const std::string& reason) override {
+    {
+      std::lock_guard lock(mu_);
+      closes_[id].push_back(reason);
+    }
+    cv_.notify_all();
+  }
+
+  template <class Pred>
+  bool wait(Pred pred, std::chrono::milliseconds d = deadline) {
+    std::unique_lock lock(mu_);
+    return cv_.wait_for(lock, d, [&] { return pred(); });
+  }
+
+  // Read under the lock, or after wait().
+  std::vector<conn_id> accepted() {
+    std::lock_guard lock(mu_);
+    return accepted_;
+  }
+  std::vector<conn_id> connected() {
+    std::lock_guard lock(mu_);
+    return connected_;
+  }
+  std::vector<std::string> messages(conn_id id) {
+    std::lock_guard lock(mu_);
+    return messages_[id];
+  }
+  std::map<conn_id, std::vector<std::string>> closes() {
+    std::lock_guard lock(mu_);
+    return closes_;
+  }
+  std::string peer(conn_id id) {
+    std::lock_guard lock(mu_);
+    return peers_[id];
+  }
+
+ protected:
+  // Recursive: wait() predicates call the accessors below with the lock held.
+  std::recursive_mutex mu_;
+  std::condition_variable_any cv_;
+  std::vector<conn_id> accepted_;
+  std::vector<conn_id> connected_;
+  std::map<conn_id, std::string> peers_;
+  std::map<conn_id, std::vector<std::string>> messages_;
+  std::size_t total_messages_ = 0;
+  std::map<conn_id, std::vector<std::string>> closes_;
+  net* echo_;
+};
+
+/// Newline-delimited text: each line (with its '\n') is a message; '!' is a protocol error.
+class line_recorder : public recorder {
+ public:
+  unpack_result unpack(conn_id, bytes_view buffered) override {
+    for (std::size_t i = 0; i < buffered.size(); ++i) {
+      if (buffered[i] == '!') return unpack_result::failed("bang in line");
+      if (buffered[i] == '\n') return unpack_result::message(0, i + 1);
+    }
+    return unpack_result::need_more();
+  }
+};
+
+// -------------------------------------------------------------------- fixture --
+
+/// CSK_NET_TEST_LOG=debug shows the net layer's debug lines.
+class log_level : public ::testing::Environment {
+ public:
+  void SetUp() override {
+    if (const char* level = std::getenv("CSK_NET_TEST_LOG")) init_logging(log_config{level, "", false}, "test");
+  }
+};
+const auto* const log_env = ::testing::AddGlobalTestEnvironment(new log_level);
+
+class NetFixture : public ::testing::Test {
+ protected:
+  void SetUp() override { net_.start(); }
+
+  std::uint16_t listen(std::shared_ptr<handler> h, conn_options o = {}) {
+    auto id = net_.listen("127.0.0.1", 0, std::move(h), o);
+    if (!id) throw std::runtime_error(id.error());
+    return net_.local_port(*id);
+  }
+
+  /// Connects and waits for `done`; the id, or 0 with the error.
+  std::pair<conn_id, std::error_code> connect(std::uint16_t port, std::shared_ptr<handler> h,
+                                              conn_options o = {}, const std::string& host = "127.0.0.1") {
+    auto p = std::make_shared<std::promise<std::pair<conn_id, std::error_code>>>();
+    auto f = p->get_future();
+    net_.connect(host, port, std::move(h), o, [p](conn_id id, std::error_code ec) { p->set_value({id, ec}); });
+    if (f.wait_for(deadline) != std::future_status::ready) throw std::runtime_error("connect: no answer");
+    return f.get();
+  }
+
+  net net_{2};
+};
+
+using NetEcho = NetFixture;
+using NetLimits = NetFixture;
+using NetCustomUnpack = NetFixture;
+using NetSend = NetFixture;
+using NetTimeouts = NetFixture;
+using NetConnect = NetFixture;
+using NetListener = NetFixture;
+using NetClose = NetFixture;
+
+// ----------------------------------------------------------------------- echo --
+
+TEST_F(NetEcho, FramesRoundTrip) {
+  auto server = std::make_shared<recorder>(&net_);
+  auto client = std::make_shared<recorder>();
+  const auto port = listen(server);
+  const auto [id, ec] = connect(port, client);
+  ASSERT_NE(id, 0u) << ec.message();
+  EXPECT_EQ(client->peer(id), "127.0.0.1:" + std::to_string(port));
+
+  const std::vector<std::string> sent{"hello", "", std::string(0xffff, 'x'), "world"};
+  for (const auto& s : sent) ASSERT_TRUE(net_.send(id, frame(s)));
+  ASSERT_TRUE(client->wait([&] { return client->messages(id).size() == sent.size(); }));
+  EXPECT_EQ(client->messages(id), sent);
+
+  ASSERT_TRUE(server->wait([&] { return server->accepted().size() == 1; }));
+  EXPECT_TRUE(server->closes().empty());
+  EXPECT_TRUE(client->closes().empty());
+  const auto s = net_.get_stats();
+  EXPECT_EQ(s.accepted, 1u);
+  EXPECT_EQ(s.connected, 1u);
+  EXPECT_EQ(s.messages, 2 * sent.size());
+}
+
+TEST_F(NetEcho, TenThousandPipelinedFramesArriveInOrder) {
+  auto server = std::make_shared<recorder>(&net_);
+  auto client = std::make_shared<recorder>();
+  const auto [id, ec] = connect(listen(server), client);
+  ASSERT_NE(id, 0u) << ec.message();
+
+  constexpr int count = 10000;
+  std::vector<std::string> sent;
+  for (int i = 0; i < count; ++i) {
+    sent.push_back("frame " + std::to_string(i));
+    ASSERT_TRUE(net_.send(id, frame(sent.back())));
+  }
+  ASSERT_TRUE(client->wait([&] { return client->messages(id).size() == count; }));
+  EXPECT_EQ(client->messages(id), sent);
+  EXPECT_LT(net_.get_stats().reads, net_.get_stats().messages) << "several frames per read";
+}
+
+TEST_F(NetEcho, FramesSplitByteByByteAreReassembled) {
+  auto server = std::make_shared<recorder>(&net_);
+  const auto port = listen(server);
+  const auto peer = raw_socket::connect_to(port);
+
+  byte_buffer all;
+  for (const auto* s : {"one", "", "three"}) {
+    const auto f = frame(s);
+    all.insert(all.end(), f.begin(), f.end());
+  }
+  for (std::size_t i = 0; i < all.size(); ++i) peer.write_all(bytes_view(all).subspan(i, 1));
+
+  EXPECT_EQ(peer.read_frame(), "one");
+  EXPECT_EQ(peer.read_frame(), "");
+  EXPECT_EQ(peer.read_frame(), "three");
+  ASSERT_EQ(server->accepted().size(), 1u);
+  EXPECT_EQ(server->messages(server->accepted()[0]), (std::vector<std::string>{"one", "", "three"}));
+}
+
+TEST_F(NetEcho, ManyFramesInOneWriteAreAllDelivered) {
+  auto server = std::make_shared<recorder>();
+  const auto peer = raw_socket::connect_to(listen(server));
+
+  constexpr std::size_t count = 500;
+  byte_buffer all;
+  for (std::size_t i = 0; i < count; ++i) {
+    const auto f = frame("m" + std::to_string(i));
+    all.insert(all.end(), f.begin(), f.end());
+  }
+  peer.write_all(all);
+  ASSERT_TRUE(server->wait([&] {
+    const auto ids = server->accepted();
+    return ids.size() == 1 && server->messages(ids[0]).size() == count;
+  }));
+  const auto got = server->messages(server->accepted()[0]);
+  for (std::size_t i = 0; i < count; ++i) EXPECT_EQ(got[i], "m" + std::to_string(i));
+  const auto s = net_.get_stats();
+  EXPECT_EQ(s.messages, count);
+  EXPECT_LT(s.reads, count / 10) << "one read carries many frames";
+}
+
+// --------------------------------------------------------------------- limits --
+
+TEST_F(NetLimits, OversizedLengthClosesOnlyThatConnectionBeforeItsBodyArrives) {
+  capture_logs logs;
+  auto server = std::make_shared<recorder>(&net_);
+  conn_options o;
+  o.max_message = 2 + 1000;
+  const auto port = listen(server, o);
+
+  const auto good = raw_socket::connect_to(port);
+  good.write_all(frame("before"));
+  ASSERT_EQ(good.read_frame(), "before");
+
+  const auto bad = raw_socket::connect_to(port);
+  const byte_buffer header_only{0x07, 0xd0};  // 2000 bytes announced, none sent
+  bad.write_all(header_only);
+  EXPECT_TRUE(bad.wait_closed());
+
+  ASSERT_TRUE(server->wait([&] { return server->closes().size() == 1; }));
+  const auto closes = server->closes();
+  const auto bad_id = closes.begin()->first;
+  ASSERT_EQ(closes.begin()->second.size(), 1u);
+  EXPECT_EQ(closes.begin()->second[0], "message too large: 2002 bytes (max 1002)");
+  EXPECT_TRUE(logs.wait_for("conn " + std::to_string(bad_id) + " (" + server->peer(bad_id) +
+                                "): closed: message too large",
+                            deadline));
+
+  good.write_all(frame("after"));
+  EXPECT_EQ(good.read_frame(), "after");
+  EXPECT_EQ(server->closes().size(), 1u);
+}
+
+TEST_F(NetLimits, LargestFrameFitsTheDefaultLimit) {
+  auto server = std::make_shared<recorder>(&net_);
+  const auto peer = raw_socket::connect_to(listen(server));
+  const std::string big(0xffff, 'b');
+  peer.write_all(frame(big));
+  EXPECT_EQ(peer.read_frame(), big);
+}
+
+TEST_F(NetLimits, ExceptionInAHookClosesThatConnection) {
+  class thrower : public recorder {
+   public:
+    void on_message(conn_id id, bytes_view m) override {
+      if (as_chars(m) == "boom") throw std::runtime_error("boom");
+      recorder::on_message(id, m);
+    }
+  };
+  auto server = std::make_shared<thrower>();
+  const auto peer = raw_socket::connect_to(listen(server));
+  peer.write_all(frame("boom"));
+  EXPECT_TRUE(peer.wait_closed());
+  ASSERT_TRUE(server->wait([&] { return server->closes().size() == 1; }));
+  EXPECT_EQ(server->closes().begin()->second, std::vector<std::string>{"handler error in on_message: boom"});
+}
+
+// -------------------------------------------------------------- custom unpack --
+
+TEST_F(NetCustomUnpack, NewlineDelimitedTextWorks) {
+  auto server = std::make_shared<line_recorder>();
+  const auto peer = raw_socket::connect_to(listen(server));
+  peer.write_all(as_bytes("hello\nworld\npart"));
+  peer.write_all(as_bytes("ial\n"));
+  ASSERT_TRUE(server->wait([&] {
+    const auto ids = server->accepted();
+    return ids.size() == 1 && server->messages(ids[0]).size() == 3;
+  }));
+  EXPECT_EQ(server->messages(server->accepted()[0]),
+            (std::vector<std::string>{"hello\n", "world\n", "partial\n"}));
+}
+
+TEST_F(NetCustomUnpack, UnpackErrorClosesWithItsReason) {
+  auto server = std::make_shared<line_recorder>();
+  const auto peer = raw_socket::connect_to(listen(server));
+  peer.write_all(as_bytes("fine\nnot!fine\n"));
+  EXPECT_TRUE(peer.wait_closed());
+  ASSERT_TRUE(server->wait([&] { return server->closes().size() == 1; }));
+  const auto [id, reasons] = *server->closes().begin();
+  EXPECT_EQ(reasons, std::vector<std::string>{"bang in line"});
+  EXPECT_EQ(server->messages(id), std::vector<std::string>{"fine\n"});
+}
+
+TEST_F(NetCustomUnpack, UnknownLengthIsCappedByMaxMessage) {
+  auto server = std::make_shared<line_recorder>();
+  conn_options o;
+  o.max_message = 64;
+  o.read_chunk = 16;  // the buffer grows to the cap, not past it
+  const auto peer = raw_socket::connect_to(listen(server, o));
+  peer.write_all(as_bytes(std::string(100, 'a')));
+  EXPECT_TRUE(peer.wait_closed());
+  ASSERT_TRUE(server->wait([&] { return server->closes().size() == 1; }));
+  EXPECT_EQ(server->closes().begin()->second[0].rfind("message too large", 0), 0u);
+}
+
+// ----------------------------------------------------------------------- send --
+
+TEST_F(NetSend, FramesSentWhileTheWriterIsBusyLeaveInOneWrite) {
+  // The server greets; the client's on_message holds its net thread until released, so
+  // everything the test thread sends meanwhile waits behind one posted write.
+  class greeter : public recorder {
+   public:
+    using recorder::recorder;
+    void on_accept(conn_id id, const std::string& peer) override {
+      recorder::on_accept(id, peer);
+      echo_->send(id, frame("block"));
+    }
+  };
+  class blocker : public recorder {
+   public:
+    std::promise<void> entered;
+    std::shared_future<void> release;
+    void on_message(conn_id id, bytes_view m) override {
+      recorder::on_message(id, m);
+      entered.set_value();
+      release.wait_for(deadline);
+    }
+  };
+  auto server = std::make_shared<greeter>(&net_);
+  auto client = std::make_shared<blocker>();
+  std::promise<void> release;
+  client->release = release.get_future().share();
+  auto entered = client->entered.get_future();
+
+  const auto [id, ec] = connect(listen(server), client);
+  ASSERT_NE(id, 0u) << ec.message();
+  ASSERT_EQ(entered.wait_for(deadline), std::future_status::ready);
+  ASSERT_TRUE(server->wait([&] { return server->accepted().size() == 1; }));
+
+  const auto before = net_.get_stats().writes;
+  constexpr std::size_t count = 1000;
+  for (std::size_t i = 0; i < count; ++i) ASSERT_TRUE(net_.send(id, frame("f" + std::to_string(i))));
+  release.set_value();
+
+  const auto server_id = server->accepted()[0];
+  ASSERT_TRUE(server->wait([&] { return server->messages(server_id).size() == count; }));
+  const auto writes = net_.get_stats().writes - before;
+  EXPECT_LE(writes, 3u) << "1000 frames queued behind one write went out in " << writes << " writes";
+}
+
+TEST_F(NetSend, FramesSentInATightLoopAreCoalesced) {
+  auto server = std::make_shared<recorder>();
+  auto client = std::make_shared<recorder>();
+  const auto [id, ec] = connect(listen(server), client);
+  ASSERT_NE(id, 0u) << ec.message();
+  ASSERT_TRUE(server->wait([&] { return server->accepted().size() == 1; }));
+
+  const auto before = net_.get_stats().writes;
+  constexpr std::size_t count = 1000;
+  std::thread sender([&] {
+    for (std::size_t i = 0; i < count; ++i) net_.send(id, frame("f" + std::to_string(i)));
+  });
+  sender.join();
+  const auto server_id = server->accepted()[0];
+  ASSERT_TRUE(server->wait([&] { return server->messages(server_id).size() == count; }));
+  const auto writes = net_.get_stats().writes - before;
+  EXPECT_LT(writes, count / 2) << writes << " writes for " << count << " frames";
+}
+
+TEST_F(NetSend, PeerThatNeverReadsHitsTheSendCap) {
+  const auto sink = raw_socket::bound(true);
+  auto client = std::make_shared<recorder>();
+  conn_options o;
+  o.max_outbound_bytes = 1u << 20;
+  const auto [id, ec] = connect(sink.port(), client, o);
+  ASSERT_NE(id, 0u) << ec.message();
+  const auto peer = sink.accept();  // never reads
+
+  const byte_buffer chunk(64u << 10, 0x55);
+  std::size_t sent = 0;
+  bool refused = false;
+  // Kernel buffers take a few MiB, the cap 1 MiB more; 64 MiB means the cap is not enforced.
+  while (sent < (64u << 20)) {
+    if (!net_.send(id, chunk)) {
+      refused = true;
+      break;
+    }
+    sent += chunk.size();
+  }
+  EXPECT_TRUE(refused) << "sent " << sent << " bytes to a peer that never reads";
+  ASSERT_TRUE(client->wait([&] { return client->closes().size() == 1; }));
+  EXPECT_EQ(client->closes().at(id), std::vector<std::string>{"send buffer full"});
+  EXPECT_FALSE(net_.send(id, chunk));
+  EXPECT_TRUE(peer.wait_closed());
+}
+
+TEST_F(NetSend, SendToUnknownIdFails) {
+  EXPECT_FALSE(net_.send(12345, frame("x")));
+  EXPECT_FALSE(net_.send(0, frame("x")));
+}
+
+// ------------------------------------------------------------------- timeouts --
+
+TEST_F(NetTimeouts, IdleTimeoutClosesTheIdleConnectionOnly) {
+  // B ping-pongs with the server without pause; A never sends anything.
+  class ping_pong : public recorder {
+   public:
+    std::atomic<bool> running{true};
+    explicit ping_pong(net* n) : recorder(n) {}
+    void on_message(conn_id id, bytes_view m) override {
+      if (running.load()) echo_->send(id, frame(as_chars(m)));
+    }
+  };
+  auto server = std::make_shared<recorder>(&net_);
+  conn_options o;
+  o.idle_timeout = 300ms;
+  const auto port = listen(server, o);
+
+  const auto a = raw_socket::connect_to(port);
+  ASSERT_TRUE(server->wait([&] { return server->accepted().size() == 1; }));
+  const auto a_id = server->accepted()[0];
+
+  auto b = std::make_shared<ping_pong>(&net_);
+  const auto [b_id, ec] = connect(port, b);
+  ASSERT_NE(b_id, 0u) << ec.message();
+  ASSERT_TRUE(net_.send(b_id, frame("ping")));
+
+  ASSERT_TRUE(server->wait([&] { return !server->closes().empty(); }));
+  const auto closes = server->closes();
+  ASSERT_EQ(closes.size(), 1u) << "only the idle connection";
+  EXPECT_EQ(closes.begin()->first, a_id);
+  EXPECT_EQ(closes.begin()->second, std::vector<std::string>{"idle timeout"});
+  EXPECT_TRUE(a.wait_closed());
+  b->running = false;
+  EXPECT_TRUE(b->closes().empty());
+}
+
+// -------------------------------------------------------------------- connect --
+
+TEST_F(NetConnect, ClosedPortFailsFastThroughDone) {
+  const auto unused = raw_socket::bound(false);  // holds the port; nobody listens on it
+  auto client = std::make_shared<recorder>();
+  const auto started = std::chrono::steady_clock::now();
+  const auto [id, ec] = connect(unused.port(), client);
+  EXPECT_EQ(id, 0u);
+  EXPECT_EQ(ec, std::errc::connection_refused) << ec.message();
+  EXPECT_LT(std::chrono::steady_clock::now() - started, 5s);
+  EXPECT_TRUE(client->connected().empty());
+  EXPECT_TRUE(client->closes().empty()) << "no on_close for a connection that never was";
+}
+
+TEST_F(NetConnect, BytesSentBeforeConnectingAreQueued) {
+  auto server = std::make_shared<recorder>(&net_);
+  auto client = std::make_shared<recorder>();
+  const auto port = listen(server);
+  std::promise<std::error_code> done;
+  auto f = done.get_future();
+  const auto id = net_.connect("127.0.0.1", port, client, {}, [&](conn_id, std::error_code ec) { done.set_value(ec); });
+  ASSERT_NE(id, 0u);
+  EXPECT_TRUE(net_.send(id, frame("early")));
+  ASSERT_EQ(f.wait_for(deadline), std::future_status::ready);
+  EXPECT_FALSE(f.get());
+  ASSERT_TRUE(client->wait([&] { return client->messages(id).size() == 1; }));
+  EXPECT_EQ(client->messages(id)[0], "early");
+}
+
+TEST_F(NetConnect, ResolvesHostNames) {
+  auto server = std::make_shared<recorder>(&net_);
+  auto client = std::make_shared<recorder>();
+  const auto [id, ec] = connect(listen(server), client, {}, "localhost");
+  ASSERT_NE(id, 0u) << ec.message();
+  ASSERT_TRUE(net_.send(id, frame("by name")));
+  ASSERT_TRUE(client->wait([&] { return client->messages(id).size() == 1; }));
+}
+
+// ------------------------------------------------------------------- listener --
+
+TEST_F(NetListener, AdoptsASocketBoundByHand) {
+  auto listening = raw_socket::bound(true);
+  const auto port = listening.port();
+  auto server = std::make_shared<recorder>(&net_);
+  const auto lid = net_.adopt_listener(listening.fd(), server);
+  ASSERT_TRUE(lid) << lid.error();
+  const int fd = listening.release();  // the net owns it now
+  EXPECT_EQ(net_.local_port(*lid), port);
+  EXPECT_NE(::fcntl(fd, F_GETFD) & FD_CLOEXEC, 0);
+
+  const auto peer = raw_socket::connect_to(port);
+  peer.write_all(frame("adopted"));
+  EXPECT_EQ(peer.read_frame(), "adopted");
+}
+
+TEST_F(NetListener, RefusesASocketThatIsNotListening) {
+  const auto not_listening = raw_socket::bound(false);
+  const auto lid = net_.adopt_listener(not_listening.fd(), std::make_shared<recorder>());
+  ASSERT_FALSE(lid);
+  EXPECT_NE(lid.error().find("not listening"), std::string::npos) << lid.error();
+  EXPECT_NE(::fcntl(not_listening.fd(), F_GETFD), -1) << "the fd stays open and the caller's";
+}
+
+TEST_F(NetListener, ClosedListenerRefusesNewConnectionsAndKeepsOldOnes) {
+  auto server = std::make_shared<recorder>(&net_);
+  auto lid = net_.listen("127.0.0.1", 0, server);
+  ASSERT_TRUE(lid);
+  const auto port = net_.local_port(*lid);
+  const auto old = raw_socket::connect_to(port);
+  ASSERT_TRUE(server->wait([&] { return server->accepted().size() == 1; }));
+
+  net_.close_listener(*lid);
+  EXPECT_EQ(net_.local_port(*lid), 0u);
+  auto client = std::make_shared<recorder>();
+  const auto [id, ec] = connect(port, client);
+  EXPECT_EQ(id, 0u);
+  EXPECT_TRUE(ec);
+
+  old.write_all(frame("still here"));
+  EXPECT_EQ(old.read_frame(), "still here");
+}
+
+TEST_F(NetListener, ListenReportsBindErrors) {
+  const auto taken = raw_socket::bound(true);
+  const auto lid = net_.listen("127.0.0.1", taken.port(), std::make_shared<recorder>());
+  ASSERT_FALSE(lid);
+  EXPECT_NE(lid.error().find("127.0.0.1:" + std::to_string(taken.port())), std::string::npos) << lid.error();
+}
+
+// ---------------------------------------------------------------------- close --
+
+TEST_F(NetClose, GracefulCloseFlushesQueuedBytesFirst) {
+  class talker : public recorder {
+   public:
+    using recorder::recorder;
+    void on_accept(conn_id id, const std::string& peer) override {
+      recorder::on_accept(id, peer);
+      for (int i = 0; i < 200; ++i) echo_->send(id, frame(std::string(20000, static_cast<char>('a' + i % 26))));
+      echo_->close(id, "bye");
+      EXPECT_FALSE(echo_->send(id, frame("too late")));
+    }
+  };
+  auto server = std::make_shared<talker>(&net_);
+  const auto peer = raw_socket::connect_to(listen(server));
+  for (int i = 0; i < 200; ++i) {
+    const auto f = peer.read_frame();
+    ASSERT_TRUE(f) << "frame " << i;
+    ASSERT_EQ(*f, std::string(20000, static_cast<char>('a' + i % 26)));
+  }
+  EXPECT_TRUE(peer.wait_closed());
+  ASSERT_TRUE(server->wait([&] { return server->closes().size() == 1; }));
+  EXPECT_EQ(server->closes().begin()->second, std::vector<std::string>{"bye"});
+}
+
+TEST_F(NetClose, PeerCloseIsReported) {
+  auto server = std::make_shared<recorder>(&net_);
+  {
+    const auto peer = raw_socket::connect_to(listen(server));
+    peer.write_all(frame("hi"));
+    EXPECT_EQ(peer.read_frame(), "hi");
+  }
+  ASSERT_TRUE(server->wait([&] { return server->closes().size() == 1; }));
+  EXPECT_EQ(server->closes().begin()->second, std::vector<std::string>{"peer closed"});
+}
+
+TEST(NetLifecycle, StopWithOpenConnectionsClosesEachExactlyOnce) {
+  auto server = std::make_shared<recorder>();
+  auto client = std::make_shared<recorder>();
+  net n(2);
+  n.start();
+  const auto lid = n.listen("127.0.0.1", 0, server);
+  ASSERT_TRUE(lid);
+  constexpr std::size_t count = 6;
+  std::vector<std::future<std::error_code>> done;
+  std::vector<conn_id> ids;
+  for (std::size_t i = 0; i < count; ++i) {
+    auto p = std::make_shared<std::promise<std::error_code>>();
+    done.push_back(p->get_future());
+    ids.push_back(n.connect("127.0.0.1", n.local_port(*lid), client, {},
+                            [p](conn_id, std::error_code ec) { p->set_value(ec); }));
+  }
+  for (auto& f : done) {
+    ASSERT_EQ(f.wait_for(deadline), std::future_status::ready);
+    ASSERT_FALSE(f.get());
+  }
+  ASSERT_TRUE(server->wait([&] { return server->accepted().size() == count; }));
+  // One connection in the middle of a graceful close, one with bytes queued.
+  n.close(ids[0], "leaving");
+  n.send(ids[1], frame("queued"));
+
+  n.stop();
+  n.stop();  // idempotent
+  const auto check = [](recorder& r, const std::vector<conn_id>& open) {
+    const auto closes = r.closes();
+    EXPECT_EQ(closes.size(), open.size());
+    for (const auto id : open) {
+      ASSERT_EQ(closes.count(id), 1u) << "conn " << id;
+      EXPECT_EQ(closes.at(id).size(), 1u) << "conn " << id;
+    }
+  };
+  check(*server, server->accepted());
+  check(*client, client->connected());
+  EXPECT_EQ(n.get_stats().closed, 2 * count);
+  EXPECT_FALSE(n.send(ids[2], frame("after stop")));
+  EXPECT_EQ(n.connect("127.0.0.1", 1, client, {}, nullptr), 0u);
+}
+
+TEST(NetLifecycle, StopWithoutStartIsSafe) {
+  net n(1);
+  auto lid = n.listen("127.0.0.1", 0, std::make_shared<recorder>());
+  ASSERT_TRUE(lid);
+  n.stop();
+  EXPECT_EQ(n.local_port(*lid), 0u);
+}
+
+}  // namespace
+}  // namespace csk::net
