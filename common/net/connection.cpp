@@ -237,8 +237,8 @@ void connection::make_room() {
   }
   if (want > rbuf_.size()) {
     // Known size: exactly that. Unknown: double, up to max_message (held < max_message).
-    const std::size_t grown = want_ > held ? want_ : std::clamp(rbuf_.size() * 2, want, std::max(want, options_.max_message));
-    rbuf_.resize(grown);
+    const std::size_t cap = std::max(want, options_.max_message);
+    rbuf_.resize(want_ > held ? want_ : std::clamp(rbuf_.size() * 2, want, cap));
   }
 }
 

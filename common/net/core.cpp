@@ -38,6 +38,7 @@ void core::start_threads() {
   started_ = true;
   for (auto& ctx : contexts_) guards_.push_back(asio::make_work_guard(*ctx));
   for (auto& ctx : contexts_) threads_.emplace_back([this, c = ctx.get()] { run(*c); });
+  threads_started_.store(true, std::memory_order_release);
 }
 
 void core::run(asio::io_context& ctx) {
@@ -114,13 +115,13 @@ bool core::add_listener(std::shared_ptr<listener> l) {
   return true;
 }
 
-std::shared_ptr<listener> core::take_listener(listener_id id) {
+std::optional<std::future<void>> core::close_listener(listener_id id) {
   std::unique_lock lock(registry_mu_);
   const auto it = listeners_.find(id);
-  if (it == listeners_.end()) return nullptr;
-  auto l = std::move(it->second);
+  if (it == listeners_.end()) return std::nullopt;
+  auto closed = it->second->close();
   listeners_.erase(it);
-  return l;
+  return closed;
 }
 
 std::optional<std::uint16_t> core::listener_port(listener_id id) const {

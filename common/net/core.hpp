@@ -11,6 +11,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <future>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -57,6 +58,8 @@ class core {
   /// See net::start / net::stop for the contracts.
   void start();
   void stop();
+  /// True once start() (or stop()) launched the net threads. Any thread.
+  bool started() const noexcept { return threads_started_.load(std::memory_order_acquire); }
   /// True on one of this core's net threads.
   bool in_net_thread() const noexcept;
 
@@ -81,8 +84,9 @@ class core {
   }
 
   [[nodiscard]] bool add_listener(std::shared_ptr<listener> l);
-  /// Removes and returns the listener, or null.
-  std::shared_ptr<listener> take_listener(listener_id id);
+  /// Removes the listener and posts its close; the future is ready once it is closed.
+  /// Posted under the registry lock, so a concurrent stop() runs it before joining.
+  std::optional<std::future<void>> close_listener(listener_id id);
   std::optional<std::uint16_t> listener_port(listener_id id) const;
 
   counters& stats() noexcept { return stats_; }
@@ -109,6 +113,7 @@ class core {
   std::mutex life_mu_;  // start/stop; held through stop's join
   bool started_ = false;
   bool stopped_ = false;
+  std::atomic<bool> threads_started_{false};
 
   std::atomic<std::size_t> next_context_{0};
   std::atomic<conn_id> next_conn_{1};

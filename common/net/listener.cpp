@@ -101,15 +101,20 @@ void listener::start() {
   asio::post(ctx_, [self = shared_from_this()] { self->do_wait(); });
 }
 
-void listener::close() {
-  asio::post(ctx_, [self = shared_from_this()] {
-    if (self->closed_) return;
-    self->closed_ = true;
-    std::error_code ec;
-    self->acceptor_.close(ec);
-    self->backoff_timer_.cancel();
-    self->core_.log().info("listener {}: closed {}", self->id_, self->local_);
+std::future<void> listener::close() {
+  auto closed = std::make_shared<std::promise<void>>();
+  auto f = closed->get_future();
+  asio::post(ctx_, [self = shared_from_this(), closed] {
+    if (!self->closed_) {
+      self->closed_ = true;
+      std::error_code ec;
+      self->acceptor_.close(ec);
+      self->backoff_timer_.cancel();
+      self->core_.log().info("listener {}: closed {}", self->id_, self->local_);
+    }
+    closed->set_value();
   });
+  return f;
 }
 
 void listener::do_wait() {

@@ -7,6 +7,7 @@
 // socket to a connection pinned to the next io_context (round robin).
 
 #include <cstdint>
+#include <future>
 #include <memory>
 #include <string>
 
@@ -36,8 +37,9 @@ class listener : public std::enable_shared_from_this<listener> {
 
   /// Begins accepting. Any thread (posts to the net thread).
   void start();
-  /// Closes the socket; accepted connections are not affected. Any thread; idempotent.
-  void close();
+  /// Closes the socket on its net thread; accepted connections are not affected. The
+  /// future is ready once it is closed. Any thread; idempotent.
+  std::future<void> close();
 
  private:
   static constexpr int accept_batch = 64;

@@ -47,7 +47,10 @@ result<listener_id, std::string> net::adopt_listener(int fd, std::shared_ptr<han
 std::uint16_t net::local_port(listener_id id) const { return core_->listener_port(id).value_or(0); }
 
 void net::close_listener(listener_id id) {
-  if (auto l = core_->take_listener(id)) l->close();
+  auto closed = core_->close_listener(id);
+  // Off the net threads, wait so that the port refuses connections once this returns.
+  // A net thread must not wait (its own or another's queue may need it to return).
+  if (closed && !core_->in_net_thread() && core_->started()) closed->wait();
 }
 
 conn_id net::connect(const std::string& host, std::uint16_t port, std::shared_ptr<handler> h, conn_options o,

@@ -18,12 +18,22 @@
 // sent during one write cost one syscall, not N. Bytes queued are capped
 // (max_outbound_bytes): over it, send() returns false and the connection is aborted.
 //
-// Sockets are opened with SOCK_CLOEXEC (socket/accept4), accepted and connected ones get
-// TCP_NODELAY (conn_options::no_delay).
+// Closing: a graceful close (net::close with flush) stops delivering at once, discards
+// what arrives meanwhile, writes what was queued, then shutdown(SHUT_WR) and close. An
+// abort (flush = false, errors, "send buffer full", idle timeout, stop) closes at once
+// and drops what was queued. Each connection that was accepted or connected gets exactly
+// one on_close; every close decided here is logged once with conn id, peer and reason
+// (warn for a bad peer, info for idle timeouts, debug for ordinary closes).
+//
+// Sockets are opened with SOCK_CLOEXEC (socket/accept4: asio 1.22 sets no CLOEXEC
+// itself), accepted and connected ones get TCP_NODELAY (conn_options::no_delay).
+//
+// Ownership: connections and listeners are shared_ptr objects held by the registry and
+// by their pending async operations (every handler captures `self`); handlers are held by
+// shared_ptr by each connection using them. Users hold ids only.
 //
 // Lifetime: start() once, stop() once (idempotent); a stopped net cannot be restarted.
 
-#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -88,7 +98,10 @@ class net {
   /// The bound port, or 0 for an unknown/closed listener. Threads: any thread.
   std::uint16_t local_port(listener_id id) const;
   /// Stops accepting and closes the listening socket; connections already accepted stay.
-  /// Unknown ids are ignored. Threads: any thread.
+  /// Called off the net threads (after start()), it returns once the socket is closed, so
+  /// new connects are refused from then on; from a hook, the close happens after the hook
+  /// returns. Unknown ids are ignored. Threads: any thread, but not while holding a lock
+  /// that a hook may wait for (the wait needs the listener's net thread to run).
   void close_listener(listener_id id);
 
   // -- connections ------------------------------------------------------------------

@@ -408,6 +408,22 @@ TEST_F(NetLimits, LargestFrameFitsTheDefaultLimit) {
   EXPECT_EQ(peer.read_frame(), big);
 }
 
+TEST_F(NetLimits, FramesLargerThanTheReadChunkAreReassembled) {
+  auto server = std::make_shared<recorder>(&net_);
+  conn_options o;
+  o.read_chunk = 256;  // the buffer grows for a known length and compacts between frames
+  const auto peer = raw_socket::connect_to(listen(server, o));
+  byte_buffer all;
+  std::vector<std::string> sent;
+  for (std::size_t i = 0; i < 60; ++i) {
+    sent.emplace_back((i * 997) % 6000, static_cast<char>('a' + i % 26));
+    const auto f = frame(sent.back());
+    all.insert(all.end(), f.begin(), f.end());
+  }
+  peer.write_all(all);
+  for (const auto& s : sent) ASSERT_EQ(peer.read_frame(), s);
+}
+
 TEST_F(NetLimits, ExceptionInAHookClosesThatConnection) {
   class thrower : public recorder {
    public:
@@ -466,7 +482,9 @@ TEST_F(NetCustomUnpack, UnknownLengthIsCappedByMaxMessage) {
 
 TEST_F(NetSend, FramesSentWhileTheWriterIsBusyLeaveInOneWrite) {
   // The server greets; the client's on_message holds its net thread until released, so
-  // everything the test thread sends meanwhile waits behind one posted write.
+  // everything the test thread sends meanwhile waits behind one posted write. (Frames
+  // sent slower than the net thread writes are not held back, so a free-running loop
+  // gives no deterministic count: this test makes the writer busy on purpose.)
   class greeter : public recorder {
    public:
     using recorder::recorder;
@@ -505,25 +523,6 @@ TEST_F(NetSend, FramesSentWhileTheWriterIsBusyLeaveInOneWrite) {
   ASSERT_TRUE(server->wait([&] { return server->messages(server_id).size() == count; }));
   const auto writes = net_.get_stats().writes - before;
   EXPECT_LE(writes, 3u) << "1000 frames queued behind one write went out in " << writes << " writes";
-}
-
-TEST_F(NetSend, FramesSentInATightLoopAreCoalesced) {
-  auto server = std::make_shared<recorder>();
-  auto client = std::make_shared<recorder>();
-  const auto [id, ec] = connect(listen(server), client);
-  ASSERT_NE(id, 0u) << ec.message();
-  ASSERT_TRUE(server->wait([&] { return server->accepted().size() == 1; }));
-
-  const auto before = net_.get_stats().writes;
-  constexpr std::size_t count = 1000;
-  std::thread sender([&] {
-    for (std::size_t i = 0; i < count; ++i) net_.send(id, frame("f" + std::to_string(i)));
-  });
-  sender.join();
-  const auto server_id = server->accepted()[0];
-  ASSERT_TRUE(server->wait([&] { return server->messages(server_id).size() == count; }));
-  const auto writes = net_.get_stats().writes - before;
-  EXPECT_LT(writes, count / 2) << writes << " writes for " << count << " frames";
 }
 
 TEST_F(NetSend, PeerThatNeverReadsHitsTheSendCap) {
