@@ -1,6 +1,9 @@
 #include "worker/node.hpp"
 
 #include <pthread.h>
+#include <sys/stat.h>
+
+#include <ctime>
 
 #include "common/config/load_config.hpp"
 #include "common/log/log.hpp"
@@ -69,8 +72,36 @@ result<void, std::string> run_node(const node_config& cfg,
     }
   }
   rt.start();
-  logger("service")->info("node running ({} services); SIGINT or SIGTERM stops it", cfg.services.size());
-  const int sig = wait_for_stop_signal();
+  logger("service")->info("node running ({} services); SIGINT or SIGTERM stops it, SIGHUP reloads {}",
+                          cfg.services.size(), cfg.cluster.names_file.empty() ? "nothing" : cfg.cluster.names_file);
+  std::optional<names_watcher> watcher;
+  if (!cfg.cluster.names_file.empty()) {
+    watcher.emplace(cfg.cluster.names_file);
+    std::string ignored;
+    // Takes the file's stamp; if it changed since the load above, apply it now.
+    if (auto t = watcher->poll(ignored)) cluster.reload(*t);
+  }
+  int sig = 0;
+  for (;;) {
+    sig = wait_for_signal(std::chrono::milliseconds(1000));
+    if (sig == SIGINT || sig == SIGTERM) break;
+    if (!watcher) continue;
+    std::string error;
+    if (sig == SIGHUP) {
+      auto table = load_cluster_names_file(cfg.cluster.names_file);
+      if (table) {
+        cluster.reload(*table);
+        logger("cluster")->info("SIGHUP: node table reloaded from {}", cfg.cluster.names_file);
+      } else {
+        logger("cluster")->error("SIGHUP: node table not reloaded: {}", table.error());
+      }
+    } else if (auto table = watcher->poll(error)) {
+      cluster.reload(*table);
+      logger("cluster")->info("node table reloaded: {} changed", cfg.cluster.names_file);
+    } else if (!error.empty()) {
+      logger("cluster")->error("node table not reloaded: {}", error);
+    }
+  }
   logger("service")->info("signal {}: stopping", sig);
   n.stop();
   rt.shutdown();
@@ -83,6 +114,7 @@ sigset_t stop_signals() {
   sigemptyset(&set);
   sigaddset(&set, SIGINT);
   sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGHUP);
   return set;
 }
 }  // namespace
@@ -94,10 +126,40 @@ void block_stop_signals() {
 
 int wait_for_stop_signal() {
   const sigset_t set = stop_signals();
-  int sig = 0;
-  while (sigwait(&set, &sig) != 0) {
+  for (;;) {
+    int sig = 0;
+    if (sigwait(&set, &sig) == 0 && (sig == SIGINT || sig == SIGTERM)) return sig;
   }
-  return sig;
+}
+
+int wait_for_signal(std::chrono::milliseconds timeout) {
+  const sigset_t set = stop_signals();
+  timespec ts{};
+  ts.tv_sec = static_cast<time_t>(timeout.count() / 1000);
+  ts.tv_nsec = static_cast<long>((timeout.count() % 1000) * 1000000);
+  const int sig = sigtimedwait(&set, nullptr, &ts);
+  return sig > 0 ? sig : 0;
+}
+
+names_watcher::names_watcher(std::string path) : path_(std::move(path)) {}
+
+std::optional<cluster_names> names_watcher::poll(std::string& error) {
+  struct stat st {};
+  if (::stat(path_.c_str(), &st) != 0) {
+    error = path_ + ": cannot stat";
+    return std::nullopt;
+  }
+  const std::int64_t stamp = static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
+  const std::int64_t size = static_cast<std::int64_t>(st.st_size);
+  if (stamp == stamp_ && size == size_) return std::nullopt;
+  auto table = load_cluster_names_file(path_);
+  if (!table) {
+    error = table.error();
+    return std::nullopt;
+  }
+  stamp_ = stamp;
+  size_ = size;
+  return std::move(*table);
 }
 
 }  // namespace csk

@@ -3,7 +3,9 @@
 // (The worker process of the supervisor issue is assembled from these.)
 
 #include <csignal>
+#include <chrono>
 #include <functional>
+#include <optional>
 #include <string>
 
 #include "common/actor/runtime.hpp"
@@ -27,7 +29,25 @@ result<void, std::string> run_node(const node_config& cfg, const std::function<v
 /// Blocks the calling thread until SIGINT or SIGTERM (which must already be blocked
 /// in every thread: call block_stop_signals() before starting any). Returns the signal.
 int wait_for_stop_signal();
-/// Blocks SIGINT and SIGTERM in the calling thread (and threads it starts later).
+/// Waits up to `timeout` for SIGINT, SIGTERM or SIGHUP; returns the signal, or 0.
+int wait_for_signal(std::chrono::milliseconds timeout);
+/// Blocks SIGINT, SIGTERM and SIGHUP in the calling thread (and threads it starts later).
 void block_stop_signals();
+
+/// Watches a node table file: reports a new table when the file's modification time or
+/// size changed since the last look (how a running node picks up an edited clustername.yaml).
+class names_watcher {
+ public:
+  explicit names_watcher(std::string path);
+  /// The new table if the file changed (and loads), nullopt otherwise. A file that
+  /// changed but does not load gives its error in `error` and keeps the old stamp, so
+  /// the edit is retried at the next look.
+  std::optional<cluster_names> poll(std::string& error);
+
+ private:
+  std::string path_;
+  std::int64_t stamp_ = -1;
+  std::int64_t size_ = -1;
+};
 
 }  // namespace csk

@@ -1,0 +1,65 @@
+// A running node picks up an edited clustername.yaml (worker/node.hpp names_watcher).
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "worker/node.hpp"
+
+namespace csk {
+namespace {
+
+class NamesWatcherTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/csk-names-XXXXXX";
+    ASSERT_NE(::mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+    path_ = dir_ + "/clustername.yaml";
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+  void write(const std::string& text) {
+    std::ofstream f(path_, std::ios::trunc);
+    f << text;
+  }
+  std::string dir_;
+  std::string path_;
+};
+
+TEST_F(NamesWatcherTest, ReportsATableOnlyWhenTheFileChanges) {
+  write("db: \"127.0.0.1:2528\"\n");
+  names_watcher w(path_);
+  std::string error;
+  auto first = w.poll(error);
+  ASSERT_TRUE(first.has_value()) << error;
+  EXPECT_EQ(first->nodes.at("db")->port, 2528);
+  EXPECT_FALSE(w.poll(error).has_value());  // unchanged
+  EXPECT_TRUE(error.empty());
+
+  write("db: false\ncache: \"127.0.0.1:2600\"\n");
+  auto second = w.poll(error);
+  ASSERT_TRUE(second.has_value()) << error;
+  EXPECT_FALSE(second->nodes.at("db").has_value());
+  EXPECT_EQ(second->nodes.at("cache")->port, 2600);
+
+  write("db: [oops\n");  // broken edit: reported, and retried at the next look
+  EXPECT_FALSE(w.poll(error).has_value());
+  EXPECT_FALSE(error.empty());
+  error.clear();
+  write("db: \"127.0.0.1:2529\"\n");
+  auto fixed = w.poll(error);
+  ASSERT_TRUE(fixed.has_value()) << error;
+  EXPECT_EQ(fixed->nodes.at("db")->port, 2529);
+}
+
+TEST_F(NamesWatcherTest, MissingFileIsAnError) {
+  names_watcher w(path_);
+  std::string error;
+  EXPECT_FALSE(w.poll(error).has_value());
+  EXPECT_NE(error.find("cannot stat"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace csk
