@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "common/config/load_config.hpp"
 #include "worker/node.hpp"
 
 namespace csk {
@@ -59,6 +60,25 @@ TEST_F(NamesWatcherTest, MissingFileIsAnError) {
   std::string error;
   EXPECT_FALSE(w.poll(error).has_value());
   EXPECT_NE(error.find("cannot stat"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace csk
+
+namespace csk {
+namespace {
+
+TEST(ExampleConfigs, EveryExampleConfigLoads) {
+  const std::string root = CSK_SOURCE_DIR;
+  for (const char* f : {"/examples/service/config.yaml", "/examples/cluster1/config.yaml", "/examples/cluster2/config.yaml"}) {
+    auto cfg = load_config_file(root + f);
+    EXPECT_TRUE(cfg.has_value()) << f << ": " << (cfg ? "" : cfg.error());
+    if (cfg && !cfg->cluster.names_file.empty()) {
+      auto t = load_cluster_names_file(cfg->cluster.names_file);
+      ASSERT_TRUE(t.has_value()) << t.error();
+      EXPECT_TRUE(t->nodes.count(cfg->cluster.self)) << f;
+    }
+  }
 }
 
 }  // namespace
