@@ -57,6 +57,11 @@ class connection : public std::enable_shared_from_this<connection> {
   /// See net::send. Any thread.
   bool send(bytes_view bytes);
   bool send(byte_buffer&& bytes);
+  /// Bytes accepted by send() and not yet written. Any thread.
+  std::size_t outbound() {
+    std::lock_guard lock(mu_);
+    return outbound_;
+  }
   /// See net::close. Any thread.
   void request_close(std::string reason, bool flush);
 

@@ -72,6 +72,15 @@ bool net::send(conn_id id, bytes_view bytes) {
   return core_->with_connection(id, [&](connection& c) { return c.send(bytes); });
 }
 
+std::size_t net::queued_bytes(conn_id id) const {
+  std::size_t n = 0;
+  core_->with_connection(id, [&](connection& c) {
+    n = c.outbound();
+    return true;
+  });
+  return n;
+}
+
 void net::close(conn_id id, std::string reason, bool flush) {
   core_->with_connection(id, [&](connection& c) {
     c.request_close(std::move(reason), flush);

@@ -127,6 +127,9 @@ class net {
   /// Same, copying from a view (saves the caller an allocation per frame).
   bool send(conn_id id, bytes_view bytes);
 
+  /// Bytes queued on the connection and not yet written (0 for an unknown id): lets a
+  /// producer slow down before max_outbound_bytes cuts the connection. Threads: any thread.
+  std::size_t queued_bytes(conn_id id) const;
   /// Closes the connection: flush = true writes what was queued first (at most
   /// flush_timeout), then shuts down and closes; flush = false closes at once. Nothing is
   /// received or delivered after the call; sends are refused. on_close gets `reason`

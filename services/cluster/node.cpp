@@ -65,6 +65,7 @@ class node::remote : public transport, public net::handler, public std::enable_s
     if (id == 0) sender_.on_connect_failed("net is stopping");
   }
   void write(byte_buffer bytes) override { net_.send(conn_.load(), std::move(bytes)); }
+  std::size_t queued() const override { return net_.queued_bytes(conn_.load()); }
   void close(const std::string& reason) override {
     // Events of the closed connection must not reach the sender any more: it already
     // considers itself disconnected (it may be connecting anew).

@@ -113,6 +113,11 @@ bool sender::send(const wire::target& to, const actor::values& args) {
     std::lock_guard lock(mu_);
     ++stats_.pushes;
     if (!ep_) return false;
+    if (state_ == state::connected ? t_.queued() + payload.size() > push_backlog
+                                   : queued_.size() + payload.size() > push_backlog) {
+      ++stats_.refused_pushes;
+      return false;
+    }
     const std::uint32_t s = wire::request_uses_session(true, payload.size()) ? take_session() : 0;
     byte_buffer frames;
     if (!wire::encode_request(to, s, true, payload, frames)) return false;

@@ -46,6 +46,8 @@ class transport {
   virtual void write(byte_buffer bytes) = 0;
   /// Closes the connection; the sender gets on_closed() (or nothing if none is open).
   virtual void close(const std::string& reason) = 0;
+  /// Bytes written and not yet sent on the open connection.
+  virtual std::size_t queued() const { return 0; }
 };
 
 struct sender_stats {
@@ -54,6 +56,7 @@ struct sender_stats {
   std::uint64_t connects = 0;
   std::uint64_t failed_calls = 0;     ///< failed by connect failure, drop, or node down
   std::uint64_t unknown_responses = 0;
+  std::uint64_t refused_pushes = 0;   ///< send() returned false: the connection is backed up
 };
 
 class sender {
@@ -66,8 +69,12 @@ class sender {
 
   /// A call to `to` on the remote node; the answer (values or error) goes to `route`.
   void call(const wire::target& to, const actor::values& args, actor::reply_route route);
-  /// A push. Returns false if it could not even be queued (node down, bad target).
+  /// A push. Returns false if it is not queued: node down, bad target, or the connection
+  /// already holds `push_backlog` unsent bytes (pushes are not flow-controlled by the peer;
+  /// refusing here keeps a fast producer from cutting the connection at the net layer's cap
+  /// and losing everything queued). The caller may retry later.
   bool send(const wire::target& to, const actor::values& args);
+  static constexpr std::size_t push_backlog = 16u << 20;
 
   // -- transport events --------------------------------------------------------
   void on_connected();

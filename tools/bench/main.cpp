@@ -229,17 +229,25 @@ int main(int argc, char** argv) {
 
   if (o.mode == "push") {
     std::uint64_t sent = 0;
+    std::uint64_t refused = 0;
     const auto start = clock_type::now();
     const auto until = start + std::chrono::duration<double>(o.seconds);
     while (clock_type::now() < until) {
-      for (int k = 0; k < 256; ++k) client.send("server", csk::wire::target::named("@counter"), args);
-      sent += 256;
+      for (int k = 0; k < 256; ++k) {
+        if (client.send("server", csk::wire::target::named("@counter"), args)) {
+          ++sent;
+        } else {
+          ++refused;  // the connection is backed up: let it drain
+          std::this_thread::yield();
+        }
+      }
     }
     auto r = client.call("server", csk::wire::target::named("@counter"), {}, 60s).get();  // behind every push
     const double elapsed = std::chrono::duration<double>(clock_type::now() - start).count();
     const auto delivered = r ? static_cast<std::uint64_t>(r->at(0).as_integer() - 1) : 0;
-    std::printf("%-28s %12.0f/s   (%llu sent, %llu delivered)\n", "cluster pushes", static_cast<double>(delivered) / elapsed,
-                static_cast<unsigned long long>(sent), static_cast<unsigned long long>(delivered));
+    std::printf("%-28s %12.0f/s   (%llu sent, %llu delivered, %llu refused while backed up)\n", "cluster pushes",
+                static_cast<double>(delivered) / elapsed, static_cast<unsigned long long>(sent),
+                static_cast<unsigned long long>(delivered), static_cast<unsigned long long>(refused));
   } else {
     print(closed_loop("cluster calls (@echo)", o.callers, o.seconds, [&](std::function<void(bool)> done) {
       client.call("server", csk::wire::target::named("@echo"), args, 10s,

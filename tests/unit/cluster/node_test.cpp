@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <future>
+#include <thread>
 
 #include "common/wire/seri.hpp"
 #include "services/cluster/node.hpp"
@@ -109,6 +110,23 @@ TEST_F(ClusterNodeTest, PushesAreDeliveredInOrderWithCalls) {
   auto r = client_.call("server", target::named("@counter"), {});
   ASSERT_TRUE(r.has_value()) << r.error().text;
   EXPECT_EQ(r->at(0).as_integer(), 3);  // both pushes reached the counter before the call
+}
+
+TEST_F(ClusterNodeTest, AFastPusherIsHeldBackNotCut) {
+  // 600 pushes of 40 KB (24 MB) written as fast as possible: more than the sender lets
+  // pile up unsent, so some are refused and retried; none may be lost.
+  const values big{std::string(40000, 'p')};
+  std::uint64_t refused = 0;
+  for (int i = 0; i < 600; ++i) {
+    while (!client_.cluster->send("server", target::named("@counter"), big)) {
+      ++refused;
+      std::this_thread::yield();
+    }
+  }
+  auto r = client_.call("server", target::named("@counter"), {}, 60000ms);
+  ASSERT_TRUE(r.has_value()) << r.error().text;
+  EXPECT_EQ(r->at(0).as_integer(), 601);  // every push arrived, then this call
+  RecordProperty("refused_pushes", static_cast<int>(refused));
 }
 
 TEST_F(ClusterNodeTest, ManyConcurrentCallsOnOneConnection) {

@@ -17,7 +17,9 @@ struct fake_transport : transport {
   std::vector<endpoint> connects;
   byte_buffer written;
   std::vector<std::string> closes;
+  std::size_t backlog = 0;
   void connect(const endpoint& ep) override { connects.push_back(ep); }
+  std::size_t queued() const override { return backlog; }
   void write(byte_buffer b) override { written.insert(written.end(), b.begin(), b.end()); }
   void close(const std::string& r) override { closes.push_back(r); }
 
@@ -200,6 +202,17 @@ TEST_F(SenderTest, UnknownSessionsAreIgnoredAndBadFramesClose) {
   rt_->run_until_idle();
   ASSERT_EQ(results_.size(), 1u);
   EXPECT_FALSE(results_[0].has_value());
+}
+
+TEST_F(SenderTest, PushesAreRefusedWhileTheConnectionIsBackedUp) {
+  sender_->on_connected();
+  t_.backlog = sender::push_backlog;  // the net layer still holds this much unsent
+  EXPECT_FALSE(sender_->send(wire::target::named("@echo"), values{"p"}));
+  EXPECT_EQ(sender_->stats().refused_pushes, 1u);
+  EXPECT_TRUE(t_.written.empty());
+  t_.backlog = 0;  // drained
+  EXPECT_TRUE(sender_->send(wire::target::named("@echo"), values{"p"}));
+  EXPECT_FALSE(t_.written.empty());
 }
 
 TEST_F(SenderTest, MultipartResponsesAreReassembled) {
