@@ -1,31 +1,26 @@
 // A running node picks up an edited clustername.yaml (worker/node.hpp names_watcher).
 
 #include <gtest/gtest.h>
-#include <unistd.h>
 
-#include <filesystem>
 #include <fstream>
 
 #include "common/config/load_config.hpp"
+#include "tests/support/temp_dir.hpp"
 #include "worker/node.hpp"
 
 namespace csk {
 namespace {
 
-class NamesWatcherTest : public ::testing::Test {
+class NamesWatcherTest : public test::temp_dir_test {
  protected:
   void SetUp() override {
-    char tmpl[] = "/tmp/csk-names-XXXXXX";
-    ASSERT_NE(::mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
-    path_ = dir_ + "/clustername.yaml";
+    temp_dir_test::SetUp();
+    path_ = (dir_ / "clustername.yaml").string();
   }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
   void write(const std::string& text) {
     std::ofstream f(path_, std::ios::trunc);
     f << text;
   }
-  std::string dir_;
   std::string path_;
 };
 

@@ -7,6 +7,7 @@
 #include <optional>
 #include <string>
 
+#include "tests/support/temp_dir.hpp"
 #include "common/config/load_config.hpp"
 
 namespace csk::test {
@@ -216,21 +217,7 @@ TEST(ClusterNames, SyntaxErrorIsOneLineWithPosition) {
   EXPECT_EQ(error.find('\n'), std::string::npos) << error;
 }
 
-class ClusterNamesFile : public ::testing::Test {
- protected:
-  void SetUp() override {
-    dir_ = std::filesystem::temp_directory_path() /
-           ("csk_names_test_" + std::to_string(::getpid()) + "_" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    std::filesystem::remove_all(dir_);
-    std::filesystem::create_directories(dir_);
-  }
-  void TearDown() override {
-    std::error_code ec;
-    std::filesystem::remove_all(dir_, ec);
-  }
-  std::filesystem::path dir_;
-};
+class ClusterNamesFile : public test::temp_dir_test {};
 
 TEST_F(ClusterNamesFile, LoadsAFile) {
   const auto path = dir_ / "clustername.yaml";

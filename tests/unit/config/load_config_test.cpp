@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "tests/support/temp_dir.hpp"
 #include "common/config/load_config.hpp"
 
 namespace csk::test {
@@ -517,21 +518,7 @@ TEST_F(ClusterConfig, EnvironmentOverrideIsChecked) {
   }
 }
 
-class LoadConfigFile : public ::testing::Test {
- protected:
-  void SetUp() override {
-    dir_ = std::filesystem::temp_directory_path() /
-           ("csk_config_test_" + std::to_string(::getpid()) + "_" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    std::filesystem::remove_all(dir_);
-    std::filesystem::create_directories(dir_);
-  }
-  void TearDown() override {
-    std::error_code ec;
-    std::filesystem::remove_all(dir_, ec);
-  }
-  std::filesystem::path dir_;
-};
+class LoadConfigFile : public test::temp_dir_test {};
 
 TEST_F(LoadConfigFile, LoadsAFile) {
   const auto path = dir_ / "node.yaml";
