@@ -170,9 +170,7 @@ void connection::on_connected() {
   if (state_ == state::open) established();
 }
 
-void connection::fail_connect(std::error_code ec) {
-  if (state_ != state::connecting) return;
-  state_ = state::closed;
+void connection::stop_sending() {
   {
     std::lock_guard lock(mu_);
     accepting_ = false;
@@ -181,6 +179,12 @@ void connection::fail_connect(std::error_code ec) {
     outbound_ = 0;
   }
   close_requested_.store(true, std::memory_order_relaxed);
+}
+
+void connection::fail_connect(std::error_code ec) {
+  if (state_ != state::connecting) return;
+  state_ = state::closed;
+  stop_sending();
   deadline_.cancel();
   if (resolver_) resolver_->cancel();
   std::error_code ignored;
@@ -465,14 +469,7 @@ std::string connection::requested_reason_or(std::string fallback) {
 void connection::finish(const std::string& reason, bool graceful, spdlog::level::level_enum level) {
   if (state_ != state::open) return;
   state_ = state::closed;
-  {
-    std::lock_guard lock(mu_);
-    accepting_ = false;
-    if (close_mode_ == close_mode::none) close_mode_ = close_mode::abort;
-    pending_ = byte_buffer{};
-    outbound_ = 0;
-  }
-  close_requested_.store(true, std::memory_order_relaxed);
+  stop_sending();
   idle_timer_.cancel();
   deadline_.cancel();
   std::error_code ignored;

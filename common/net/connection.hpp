@@ -78,6 +78,8 @@ class connection : public std::enable_shared_from_this<connection> {
   void try_endpoint(std::size_t index);
   void on_connected();
   void fail_connect(std::error_code ec);
+  /// Refuses further sends and drops what is queued (both close paths). Net thread.
+  void stop_sending();
   void report_failure(std::error_code ec);  // done(0, ec), once
 
   void do_read();
