@@ -1,36 +1,10 @@
 #pragma once
-// Owns one file descriptor (RAII). release() hands it on, e.g. to asio's assign().
-// Candidate for common/base once another module needs it.
+// The net layer's name for csk::unique_fd (common/base/unique_fd.hpp).
 
-#include <unistd.h>
-
-#include <utility>
+#include "common/base/unique_fd.hpp"
 
 namespace csk::net {
 
-class unique_fd {
- public:
-  unique_fd() noexcept = default;
-  explicit unique_fd(int fd) noexcept : fd_(fd) {}
-  ~unique_fd() { reset(); }
-  unique_fd(unique_fd&& o) noexcept : fd_(o.release()) {}
-  unique_fd& operator=(unique_fd&& o) noexcept {
-    if (this != &o) reset(o.release());
-    return *this;
-  }
-  unique_fd(const unique_fd&) = delete;
-  unique_fd& operator=(const unique_fd&) = delete;
-
-  int get() const noexcept { return fd_; }
-  explicit operator bool() const noexcept { return fd_ >= 0; }
-  int release() noexcept { return std::exchange(fd_, -1); }
-  void reset(int fd = -1) noexcept {
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = fd;
-  }
-
- private:
-  int fd_ = -1;
-};
+using csk::unique_fd;
 
 }  // namespace csk::net

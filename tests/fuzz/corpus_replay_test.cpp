@@ -65,6 +65,17 @@ TEST(CorpusReplay, ClusterCorpus) {
   EXPECT_GT(n, 0u) << "no corpus files in " << CSK_FUZZ_CORPUS_DIR << "/cluster";
 }
 
+// The channel target gets its own corpus (records are nothing like wire bytes), plus
+// every other corpus file as garbage.
+TEST(CorpusReplay, ChannelCorpus) {
+  const auto files = files_in(fs::path(CSK_FUZZ_CORPUS_DIR) / "channel");
+  for (const auto& f : files) run(csk_fuzz_channel, f.string(), read_bytes(f));
+  for (const char* other : {"seri", "cluster"}) {
+    for (const auto& f : files_in(fs::path(CSK_FUZZ_CORPUS_DIR) / other)) run(csk_fuzz_channel, f.string(), read_bytes(f));
+  }
+  EXPECT_GT(files.size(), 0u) << "no corpus files in " << CSK_FUZZ_CORPUS_DIR << "/channel";
+}
+
 // The interop .bin files (multi-part messages, whole capture sessions) are over the
 // corpus size budget; they run here with a few chunkings. Control bytes follow the
 // input layout described in cluster_target.cpp.

@@ -16,3 +16,7 @@ int csk_fuzz_seri(const std::uint8_t* data, std::size_t size);
 /// Splits the stream with frame_reader, decodes each frame as a request and as a
 /// response, re-encodes the single-frame ones and runs both assemblers against a model.
 int csk_fuzz_cluster(const std::uint8_t* data, std::size_t size);
+
+/// Input: one supervisor <-> worker channel record. decode must refuse it or return a
+/// message that encodes back to exactly the input.
+int csk_fuzz_channel(const std::uint8_t* data, std::size_t size);

@@ -1,0 +1,246 @@
+#include "common/channel/messages.hpp"
+
+#include <algorithm>
+#include <bit>
+#include <cstring>
+#include <exception>
+#include <type_traits>
+
+#include <cereal/cereal.hpp>
+#include <cereal/types/string.hpp>
+#include <cereal/types/vector.hpp>
+
+// --- the archives ----------------------------------------------------------------
+// cereal's own binary archives write the host's byte order and, loading, resize a string
+// or vector to whatever length the stream claims before reading it (USCiLab/cereal#103).
+// These two write little-endian into a byte_buffer and read from a bytes_view, refusing
+// any length larger than the bytes left: a 64 KiB record can never make them allocate
+// more than about 64 KiB worth of elements.
+
+namespace csk::channel::detail {
+
+class output_archive : public cereal::OutputArchive<output_archive, cereal::AllowEmptyClassElision> {
+ public:
+  explicit output_archive(byte_buffer& out) : OutputArchive(this), out_(out) {}
+  void save_bytes(const void* p, std::size_t n) {
+    const auto* b = static_cast<const std::uint8_t*>(p);
+    out_.insert(out_.end(), b, b + n);
+  }
+
+ private:
+  byte_buffer& out_;
+};
+
+class input_archive : public cereal::InputArchive<input_archive, cereal::AllowEmptyClassElision> {
+ public:
+  explicit input_archive(bytes_view in) : InputArchive(this), in_(in) {}
+  void load_bytes(void* p, std::size_t n) {
+    if (n > in_.size()) {
+      throw cereal::Exception("truncated: needs " + std::to_string(n) + " more bytes, " +
+                              std::to_string(in_.size()) + " left");
+    }
+    std::memcpy(p, in_.data(), n);
+    in_ = in_.subspan(n);
+  }
+  std::size_t remaining() const noexcept { return in_.size(); }
+
+ private:
+  bytes_view in_;
+};
+
+template <class T>
+std::enable_if_t<std::is_arithmetic_v<T>> CEREAL_SAVE_FUNCTION_NAME(output_archive& ar, const T& t) {
+  std::uint8_t b[sizeof(T)];
+  std::memcpy(b, &t, sizeof(T));
+  if constexpr (std::endian::native == std::endian::big) std::reverse(b, b + sizeof(T));
+  ar.save_bytes(b, sizeof(T));
+}
+
+template <class T>
+std::enable_if_t<std::is_arithmetic_v<T>> CEREAL_LOAD_FUNCTION_NAME(input_archive& ar, T& t) {
+  std::uint8_t b[sizeof(T)];
+  ar.load_bytes(b, sizeof(T));
+  if constexpr (std::endian::native == std::endian::big) std::reverse(b, b + sizeof(T));
+  std::memcpy(&t, b, sizeof(T));
+}
+
+template <class Archive, class T>
+CEREAL_ARCHIVE_RESTRICT(input_archive, output_archive)
+CEREAL_SERIALIZE_FUNCTION_NAME(Archive& ar, cereal::NameValuePair<T>& t) {
+  ar(t.value);
+}
+
+template <class T>
+void CEREAL_SAVE_FUNCTION_NAME(output_archive& ar, const cereal::SizeTag<T>& t) {
+  ar(t.size);
+}
+
+// Every element takes at least one byte, so a count above the bytes left is a lie.
+template <class T>
+void CEREAL_LOAD_FUNCTION_NAME(input_archive& ar, cereal::SizeTag<T>& t) {
+  ar(t.size);
+  if (t.size > ar.remaining()) {
+    throw cereal::Exception("length " + std::to_string(t.size) + " exceeds the " +
+                            std::to_string(ar.remaining()) + " bytes left");
+  }
+}
+
+template <class T>
+void CEREAL_SAVE_FUNCTION_NAME(output_archive& ar, const cereal::BinaryData<T>& bd) {
+  static_assert(sizeof(std::remove_pointer_t<T>) == 1, "only byte data travels raw (no byte order)");
+  ar.save_bytes(bd.data, static_cast<std::size_t>(bd.size));
+}
+
+template <class T>
+void CEREAL_LOAD_FUNCTION_NAME(input_archive& ar, cereal::BinaryData<T>& bd) {
+  static_assert(sizeof(std::remove_pointer_t<T>) == 1, "only byte data travels raw (no byte order)");
+  ar.load_bytes(bd.data, static_cast<std::size_t>(bd.size));
+}
+
+}  // namespace csk::channel::detail
+
+CEREAL_REGISTER_ARCHIVE(csk::channel::detail::output_archive)
+CEREAL_REGISTER_ARCHIVE(csk::channel::detail::input_archive)
+CEREAL_SETUP_ARCHIVE_TRAITS(csk::channel::detail::input_archive, csk::channel::detail::output_archive)
+
+namespace csk::channel {
+
+// --- the payloads: one serialize per message, fields in wire order ------------------
+
+template <class A> void serialize(A& ar, hello& m) { ar(m.protocol_version, m.generation, m.pid); }
+template <class A> void serialize(A& ar, welcome& m) { ar(m.heartbeat_ms); }
+template <class A> void serialize(A& ar, refuse& m) { ar(m.reason); }
+template <class A> void serialize(A& ar, listeners& m) { ar(m.names, m.batch, m.batches); }
+template <class A> void serialize(A&, ready&) {}
+template <class A> void serialize(A& ar, heartbeat& m) {
+  ar(m.seq, m.uptime_ms, m.services, m.dispatched, m.connections);
+}
+template <class A> void serialize(A&, reload&) {}
+template <class A> void serialize(A&, log_reopen&) {}
+template <class A> void serialize(A& ar, drain& m) { ar(m.deadline_ms); }
+template <class A> void serialize(A&, drained&) {}
+template <class A> void serialize(A& ar, stop& m) { ar(m.deadline_ms); }
+template <class A> void serialize(A&, stopped&) {}
+
+namespace {
+
+constexpr std::uint8_t magic[4] = {'C', 'S', 'K', 'C'};
+constexpr std::size_t max_reason = 4096;
+
+// The variant's alternatives in kind order: kind k is alternative k - 1.
+static_assert(std::variant_size_v<message> == static_cast<std::size_t>(kind::stopped));
+static_assert(std::is_same_v<std::variant_alternative_t<static_cast<std::size_t>(kind::listeners) - 1, message>,
+                             listeners>);
+static_assert(std::is_same_v<std::variant_alternative_t<static_cast<std::size_t>(kind::stopped) - 1, message>,
+                             stopped>);
+
+constexpr std::string_view kind_names[] = {"hello",      "welcome", "refuse",  "listeners",
+                                           "ready",      "heartbeat", "reload", "log_reopen",
+                                           "drain",      "drained", "stop",    "stopped"};
+
+void put_le(byte_buffer& out, std::uint64_t v, int bytes) {
+  for (int i = 0; i < bytes; ++i) out.push_back(static_cast<std::uint8_t>(v >> (8 * i)));
+}
+
+std::uint64_t get_le(bytes_view in, std::size_t at, int bytes) {
+  std::uint64_t v = 0;
+  for (int i = 0; i < bytes; ++i) v |= std::uint64_t{in[at + static_cast<std::size_t>(i)]} << (8 * i);
+  return v;
+}
+
+// Default-constructs alternative `index` of the variant (index < variant_size).
+template <std::size_t... I>
+message make_alternative(std::size_t index, std::index_sequence<I...>) {
+  message m;
+  ((index == I ? (m.emplace<I>(), true) : false) || ...);
+  return m;
+}
+
+}  // namespace
+
+kind kind_of(const message& m) { return static_cast<kind>(m.index() + 1); }
+
+std::string_view name_of(kind k) {
+  const auto i = static_cast<std::size_t>(k);
+  if (i == 0 || i > std::size(kind_names)) return "unknown";
+  return kind_names[i - 1];
+}
+
+std::size_t fds_announced(const message& m) {
+  if (const auto* l = std::get_if<listeners>(&m)) return l->names.size();
+  return 0;
+}
+
+std::string check(const message& m) {
+  if (const auto* l = std::get_if<listeners>(&m)) {
+    if (l->batches == 0) return "listeners: batches must be at least 1";
+    if (l->batch >= l->batches) {
+      return "listeners: batch " + std::to_string(l->batch) + " of " + std::to_string(l->batches);
+    }
+    if (l->names.size() > max_fds_per_record) {
+      return "listeners: " + std::to_string(l->names.size()) + " names in one record (at most " +
+             std::to_string(max_fds_per_record) + ")";
+    }
+    for (const auto& n : l->names) {
+      if (n.empty()) return "listeners: empty name";
+    }
+  }
+  if (const auto* r = std::get_if<refuse>(&m); r != nullptr && r->reason.size() > max_reason) {
+    return "refuse: reason longer than " + std::to_string(max_reason) + " bytes";
+  }
+  return "";
+}
+
+byte_buffer encode(const message& m) {
+  byte_buffer out(magic, magic + 4);
+  put_le(out, header_format, 2);
+  put_le(out, static_cast<std::uint16_t>(kind_of(m)), 2);
+  put_le(out, 0, 4);  // payload length, patched below
+  {
+    detail::output_archive ar(out);
+    std::visit([&](const auto& body) { ar(body); }, m);  // cereal saves through a const_cast of its own
+  }
+  const std::size_t payload = out.size() - header_size;
+  for (int i = 0; i < 4; ++i) out[8 + static_cast<std::size_t>(i)] = static_cast<std::uint8_t>(payload >> (8 * i));
+  return out;
+}
+
+result<message, std::string> decode(bytes_view record) {
+  if (record.size() < header_size) {
+    return unexpected("truncated header: " + std::to_string(record.size()) + " of " +
+                      std::to_string(header_size) + " bytes");
+  }
+  if (record.size() > max_record) {
+    return unexpected("record of " + std::to_string(record.size()) + " bytes (at most " +
+                      std::to_string(max_record) + ")");
+  }
+  if (!std::equal(magic, magic + 4, record.begin())) return unexpected(std::string("bad magic (not a channel record)"));
+  const auto format = get_le(record, 4, 2);
+  if (format != header_format) {
+    return unexpected("header format " + std::to_string(format) + " (this side reads " +
+                      std::to_string(header_format) + ")");
+  }
+  const auto k = get_le(record, 6, 2);
+  if (k == 0 || k > std::variant_size_v<message>) return unexpected("unknown message kind " + std::to_string(k));
+  const auto length = get_le(record, 8, 4);
+  const bytes_view payload = record.subspan(header_size);
+  const std::string name(name_of(static_cast<kind>(k)));
+  if (length != payload.size()) {
+    return unexpected(name + ": payload length says " + std::to_string(length) + " bytes, the record has " +
+                      std::to_string(payload.size()));
+  }
+  message m = make_alternative(static_cast<std::size_t>(k - 1), std::make_index_sequence<std::variant_size_v<message>>{});
+  try {
+    detail::input_archive ar(payload);
+    std::visit([&](auto& body) { ar(body); }, m);
+    if (ar.remaining() != 0) {
+      return unexpected(name + ": " + std::to_string(ar.remaining()) + " bytes after the payload");
+    }
+  } catch (const std::exception& e) {
+    return unexpected("bad " + name + " payload: " + e.what());
+  }
+  if (std::string why = check(m); !why.empty()) return unexpected(std::move(why));
+  return m;
+}
+
+}  // namespace csk::channel
