@@ -47,11 +47,59 @@ struct cluster_config {
   std::uint32_t idle_timeout_ms = 0;     ///< 0 = none
 };
 
+/// The `supervisor:` section: how `cppskynet run` runs and watches workers. Relative
+/// paths are relative to the config file's directory (load_config_file resolves them;
+/// load_config_string leaves them as written).
+struct supervisor_config {
+  std::string worker;                          ///< worker binary; "" = cppskynet-worker beside the running program
+  std::string control_socket = "cppskynet.sock";  ///< the operator's socket (cppskynet status|stop|reload)
+  std::string pid_file;                        ///< "" = none
+  std::uint32_t heartbeat_ms = 1000;           ///< worker -> supervisor heartbeat interval, >= 1
+  std::uint32_t heartbeat_timeout_ms = 5000;   ///< silence after which a ready worker is killed, > heartbeat_ms
+  std::uint32_t ready_timeout_ms = 30000;      ///< spawn -> ready, else the worker is killed, >= 1
+  std::uint32_t stop_timeout_ms = 10000;       ///< stop -> exit, else SIGKILL
+  std::uint32_t restart_backoff_ms = 100;      ///< first restart delay; doubles per consecutive failure
+  std::uint32_t restart_backoff_max_ms = 5000; ///< the doubling stops here, >= restart_backoff_ms
+  std::uint32_t crash_loop_restarts = 5;       ///< this many restarts within the window: give up, >= 1
+  std::uint32_t crash_loop_window_ms = 60000;  ///< >= 1
+};
+
+/// One gate: a listener for a custom protocol, served by a service type (`gates:` list).
+struct gate_config {
+  std::string name;                  ///< required, unique; letters, digits, '_', '-', '.'; 1..64 bytes
+  std::string listen;                ///< required "host:port" (port 0 = ephemeral)
+  std::string type;                  ///< required: the service type that handles its connections
+  std::vector<lua_value> args;       ///< passed to that service, like a service's args
+  std::uint32_t max_connections = 1024;   ///< >= 1
+  std::uint32_t max_in_flight = 16;       ///< requests per connection being handled at once, >= 1
+  std::uint32_t max_outbound_kb = 1024;   ///< unsent bytes per connection before it is cut, >= 1
+  std::uint32_t idle_timeout_ms = 0;      ///< 0 = none
+  std::uint32_t max_message = 65537;      ///< largest message, in bytes, >= 1
+};
+
+/// The `admin:` section (an HTTP admin endpoint, to come).
+struct admin_config {
+  std::string listen;  ///< "host:port", or "" = none
+};
+
 struct node_config {
   runtime_config runtime;
   log_config log;
   std::vector<service_config> services;
   cluster_config cluster;
+  supervisor_config supervisor;
+  std::vector<gate_config> gates;
+  admin_config admin;
+};
+
+/// A listening socket the node needs: the supervisor binds it, the worker adopts it.
+/// Names: "cluster", "gate:<name>", "admin".
+struct listener_spec {
+  std::string name;
+  std::string host;
+  std::uint16_t port = 0;
+
+  friend bool operator==(const listener_spec&, const listener_spec&) = default;
 };
 
 /// A peer's address from the node table. `host` is an IPv4 address, a hostname, or an

@@ -293,6 +293,9 @@ class loader {
         if (key == "log") return read_log(f, config.log), true;
         if (key == "services") return read_services(f, config.services), true;
         if (key == "cluster") return read_cluster(f, config.cluster), true;
+        if (key == "supervisor") return read_supervisor(f, config.supervisor), true;
+        if (key == "gates") return read_gates(f, config.gates), true;
+        if (key == "admin") return read_admin(f, config.admin), true;
         return false;
       });
     }
@@ -560,6 +563,167 @@ class loader {
     }
   }
 
+  void read_supervisor(const field& section, supervisor_config& sup) {
+    if (!expect_map(section)) return;
+    int heartbeat_line = 0;
+    int backoff_line = 0;
+    const char* const positive = "must be between 1 and 4294967295";
+    for_each_key(section.node, section.path, [&](const std::string& key, const field& f) {
+      if (key == "worker") {
+        read_string(f, sup.worker);
+      } else if (key == "control_socket") {
+        if (auto path = string_value(f)) {
+          if (path->empty()) {
+            error(f.path, f.line(), "must not be empty");
+          } else {
+            sup.control_socket = std::move(*path);
+          }
+        }
+      } else if (key == "pid_file") {
+        read_string(f, sup.pid_file);
+      } else if (key == "heartbeat_ms") {
+        read_int(f, sup.heartbeat_ms, 1, u32_max, positive);
+      } else if (key == "heartbeat_timeout_ms") {
+        heartbeat_line = f.line();
+        read_int(f, sup.heartbeat_timeout_ms, 1, u32_max, positive);
+      } else if (key == "ready_timeout_ms") {
+        read_int(f, sup.ready_timeout_ms, 1, u32_max, positive);
+      } else if (key == "stop_timeout_ms") {
+        read_int(f, sup.stop_timeout_ms, 0, u32_max, "must be between 0 and 4294967295");
+      } else if (key == "restart_backoff_ms") {
+        read_int(f, sup.restart_backoff_ms, 0, u32_max, "must be between 0 and 4294967295");
+      } else if (key == "restart_backoff_max_ms") {
+        backoff_line = f.line();
+        read_int(f, sup.restart_backoff_max_ms, 0, u32_max, "must be between 0 and 4294967295");
+      } else if (key == "crash_loop_restarts") {
+        read_int(f, sup.crash_loop_restarts, 1, u32_max, positive);
+      } else if (key == "crash_loop_window_ms") {
+        read_int(f, sup.crash_loop_window_ms, 1, u32_max, positive);
+      } else {
+        return false;
+      }
+      return true;
+    });
+    if (sup.heartbeat_timeout_ms <= sup.heartbeat_ms) {
+      error(section.path + ".heartbeat_timeout_ms", heartbeat_line > 0 ? heartbeat_line : section.line(),
+            "must be greater than heartbeat_ms (" + std::to_string(sup.heartbeat_ms) + "), got " +
+                std::to_string(sup.heartbeat_timeout_ms));
+    }
+    if (sup.restart_backoff_max_ms < sup.restart_backoff_ms) {
+      error(section.path + ".restart_backoff_max_ms", backoff_line > 0 ? backoff_line : section.line(),
+            "must not be below restart_backoff_ms (" + std::to_string(sup.restart_backoff_ms) + "), got " +
+                std::to_string(sup.restart_backoff_max_ms));
+    }
+  }
+
+  // A "host:port" value (port 0 allowed); "" only when `optional`.
+  void read_listen(const field& f, std::string& out, bool optional) {
+    auto listen = string_value(f);
+    if (!listen) return;
+    if (listen->empty() && optional) {
+      out.clear();
+      return;
+    }
+    cluster_node_address address;
+    const std::string why = host_port_problem(*listen, true, address);
+    if (why.empty()) {
+      out = std::move(*listen);
+    } else {
+      error(f.path, f.line(), why + ", got " + quote(*listen));
+    }
+  }
+
+  void read_gates(const field& section, std::vector<gate_config>& out) {
+    if (!expect_sequence(section)) return;
+    std::map<std::string, std::string> names;  // gate name -> path where first seen
+    std::size_t index = 0;
+    for (const auto& item : section.node) {
+      const field f{section.path + "[" + std::to_string(index++) + "]", item, line_of(item)};
+      gate_config gate = read_gate(f);
+      if (!gate.name.empty()) {
+        auto [it, inserted] = names.emplace(gate.name, f.path);
+        if (!inserted) {
+          error(f.path + ".name", f.line(), "duplicate gate name " + quote(gate.name) + " (first at " + it->second + ")");
+        }
+      }
+      out.push_back(std::move(gate));
+    }
+  }
+
+  static bool valid_gate_name(const std::string& s) {
+    return !s.empty() && s.size() <= 64 && std::all_of(s.begin(), s.end(), [](char c) {
+      return is_dec(c) || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || c == '-' || c == '.';
+    });
+  }
+
+  gate_config read_gate(const field& f) {
+    gate_config gate;
+    if (!f.node.IsMap()) {
+      error(f.path, f.line(), "expected a map, got " + describe(f.node));
+      return gate;
+    }
+    bool has_name = false, has_listen = false, has_type = false;
+    const char* const positive = "must be between 1 and 4294967295";
+    for_each_key(f.node, f.path, [&](const std::string& key, const field& v) {
+      if (key == "name") {
+        has_name = true;
+        if (auto name = string_value(v)) {
+          if (valid_gate_name(*name)) {
+            gate.name = std::move(*name);
+          } else {
+            error(v.path, v.line(),
+                  "must be 1 to 64 letters, digits, '_', '-' or '.', got " + quote(*name));
+          }
+        }
+      } else if (key == "listen") {
+        has_listen = true;
+        read_listen(v, gate.listen, false);
+      } else if (key == "type") {
+        has_type = true;
+        if (auto type = string_value(v)) {
+          if (type->empty()) {
+            error(v.path, v.line(), "must not be empty");
+          } else {
+            gate.type = std::move(*type);
+          }
+        }
+      } else if (key == "args") {
+        if (expect_sequence(v)) {
+          std::size_t i = 0;
+          for (const auto& item : v.node) {
+            gate.args.push_back(to_lua(item, v.path + "[" + std::to_string(i++) + "]", v.line(), 0));
+          }
+        }
+      } else if (key == "max_connections") {
+        read_int(v, gate.max_connections, 1, u32_max, positive);
+      } else if (key == "max_in_flight") {
+        read_int(v, gate.max_in_flight, 1, u32_max, positive);
+      } else if (key == "max_outbound_kb") {
+        read_int(v, gate.max_outbound_kb, 1, u32_max, positive);
+      } else if (key == "idle_timeout_ms") {
+        read_int(v, gate.idle_timeout_ms, 0, u32_max, "must be between 0 and 4294967295");
+      } else if (key == "max_message") {
+        read_int(v, gate.max_message, 1, u32_max, positive);
+      } else {
+        return false;
+      }
+      return true;
+    });
+    if (!has_name) error(f.path + ".name", f.line(), "required");
+    if (!has_listen) error(f.path + ".listen", f.line(), "required");
+    if (!has_type) error(f.path + ".type", f.line(), "required");
+    return gate;
+  }
+
+  void read_admin(const field& section, admin_config& admin) {
+    if (!expect_map(section)) return;
+    for_each_key(section.node, section.path, [&](const std::string& key, const field& f) {
+      if (key != "listen") return false;
+      read_listen(f, admin.listen, true);
+      return true;
+    });
+  }
+
   void read_node_address(const field& f, const std::string& name, cluster_names& names) {
     const char* const expected = "expected \"host:port\" or false";
     if (!f.node.IsScalar()) {
@@ -784,11 +948,52 @@ result<node_config, std::string> load_config_file(const std::string& path) {
   if (!text) return unexpected{text.error()};
   auto config = load_config_string(*text);
   if (!config) return config;
-  std::string& names_file = config->cluster.names_file;
-  if (!names_file.empty() && std::filesystem::path(names_file).is_relative()) {
-    names_file = (std::filesystem::path(path).parent_path() / names_file).string();
+  const std::filesystem::path dir = std::filesystem::path(path).parent_path();
+  for (std::string* file : {&config->cluster.names_file, &config->supervisor.worker,
+                            &config->supervisor.control_socket, &config->supervisor.pid_file}) {
+    if (!file->empty() && std::filesystem::path(*file).is_relative()) *file = (dir / *file).string();
   }
   return config;
+}
+
+result<std::vector<listener_spec>, std::string> listeners_of(const node_config& cfg) {
+  std::vector<listener_spec> out;
+  const auto add = [&](std::string name, const std::string& listen) -> std::string {
+    cluster_node_address a;
+    const std::string why = host_port_problem(listen, true, a);
+    if (!why.empty()) return name + ": " + why + ", got " + quote(listen);
+    for (const auto& l : out) {
+      if (a.port != 0 && l.port == a.port && l.host == a.host) {
+        return name + ": " + a.host + ":" + std::to_string(a.port) + " is also " + l.name + "'s address";
+      }
+    }
+    out.push_back(listener_spec{std::move(name), std::move(a.host), a.port});
+    return "";
+  };
+  const cluster_config& c = cfg.cluster;
+  if (!c.self.empty()) {
+    std::string listen = c.listen;
+    if (listen.empty()) {
+      if (c.names_file.empty()) return unexpected("cluster: node " + c.self + " has no address (no listen, no names_file)");
+      auto table = load_cluster_names_file(c.names_file);
+      if (!table) return unexpected(table.error());
+      auto it = table->nodes.find(c.self);
+      if (it == table->nodes.end()) {
+        return unexpected("cluster node " + c.self + " is not in the node table " + c.names_file);
+      }
+      if (!it->second) return unexpected("cluster node " + c.self + " is down (false) in the node table " + c.names_file);
+      const auto& a = *it->second;
+      listen = (a.host.find(':') != std::string::npos ? "[" + a.host + "]" : a.host) + ":" + std::to_string(a.port);
+    }
+    if (auto why = add("cluster", listen); !why.empty()) return unexpected(why);
+  }
+  for (const auto& g : cfg.gates) {
+    if (auto why = add("gate:" + g.name, g.listen); !why.empty()) return unexpected(why);
+  }
+  if (!cfg.admin.listen.empty()) {
+    if (auto why = add("admin", cfg.admin.listen); !why.empty()) return unexpected(why);
+  }
+  return out;
 }
 
 result<cluster_names, std::string> load_cluster_names_string(std::string_view yaml) {

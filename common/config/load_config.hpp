@@ -25,6 +25,36 @@
 // `listen` needs `self`. The table itself is loaded separately (load_cluster_names_*),
 // because a reload reads it again without a new config.
 //
+// The supervisor section (cppskynet run; defaults in config.hpp):
+//   supervisor:
+//     worker: ""                   # "" = cppskynet-worker beside the running program
+//     control_socket: cppskynet.sock
+//     pid_file: ""                 # "" = none
+//     heartbeat_ms: 1000           # >= 1
+//     heartbeat_timeout_ms: 5000   # > heartbeat_ms
+//     ready_timeout_ms: 30000      # >= 1
+//     stop_timeout_ms: 10000
+//     restart_backoff_ms: 100      # doubles per consecutive failure ...
+//     restart_backoff_max_ms: 5000 # ... up to this, >= restart_backoff_ms
+//     crash_loop_restarts: 5       # this many restarts within the window: give up
+//     crash_loop_window_ms: 60000
+// load_config_file makes relative worker, control_socket and pid_file paths relative to
+// the file's directory, like names_file.
+//
+// Gates (listeners for custom protocols) and the admin endpoint:
+//   gates:
+//     - name: kv                   # required, unique: 1..64 of [A-Za-z0-9_.-]
+//       listen: "0.0.0.0:7000"     # required; port 0 = ephemeral
+//       type: kv_gate              # required: the service type
+//       args: [...]                # like a service's args
+//       max_connections: 1024      # >= 1
+//       max_in_flight: 16          # >= 1
+//       max_outbound_kb: 1024      # >= 1
+//       idle_timeout_ms: 0         # 0 = none
+//       max_message: 65537         # bytes, >= 1
+//   admin:
+//     listen: ""                   # "host:port" or "" = none
+//
 // Environment: if CSK_CLUSTER_LISTEN is set and not empty, both config loaders use it
 // as cluster.listen, replacing the file's value, so a node's port can be set without
 // editing files. It is checked like the key; its problems are listed last, as
@@ -44,6 +74,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "common/base/result.hpp"
 #include "common/config/config.hpp"
@@ -68,6 +99,14 @@ inline constexpr const char* cluster_listen_env = "CSK_CLUSTER_LISTEN";
 
 /// Loads a node table from YAML text.
 [[nodiscard]] result<cluster_names, std::string> load_cluster_names_string(std::string_view yaml);
+
+/// Every listening socket the node needs, in this order: "cluster" (cluster.listen, which
+/// already holds CSK_CLUSTER_LISTEN, else the node table's address for cluster.self; none
+/// when self is ""), "gate:<name>" per gate, "admin" if admin.listen is set. The
+/// supervisor binds these and the worker adopts them by name, so both call this.
+/// Reads the node table file when the cluster address comes from it. Errors: no address
+/// for self, self down in the table, a bad address, two listeners on one host:port.
+[[nodiscard]] result<std::vector<listener_spec>, std::string> listeners_of(const node_config& cfg);
 
 /// Parses "host:port": host is dotted IPv4, a hostname (labels of letters, digits, '-'
 /// and '_', at most 253 bytes; a last label of only digits must make a valid IPv4
