@@ -1,9 +1,14 @@
 #include "worker/node.hpp"
 
+#include <poll.h>
 #include <pthread.h>
+#include <sys/signalfd.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <ctime>
+#include <map>
 
 #include "common/config/load_config.hpp"
 #include "common/log/log.hpp"
@@ -40,8 +45,106 @@ result<void, std::string> boot_services(actor::runtime& rt, const std::vector<se
   return {};
 }
 
+namespace {
+
+// The signals block_stop_signals() blocks and the node's loop handles.
+sigset_t stop_signals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGHUP);
+  sigaddset(&set, SIGUSR1);
+  return set;
+}
+
+// The node's main loop waits here: on stop signals (a signalfd over the signals
+// block_stop_signals() blocked) and, under a supervisor, on its orders.
+struct node_event {
+  enum class what { none, stop, reload, log_reopen, drain };
+  what is = what::none;
+  std::string why;                ///< for the log: "signal 15", "supervisor: stop", ...
+  std::uint32_t deadline_ms = 0;  ///< stop/drain from the supervisor
+};
+
+class node_events {
+ public:
+  explicit node_events(supervisor_link* link) : link_(link) {
+    const sigset_t set = stop_signals();
+    sigfd_.reset(::signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK));
+  }
+
+  node_event wait(std::chrono::milliseconds timeout) {
+    pollfd fds[2] = {{sigfd_.get(), POLLIN, 0}, {link_ != nullptr && !gone_ ? link_->fd() : -1, POLLIN, 0}};
+    const int n = ::poll(fds, 2, static_cast<int>(timeout.count()));
+    if (n <= 0) return {};
+    if ((fds[0].revents & POLLIN) != 0) {
+      signalfd_siginfo si{};
+      if (::read(sigfd_.get(), &si, sizeof si) == static_cast<ssize_t>(sizeof si)) {
+        const int sig = static_cast<int>(si.ssi_signo);
+        const std::string why = "signal " + std::to_string(sig);
+        if (sig == SIGINT || sig == SIGTERM) return {node_event::what::stop, why};
+        if (sig == SIGHUP) return {node_event::what::reload, why};
+        if (sig == SIGUSR1) return {node_event::what::log_reopen, why};
+      }
+    }
+    if (fds[1].revents == 0) return {};
+    auto m = link_->receive(std::chrono::milliseconds(0));
+    if (!m) {
+      if (m.error().why == channel::recv_error::kind::timeout) return {};
+      // The supervisor is gone (or talks nonsense): stop as it would have asked us to.
+      gone_ = true;
+      return {node_event::what::stop, "supervisor channel: " + m.error().text};
+    }
+    if (const auto* s = std::get_if<channel::stop>(&*m)) return {node_event::what::stop, "supervisor: stop", s->deadline_ms};
+    if (const auto* d = std::get_if<channel::drain>(&*m)) return {node_event::what::drain, "supervisor: drain", d->deadline_ms};
+    if (std::holds_alternative<channel::reload>(*m)) return {node_event::what::reload, "supervisor: reload"};
+    if (std::holds_alternative<channel::log_reopen>(*m)) return {node_event::what::log_reopen, "supervisor: log_reopen"};
+    logger("supervisor")->warn("channel: ignoring {} from the supervisor", channel::name_of(channel::kind_of(*m)));
+    return {};
+  }
+
+  /// False once the supervisor's end is gone: nothing more to send.
+  bool connected() const { return link_ != nullptr && !gone_; }
+
+ private:
+  supervisor_link* link_;
+  unique_fd sigfd_;
+  bool gone_ = false;
+};
+
+// The cluster listener: inherited from the supervisor (adopted, never bound here), or
+// bound by the node itself when standalone.
+result<std::uint16_t, std::string> open_cluster_listener(cluster::node& cluster,
+                                                         std::map<std::string, unique_fd>& inherited,
+                                                         bool supervised) {
+  if (!supervised) return cluster.open();
+  auto it = inherited.find("cluster");
+  if (it == inherited.end()) {
+    return unexpected(std::string("cluster.self is set but the supervisor passed no \"cluster\" listener"));
+  }
+  auto port = cluster.open_adopted(it->second.get());
+  if (port) (void)it->second.release();  // the net owns it now
+  inherited.erase(it);
+  return port;
+}
+
+void reload_names(cluster::node& cluster, const std::string& file, const std::string& why) {
+  auto table = load_cluster_names_file(file);
+  if (table) {
+    cluster.reload(*table);
+    logger("cluster")->info("{}: node table reloaded from {}", why, file);
+  } else {
+    logger("cluster")->error("{}: node table not reloaded: {}", why, table.error());
+  }
+}
+
+}  // namespace
+
 result<void, std::string> run_node(const node_config& cfg,
-                                   const std::function<void(actor::runtime&)>& register_types) {
+                                   const std::function<void(actor::runtime&)>& register_types,
+                                   supervisor_link* link) {
+  const auto started = std::chrono::steady_clock::now();
   actor::runtime rt(runtime_options_from(cfg.runtime));
   register_types(rt);
   net::net n(1);
@@ -63,8 +166,12 @@ result<void, std::string> run_node(const node_config& cfg,
   }
   if (auto r = boot_services(rt, cfg.services); !r) return r;
   n.start();
+  // Listening sockets: under a supervisor every one is inherited by name ("cluster",
+  // "gate:<name>", "admin"; see listeners_of) and adopted, never bound here.
+  std::map<std::string, unique_fd> inherited;
+  if (link != nullptr) inherited = std::move(link->listeners());
   if (!cfg.cluster.self.empty()) {
-    auto port = cluster.open();
+    auto port = open_cluster_listener(cluster, inherited, link != nullptr);
     if (!port) {
       n.stop();
       rt.shutdown();
@@ -72,8 +179,14 @@ result<void, std::string> run_node(const node_config& cfg,
     }
   }
   rt.start();
-  logger("service")->info("node running ({} services); SIGINT or SIGTERM stops it, SIGHUP reloads {}",
-                          cfg.services.size(), cfg.cluster.names_file.empty() ? "nothing" : cfg.cluster.names_file);
+  node_events events(link);
+  if (link != nullptr) {
+    if (auto r = link->send(channel::ready{}); !r) logger("supervisor")->error("channel: {}", r.error());
+  }
+  logger("service")->info("node running ({} services{}); {}", cfg.services.size(),
+                          link != nullptr ? ", under the supervisor" : "",
+                          link != nullptr ? "the supervisor stops and reloads it"
+                                          : "SIGINT or SIGTERM stops it, SIGHUP reloads the node table");
   std::optional<names_watcher> watcher;
   if (!cfg.cluster.names_file.empty()) {
     watcher.emplace(cfg.cluster.names_file);
@@ -81,43 +194,67 @@ result<void, std::string> run_node(const node_config& cfg,
     // Takes the file's stamp; if it changed since the load above, apply it now.
     if (auto t = watcher->poll(ignored)) cluster.reload(*t);
   }
-  int sig = 0;
+  using clock = std::chrono::steady_clock;
+  const auto heartbeat = link != nullptr ? link->heartbeat_interval() : std::chrono::milliseconds(1000);
+  const auto tick = std::min(heartbeat, std::chrono::milliseconds(1000));
+  auto next_heartbeat = clock::now() + heartbeat;
+  auto next_watch = clock::now() + std::chrono::milliseconds(1000);
+  std::uint64_t seq = 0;
+  node_event stop;
   for (;;) {
-    sig = wait_for_signal(std::chrono::milliseconds(1000));
-    if (sig == SIGINT || sig == SIGTERM) break;
-    if (!watcher) continue;
-    std::string error;
-    if (sig == SIGHUP) {
-      auto table = load_cluster_names_file(cfg.cluster.names_file);
-      if (table) {
-        cluster.reload(*table);
-        logger("cluster")->info("SIGHUP: node table reloaded from {}", cfg.cluster.names_file);
+    const node_event e = events.wait(tick);
+    const auto now = clock::now();
+    if (e.is == node_event::what::stop) {
+      stop = e;
+      break;
+    }
+    if (e.is == node_event::what::reload) {
+      if (watcher) {
+        reload_names(cluster, cfg.cluster.names_file, e.why);
       } else {
-        logger("cluster")->error("SIGHUP: node table not reloaded: {}", table.error());
+        logger("cluster")->info("{}: no node table to reload (cluster.names_file is not set)", e.why);
       }
-    } else if (auto table = watcher->poll(error)) {
-      cluster.reload(*table);
-      logger("cluster")->info("node table reloaded: {} changed", cfg.cluster.names_file);
-    } else if (!error.empty()) {
-      logger("cluster")->error("node table not reloaded: {}", error);
+    } else if (e.is == node_event::what::log_reopen) {
+      logger("service")->info("{}: logs reopened", e.why);  // stderr: the supervisor owns the file
+    } else if (e.is == node_event::what::drain) {
+      cluster.close_listener();  // new connections wait in the supervisor's backlog
+      logger("service")->info("{}: stopped accepting", e.why);
+      if (events.connected()) (void)link->send(channel::drained{});
+    }
+    if (events.connected() && now >= next_heartbeat) {
+      const auto st = rt.stats();
+      channel::heartbeat hb;
+      hb.seq = ++seq;
+      hb.uptime_ms = static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(now - started).count());
+      hb.services = st.services;
+      hb.dispatched = st.dispatched;
+      hb.connections = cluster.inbound_connections();
+      if (auto r = link->send(hb); !r) logger("supervisor")->warn("channel: {}", r.error());
+      next_heartbeat = now + heartbeat;
+    }
+    if (watcher && now >= next_watch) {
+      std::string error;
+      if (auto table = watcher->poll(error)) {
+        cluster.reload(*table);
+        logger("cluster")->info("node table reloaded: {} changed", cfg.cluster.names_file);
+      } else if (!error.empty()) {
+        logger("cluster")->error("node table not reloaded: {}", error);
+      }
+      next_watch = now + std::chrono::milliseconds(1000);
     }
   }
-  logger("service")->info("signal {}: stopping", sig);
-  n.stop();
+  // Orderly stop: stop accepting (a supervisor keeps the socket: new connections wait
+  // for the next worker), let in-flight calls finish (up to runtime.shutdown_timeout_ms),
+  // then close the connections.
+  logger("service")->info("{}: stopping{}", stop.why,
+                          stop.deadline_ms != 0 ? " (deadline " + std::to_string(stop.deadline_ms) + " ms)" : "");
+  cluster.close_listener();
   rt.shutdown();
+  n.stop();
+  if (events.connected()) (void)link->send(channel::stopped{});
   return {};
 }
 
-namespace {
-sigset_t stop_signals() {
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGINT);
-  sigaddset(&set, SIGTERM);
-  sigaddset(&set, SIGHUP);
-  return set;
-}
-}  // namespace
 
 void block_stop_signals() {
   const sigset_t set = stop_signals();

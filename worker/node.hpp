@@ -1,6 +1,6 @@
 #pragma once
 // The composition root's building blocks: configuration in, a running runtime out.
-// (The worker process of the supervisor issue is assembled from these.)
+// cppskynet-node (standalone) and cppskynet-worker (under `cppskynet run`) run run_node.
 
 #include <csignal>
 #include <chrono>
@@ -11,6 +11,7 @@
 #include "common/actor/runtime.hpp"
 #include "common/base/result.hpp"
 #include "common/config/config.hpp"
+#include "worker/supervisor_link.hpp"
 
 namespace csk {
 
@@ -24,14 +25,24 @@ result<void, std::string> boot_services(actor::runtime& rt, const std::vector<se
 /// The whole node: runtime, net, cluster membership (if configured) and services, run
 /// until SIGINT/SIGTERM, then an orderly stop. `register_types` adds service types.
 /// Errors (bad node table, listen failure, boot failure) come back before anything runs.
-result<void, std::string> run_node(const node_config& cfg, const std::function<void(actor::runtime&)>& register_types);
+///
+/// Standalone (link == nullptr) it binds its own listeners and obeys signals: SIGINT and
+/// SIGTERM stop it, SIGHUP reloads the node table (so does an edit of the file, checked
+/// every second). Under a supervisor (`link` after its handshake) it adopts the inherited
+/// listeners by name and never binds one, sends ready once the services are booted and
+/// started, heartbeats, and obeys the supervisor's stop, drain, reload and log_reopen as
+/// well as the signals; a closed channel (supervisor gone) stops it like a stop order.
+/// Signals must be blocked first (block_stop_signals()).
+result<void, std::string> run_node(const node_config& cfg, const std::function<void(actor::runtime&)>& register_types,
+                                   supervisor_link* link = nullptr);
 
 /// Blocks the calling thread until SIGINT or SIGTERM (which must already be blocked
 /// in every thread: call block_stop_signals() before starting any). Returns the signal.
 int wait_for_stop_signal();
-/// Waits up to `timeout` for SIGINT, SIGTERM or SIGHUP; returns the signal, or 0.
+/// Waits up to `timeout` for SIGINT, SIGTERM, SIGHUP or SIGUSR1; returns the signal, or 0.
 int wait_for_signal(std::chrono::milliseconds timeout);
-/// Blocks SIGINT, SIGTERM and SIGHUP in the calling thread (and threads it starts later).
+/// Blocks SIGINT, SIGTERM, SIGHUP and SIGUSR1 in the calling thread (and threads it
+/// starts later).
 void block_stop_signals();
 
 /// Watches a node table file: reports a new table when the file's modification time or

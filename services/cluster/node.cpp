@@ -192,6 +192,20 @@ result<std::uint16_t, std::string> node::open() {
   return port_;
 }
 
+result<std::uint16_t, std::string> node::open_adopted(int fd) {
+  auto id = net_.adopt_listener(fd, inbound_, conn_options_for(opts_));
+  if (!id) return unexpected(id.error());
+  listener_ = *id;
+  port_ = net_.local_port(listener_);
+  log()->info("cluster: node {} serving the inherited listener (fd {}, port {})", opts_.self, fd, port_);
+  return port_;
+}
+
+void node::close_listener() {
+  if (listener_ == 0) return;
+  net_.close_listener(std::exchange(listener_, 0));
+}
+
 std::shared_ptr<node::remote> node::remote_for(std::string_view name, std::string& error) {
   std::lock_guard lock(mu_);
   auto it = remotes_.find(name);

@@ -55,6 +55,13 @@ class node {
 
   /// Listens on `listen`, or on the table's address for `self`. Returns the bound port.
   result<std::uint16_t, std::string> open();
+  /// Serves an already bound and listening socket instead (a supervisor's, received over
+  /// the channel). On success the net owns `fd`; on failure it is still the caller's.
+  result<std::uint16_t, std::string> open_adopted(int fd);
+  /// Stops accepting: the listener opened above is closed; accepted connections stay.
+  /// (A supervisor's copy of an adopted socket stays open: new connections wait in its
+  /// backlog.) Threads: the thread that opened it.
+  void close_listener();
   std::uint16_t port() const noexcept { return port_; }
 
   /// `co_await cluster.call(ctx, "db", wire::target::named("@echo"), {...})` from a service.

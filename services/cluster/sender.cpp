@@ -170,10 +170,27 @@ void sender::fail_all(std::unordered_map<std::uint32_t, actor::reply_route>& cal
 }
 
 void sender::on_frame(bytes_view body) {
+  // Closing the connection ourselves: leave it now, as set_endpoint() does. The transport
+  // does not report a close it was asked for (node::remote drops the old connection's
+  // events), so the calls waiting on it fail here, not at their timeouts, and the next
+  // request connects anew. close() runs under the lock, like write(), so that a request
+  // made meanwhile cannot start a new connection that this close() would then abandon;
+  // like write(), it must not call back into the sender (node::remote's only posts).
+  auto drop_connection = [this](const std::string& reason) {
+    std::unordered_map<std::uint32_t, actor::reply_route> failed;
+    {
+      std::lock_guard lock(mu_);
+      state_ = state::idle;
+      queued_.clear();
+      failed.swap(pending_);
+      t_.close(reason);
+    }
+    fail_all(failed, "connection to cluster node " + node_ + " lost: " + reason);
+  };
   auto f = wire::decode_response_frame(body);
   if (!f) {
     log()->error("cluster node {}: bad response frame, closing: {}", node_, f.error().message());
-    t_.close("bad response frame: " + f.error().message());
+    drop_connection("bad response frame: " + f.error().message());
     return;
   }
   wire::response_event ev;
@@ -201,7 +218,7 @@ void sender::on_frame(bytes_view body) {
     }
   }
   if (ev.what == wire::response_event::kind::fatal) {
-    t_.close(ev.reason);
+    drop_connection(ev.reason);
     return;
   }
   if (!found) {

@@ -1,0 +1,65 @@
+#pragma once
+// The worker's end of the supervisor channel (common/channel): how a worker started by
+// `cppskynet run` finds its supervisor, says hello, receives its listening sockets, and
+// then reports ready and heartbeats while it takes orders (reload, stop, ...).
+//
+// The supervisor starts the worker with the channel socket on a fixed fd and two
+// environment variables:
+//   CSK_CHANNEL_FD=3      the worker's end of the SOCK_SEQPACKET pair
+//   CSK_GENERATION=N      this worker's generation (1, 2, ...: one per process started)
+// Without CSK_CHANNEL_FD the worker runs standalone (cppskynet-node) and binds its own
+// listeners. CSK_TEST_PROTOCOL_VERSION (tests only) replaces the protocol version in hello.
+//
+// Threads: one thread (run_node's) uses a link; send() may also be called from others.
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+
+#include "common/base/result.hpp"
+#include "common/base/unique_fd.hpp"
+#include "common/channel/fd_channel.hpp"
+
+namespace csk {
+
+class supervisor_link {
+ public:
+  /// From CSK_CHANNEL_FD / CSK_GENERATION: nullptr when CSK_CHANNEL_FD is unset
+  /// (standalone), an error when the variables are malformed or the fd is not a socket.
+  /// Takes the fd (makes it close-on-exec) and removes both variables from the
+  /// environment. Call before any thread starts (it calls unsetenv).
+  static result<std::unique_ptr<supervisor_link>, std::string> from_environment();
+
+  supervisor_link(unique_fd sock, std::uint32_t generation);
+
+  /// hello -> welcome (a refuse becomes the error, with the supervisor's reason) ->
+  /// the listener set. Within `timeout`.
+  result<void, std::string> handshake(std::chrono::milliseconds timeout);
+
+  std::uint32_t generation() const noexcept { return generation_; }
+  /// How often to heartbeat (from welcome).
+  std::chrono::milliseconds heartbeat_interval() const noexcept { return heartbeat_; }
+  /// The listening sockets received in the handshake, by name ("cluster", "gate:kv",
+  /// "admin"). Whoever adopts one moves it out of the map.
+  std::map<std::string, unique_fd>& listeners() noexcept { return listeners_; }
+  /// The socket, for poll().
+  int fd() const noexcept { return sock_.get(); }
+
+  /// Sends one message. Threads: any.
+  result<void, std::string> send(const channel::message& m);
+  /// The next order, waiting at most `timeout`.
+  result<channel::message, channel::recv_error> receive(std::chrono::milliseconds timeout);
+
+ private:
+  unique_fd sock_;
+  std::uint32_t generation_ = 0;
+  std::chrono::milliseconds heartbeat_{1000};
+  std::map<std::string, unique_fd> listeners_;
+  std::mutex send_mu_;
+};
+
+}  // namespace csk
