@@ -13,6 +13,7 @@
 #include "common/config/load_config.hpp"
 #include "common/log/log.hpp"
 #include "examples/service/hello.hpp"
+#include "examples/service/relay.hpp"
 #include "services/lab/lab_services.hpp"
 #include "worker/node.hpp"
 #include "worker/supervisor_link.hpp"
@@ -49,6 +50,7 @@ int main(int argc, char** argv) {
       [](csk::actor::runtime& rt) {
         csk::lab::register_lab_types(rt);
         csk::examples::register_hello_types(rt);
+        csk::examples::register_relay_types(rt);
       },
       link->get());
   if (!booted) {

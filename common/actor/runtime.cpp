@@ -992,4 +992,19 @@ runtime_stats runtime::stats() const {
   return s;
 }
 
+void runtime::set_extension(std::type_index type, void* p) {
+  std::lock_guard lock(extension_mu_);
+  if (p == nullptr) {
+    extensions_.erase(type);
+  } else {
+    extensions_[type] = p;
+  }
+}
+
+void* runtime::extension(std::type_index type) const {
+  std::lock_guard lock(extension_mu_);
+  auto it = extensions_.find(type);
+  return it == extensions_.end() ? nullptr : it->second;
+}
+
 }  // namespace csk::actor

@@ -26,6 +26,8 @@
 #include <string>
 #include <string_view>
 #include <thread>
+#include <typeindex>
+#include <typeinfo>
 #include <unordered_map>
 #include <vector>
 
@@ -132,6 +134,22 @@ class runtime {
 
   runtime_stats stats() const;
 
+  // -- extensions ---------------------------------------------------------------
+
+  /// A typed slot per component type, so that services find node components (the
+  /// cluster node) from their context: `ctx.rt().extension<cluster::node>()`.
+  /// nullptr clears the slot; setting it again replaces the pointer.
+  /// Owner rule: the registrant must outlive every service of this runtime that may use
+  /// the pointer (shut the runtime down first), or clear the slot before it goes; a
+  /// pointer already handed out is not recalled.
+  void set_extension(std::type_index type, void* p);
+  /// The pointer set for `type`, or nullptr.
+  void* extension(std::type_index type) const;
+  template <class T>
+  T* extension() const {
+    return static_cast<T*>(extension(std::type_index(typeid(T))));
+  }
+
   // -- internals used by context (same translation unit family) -------------------
 
   /// Delivers a message. Replies to unknown/dead handles are dropped; calls to them
@@ -196,6 +214,9 @@ class runtime {
   std::thread timer_thread_;
   std::mutex timer_wait_mu_;
   std::condition_variable timer_wait_cv_;
+
+  mutable std::mutex extension_mu_;
+  std::unordered_map<std::type_index, void*> extensions_;
 
   std::atomic<bool> running_{false};
   std::atomic<bool> shutting_down_{false};

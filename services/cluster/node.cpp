@@ -1,9 +1,12 @@
 #include "services/cluster/node.hpp"
 
 #include <atomic>
+#include <cctype>
+#include <typeinfo>
 #include <unordered_map>
 
 #include "common/log/log.hpp"
+#include "services/cluster/cluster.hpp"
 
 namespace csk::cluster {
 namespace {
@@ -19,6 +22,52 @@ net::conn_options conn_options_for(const node_options& o) {
 std::optional<endpoint> endpoint_of(const std::optional<cluster_node_address>& a) {
   if (!a) return std::nullopt;
   return endpoint{a->host, a->port};
+}
+
+/// skynet's clusterproxy: forwards every call and send to one remote address, through the
+/// node attached to the runtime. Calls are answered with the remote reply (deferred, so
+/// the proxy keeps serving while they are out); sends become pushes.
+class proxy_service : public actor::service {
+ public:
+  proxy_service(std::string node_name, wire::target to) : node_(std::move(node_name)), to_(std::move(to)) {}
+
+  actor::task<actor::values> handle(actor::context& ctx, actor::message& msg) override {
+    node* n = node_of(ctx.rt());
+    if (msg.type != actor::msg_type::call) {
+      if (n == nullptr || !n->send(node_, to_, msg.args)) {
+        log()->warn("cluster proxy {}: push to {} {} dropped", actor::handle_string(ctx.self()), node_, describe());
+      }
+      co_return actor::values{};
+    }
+    const actor::reply_token token = ctx.defer_reply();
+    if (n == nullptr) {
+      ctx.reply_error(token, std::string(not_configured));
+      co_return actor::values{};
+    }
+    auto op = n->call(ctx, node_, to_, std::move(msg.args));
+    auto r = co_await op;
+    if (r) {
+      ctx.reply(token, std::move(*r));
+    } else {
+      ctx.reply_error(token, std::move(r.error().text));
+    }
+    co_return actor::values{};
+  }
+
+ private:
+  std::string describe() const { return to_.by_name ? to_.name : actor::handle_string(to_.address); }
+
+  const std::string node_;
+  const wire::target to_;
+};
+
+/// The proxy cache key of an address: ":0000000a" and 10 are the same service.
+std::string address_key(const wire::target& to) {
+  if (to.by_name && (to.name.size() != 9 || to.name[0] != ':')) return to.name;
+  if (!to.by_name) return actor::handle_string(to.address);
+  std::string key = to.name;
+  for (auto& ch : key) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  return key;
 }
 
 }  // namespace
@@ -155,9 +204,12 @@ class node::inbound : public net::handler {
 // -------------------------------------------------------------------- node --
 
 node::node(actor::runtime& rt, net::net& n, node_options o)
-    : rt_(rt), net_(n), opts_(std::move(o)), inbound_(std::make_shared<inbound>(rt, n, opts_)) {}
+    : rt_(rt), net_(n), opts_(std::move(o)), inbound_(std::make_shared<inbound>(rt, n, opts_)) {
+  rt_.set_extension(typeid(node), this);
+}
 
 node::~node() {
+  if (rt_.extension<node>() == this) rt_.set_extension(typeid(node), nullptr);
   if (listener_ != 0) net_.close_listener(listener_);
 }
 
@@ -262,6 +314,16 @@ bool node::send(std::string_view node_name, const wire::target& to, const actor:
     return false;
   }
   return r->s().send(to, args);
+}
+
+result<actor::handle_t, std::string> node::proxy(std::string_view node_name, const wire::target& to) {
+  const std::string key = std::string(node_name) + '\0' + address_key(to);
+  std::lock_guard lock(proxy_mu_);
+  if (auto it = proxies_.find(key); it != proxies_.end() && rt_.alive(it->second)) return it->second;
+  auto h = rt_.spawn(std::make_unique<proxy_service>(std::string(node_name), to));
+  if (!h) return unexpected("cluster proxy for " + std::string(node_name) + " " + address_key(to) + ": " + h.error());
+  proxies_[key] = *h;
+  return *h;
 }
 
 std::size_t node::inbound_connections() const { return inbound_->count(); }

@@ -13,6 +13,10 @@
 // absent"). skynet makes such callers wait for a reload unless __nowaiting is set; we do
 // not park callers without a deadline.
 //
+// A node attaches itself to its runtime (runtime::extension<node>()) for its lifetime, so
+// services reach it through the free functions of cluster.hpp. It must therefore outlive
+// the runtime's services: shut the runtime down before destroying the node.
+//
 // Thread rules: every public method is safe from any thread, but call(ctx, ...) must be
 // awaited from the service that owns ctx.
 
@@ -75,6 +79,10 @@ class node {
   /// A push (skynet's cluster.send). False if the node is unknown or down.
   bool send(std::string_view node, const wire::target& to, const actor::values& args);
 
+  /// skynet's cluster.proxy (cluster.hpp): the handle of a local service that forwards
+  /// calls and sends to `to` on `node`. One per (node, address), spawned on first use.
+  result<actor::handle_t, std::string> proxy(std::string_view node, const wire::target& to);
+
   /// Connections accepted and served now.
   std::size_t inbound_connections() const;
 
@@ -96,6 +104,9 @@ class node {
   mutable std::mutex mu_;
   cluster_names table_;
   std::map<std::string, std::shared_ptr<remote>, std::less<>> remotes_;
+
+  std::mutex proxy_mu_;  // held while a proxy is spawned (its init touches no node state)
+  std::map<std::string, actor::handle_t> proxies_;  // "node\0address" -> proxy service
 };
 
 }  // namespace csk::cluster
