@@ -949,7 +949,7 @@ result<node_config, std::string> load_config_file(const std::string& path) {
   auto config = load_config_string(*text);
   if (!config) return config;
   const std::filesystem::path dir = std::filesystem::path(path).parent_path();
-  for (std::string* file : {&config->cluster.names_file, &config->supervisor.worker,
+  for (std::string* file : {&config->cluster.names_file, &config->log.file, &config->supervisor.worker,
                             &config->supervisor.control_socket, &config->supervisor.pid_file}) {
     if (!file->empty() && std::filesystem::path(*file).is_relative()) *file = (dir / *file).string();
   }

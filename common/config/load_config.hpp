@@ -39,7 +39,7 @@
 //     crash_loop_restarts: 5       # this many restarts within the window: give up
 //     crash_loop_window_ms: 60000
 // load_config_file makes relative worker, control_socket and pid_file paths relative to
-// the file's directory, like names_file.
+// the file's directory, like names_file and log.file.
 //
 // Gates (listeners for custom protocols) and the admin endpoint:
 //   gates:
@@ -88,7 +88,8 @@ inline constexpr int max_arg_depth = 32;
 inline constexpr const char* cluster_listen_env = "CSK_CLUSTER_LISTEN";
 
 /// Reads and loads a YAML file; a file that cannot be read gives one error line.
-/// A relative cluster.names_file is made relative to the file's directory.
+/// Relative paths (cluster.names_file, log.file, supervisor.worker, .control_socket,
+/// .pid_file) are made relative to the file's directory.
 [[nodiscard]] result<node_config, std::string> load_config_file(const std::string& path);
 
 /// Loads YAML text. An empty document gives all defaults (plus CSK_CLUSTER_LISTEN).

@@ -8,7 +8,7 @@ namespace csk {
 
 struct log_config {
   std::string level = "info";  ///< trace, debug, info, warn, error, critical, off
-  std::string file;            ///< empty = stderr
+  std::string file;            ///< empty = stderr; load_config_file makes it relative to the config's directory
   bool color = false;          ///< colour the level on stderr, only when it is a terminal
 };
 

@@ -237,10 +237,11 @@ TEST_F(Listeners, MissingTableFile) {
   EXPECT_EQ(l.error(), "/nonexistent/names.yaml: cannot open: No such file or directory");
 }
 
-TEST_F(Listeners, RelativeSupervisorPathsAreRelativeToTheConfig) {
-  std::ofstream(dir_ / "node.yaml") << "supervisor:\n  worker: bin/w\n  pid_file: run/x.pid\n";
+TEST_F(Listeners, RelativePathsAreRelativeToTheConfig) {
+  std::ofstream(dir_ / "node.yaml") << "supervisor:\n  worker: bin/w\n  pid_file: run/x.pid\nlog:\n  file: n.log\n";
   auto c = load_config_file((dir_ / "node.yaml").string());
   ASSERT_TRUE(c.has_value()) << c.error();
+  EXPECT_EQ(c->log.file, (dir_ / "n.log").string());
   EXPECT_EQ(c->supervisor.worker, (dir_ / "bin/w").string());
   EXPECT_EQ(c->supervisor.pid_file, (dir_ / "run/x.pid").string());
   EXPECT_EQ(c->supervisor.control_socket, (dir_ / "cppskynet.sock").string());
