@@ -218,6 +218,10 @@ void connection::established() {
 
 void connection::do_read() {
   if (state_ != state::open || read_in_flight_ || peer_eof_) return;
+  if (reading_held()) {
+    read_held_ = true;
+    return;
+  }
   make_room();
   read_in_flight_ = true;
   socket_.async_read_some(asio::buffer(rbuf_.data() + rend_, rbuf_.size() - rend_),
@@ -270,9 +274,33 @@ void connection::on_read(std::error_code ec, std::size_t n) {
   if (deliver()) do_read();
 }
 
+bool connection::reading_held() {
+  if (paused_.load(std::memory_order_acquire)) return true;
+  if (options_.pause_reading_above == 0) return false;
+  std::lock_guard lock(mu_);
+  return outbound_ > options_.pause_reading_above;
+}
+
+void connection::set_paused(bool paused) {
+  paused_.store(paused, std::memory_order_release);
+  if (!paused) asio::post(ctx_, [self = shared_from_this()] { self->resume(); });
+}
+
+void connection::resume() {
+  if (state_ != state::open || !read_held_ || reading_held()) return;
+  read_held_ = false;
+  if (options_.idle_timeout.count() > 0) last_read_ = clock::now();  // the pause was ours
+  if (close_requested_.load(std::memory_order_relaxed)) return do_read();
+  if (deliver()) do_read();
+}
+
 bool connection::deliver() {
   const std::size_t max = options_.max_message;
   while (rstart_ < rend_ && !close_requested_.load(std::memory_order_relaxed)) {
+    if (paused_.load(std::memory_order_acquire)) {
+      read_held_ = true;  // what is buffered waits for resume()
+      return false;
+    }
     const bytes_view buffered(rbuf_.data() + rstart_, rend_ - rstart_);
     unpack_result r;
     if (!guarded("unpack", [&] { r = handler_->unpack(id_, buffered); })) return false;
@@ -390,10 +418,14 @@ void connection::on_written(std::error_code ec, std::size_t n) {
   counters::add(core_.stats().bytes_out, n);
   counters::add(core_.stats().writes);
   written_ += n;
+  bool drained = false;
   {
     std::lock_guard lock(mu_);
     outbound_ -= n;
+    drained = outbound_ <= options_.pause_reading_above / 2;
   }
+  if (read_held_ && drained && options_.pause_reading_above > 0) resume();
+  if (state_ != state::open) return;  // resume() delivered and something closed us
   if (written_ == writing_.size() && writing_.capacity() > keep_write_capacity) {
     byte_buffer{}.swap(writing_);
     written_ = 0;
@@ -451,6 +483,7 @@ void connection::arm_idle() {
   idle_timer_.expires_at(last_read_ + options_.idle_timeout);
   idle_timer_.async_wait([self = shared_from_this()](std::error_code ec) {
     if (ec || self->state_ != state::open) return;
+    if (self->read_held_) self->last_read_ = clock::now();  // we are not reading: not idle
     if (clock::now() - self->last_read_ >= self->options_.idle_timeout) {
       self->finish("idle timeout", false, spdlog::level::info);
     } else {

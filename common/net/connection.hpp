@@ -64,6 +64,8 @@ class connection : public std::enable_shared_from_this<connection> {
   }
   /// See net::close. Any thread.
   void request_close(std::string reason, bool flush);
+  /// See net::pause_reading / resume_reading. Any thread.
+  void set_paused(bool paused);
 
  private:
   enum class state : std::uint8_t { starting, connecting, open, closed };
@@ -83,9 +85,13 @@ class connection : public std::enable_shared_from_this<connection> {
   void report_failure(std::error_code ec);  // done(0, ec), once
 
   void do_read();
+  /// True while reading must wait: paused by the user, or too much queued outbound.
+  bool reading_held();
+  /// Delivers what is buffered and reads again, if nothing holds reading any more.
+  void resume();
   void make_room();
   void on_read(std::error_code ec, std::size_t n);
-  bool deliver();  // false: the connection was closed
+  bool deliver();  // false: closed, or paused (read_held_ set): do not read now
 
   void do_write();
   void on_written(std::error_code ec, std::size_t n);
@@ -122,6 +128,7 @@ class connection : public std::enable_shared_from_this<connection> {
   std::size_t rend_ = 0;    // end of received bytes
   std::size_t want_ = 0;    // whole size of the front message once known, else 0
   bool read_in_flight_ = false;
+  bool read_held_ = false;  // do_read found reading_held(): resume() must restart it
   bool peer_eof_ = false;
   byte_buffer writing_;     // the buffer of the write in flight
   std::size_t written_ = 0; // bytes of writing_ already written
@@ -131,6 +138,7 @@ class connection : public std::enable_shared_from_this<connection> {
 
   // any thread
   std::atomic<bool> close_requested_{false};  // stop delivering; set with close_mode_
+  std::atomic<bool> paused_{false};           // net::pause_reading
   std::mutex mu_;
   byte_buffer pending_;          // mu_
   std::size_t outbound_ = 0;     // mu_

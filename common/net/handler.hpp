@@ -34,6 +34,12 @@ struct conn_options {
   std::size_t read_chunk = 64u << 10;
   /// TCP_NODELAY on accepted and connected sockets.
   bool no_delay = true;
+  /// Read backpressure: while more than this many bytes are queued for writing, the
+  /// connection stops reading (and delivering what it already holds); it starts again
+  /// once the queue has drained to half of it. A peer that sends requests without
+  /// reading the answers then fills its own socket buffers instead of our memory.
+  /// 0 = never pause for this reason. Keep it under max_outbound_bytes.
+  std::size_t pause_reading_above = 0;
 };
 
 /// Hooks of one listener's connections, or of one outgoing connection. Held by

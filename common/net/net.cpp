@@ -81,6 +81,20 @@ std::size_t net::queued_bytes(conn_id id) const {
   return n;
 }
 
+void net::pause_reading(conn_id id) {
+  core_->with_connection(id, [&](connection& c) {
+    c.set_paused(true);
+    return true;
+  });
+}
+
+void net::resume_reading(conn_id id) {
+  core_->with_connection(id, [&](connection& c) {
+    c.set_paused(false);
+    return true;
+  });
+}
+
 void net::close(conn_id id, std::string reason, bool flush) {
   core_->with_connection(id, [&](connection& c) {
     c.request_close(std::move(reason), flush);

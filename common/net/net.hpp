@@ -130,6 +130,16 @@ class net {
   /// Bytes queued on the connection and not yet written (0 for an unknown id): lets a
   /// producer slow down before max_outbound_bytes cuts the connection. Threads: any thread.
   std::size_t queued_bytes(conn_id id) const;
+  /// Stops reading from the connection and delivering the messages it already holds,
+  /// after the on_message in progress (if any) returns; the peer's further bytes wait in
+  /// the kernel buffers (TCP flow control). Idle timeouts do not count while paused.
+  /// Pauses do not nest: one resume_reading ends any number of pauses. Unknown ids are
+  /// ignored. Threads: any thread, including hooks (from the connection's own on_message
+  /// it takes effect before the next message).
+  void pause_reading(conn_id id);
+  /// Ends pause_reading: buffered messages are delivered, then reading goes on (unless
+  /// conn_options::pause_reading_above holds it). Threads: any thread, including hooks.
+  void resume_reading(conn_id id);
   /// Closes the connection: flush = true writes what was queued first (at most
   /// flush_timeout), then shuts down and closes; flush = false closes at once. Nothing is
   /// received or delivered after the call; sends are refused. on_close gets `reason`

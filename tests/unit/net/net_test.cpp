@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -15,6 +16,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstdlib>
+#include <cstring>
 #include <condition_variable>
 #include <future>
 #include <map>
@@ -285,6 +287,7 @@ using NetTimeouts = NetFixture;
 using NetConnect = NetFixture;
 using NetListener = NetFixture;
 using NetClose = NetFixture;
+using NetPause = NetFixture;
 
 // ----------------------------------------------------------------------- echo --
 
@@ -591,6 +594,120 @@ TEST_F(NetTimeouts, IdleTimeoutClosesTheIdleConnectionOnly) {
   EXPECT_TRUE(a.wait_closed());
   b->running = false;
   EXPECT_TRUE(b->closes().empty());
+}
+
+// --------------------------------------------------------------- read pausing --
+
+TEST(NetPauseOneThread, PausedConnectionDeliversNothingUntilResumed) {
+  // One net thread: when connection B's echo comes back, that thread has run its loop
+  // since A was paused, and A's buffered frames must still be waiting.
+  class pauser : public recorder {
+   public:
+    explicit pauser(net* n) : recorder(n) {}
+    std::atomic<bool> paused{false};
+    std::atomic<int> while_paused{0};
+    conn_id pause_on = 0;  // set before any message
+    void on_message(conn_id id, bytes_view m) override {
+      if (id == pause_on) {
+        if (paused.load()) ++while_paused;
+        if (as_chars(m) == "first") {
+          paused = true;
+          echo_->pause_reading(id);
+        }
+      }
+      recorder::on_message(id, m);
+    }
+  };
+  net n(1);
+  n.start();
+  auto server = std::make_shared<pauser>(&n);
+  auto lid = n.listen("127.0.0.1", 0, server);
+  ASSERT_TRUE(lid) << lid.error();
+  const auto port = n.local_port(*lid);
+
+  const auto a = raw_socket::connect_to(port);
+  ASSERT_TRUE(server->wait([&] { return server->accepted().size() == 1; }));
+  const auto a_id = server->accepted()[0];
+  server->pause_on = a_id;
+  byte_buffer three = frame("first");
+  for (const auto* s : {"second", "third"}) {
+    const auto f = frame(s);
+    three.insert(three.end(), f.begin(), f.end());
+  }
+  a.write_all(three);
+  ASSERT_TRUE(server->wait([&] { return server->messages(a_id).size() == 1; }));
+
+  const auto b = raw_socket::connect_to(port);
+  b.write_all(frame("through"));
+  EXPECT_EQ(b.read_frame(), "through");
+  EXPECT_EQ(server->messages(a_id), std::vector<std::string>{"first"});
+
+  server->paused = false;
+  n.resume_reading(a_id);
+  ASSERT_TRUE(server->wait([&] { return server->messages(a_id).size() == 3; }));
+  EXPECT_EQ(server->messages(a_id), (std::vector<std::string>{"first", "second", "third"}));
+  EXPECT_EQ(server->while_paused.load(), 0);
+  a.write_all(frame("fourth"));  // reading goes on after the resume
+  EXPECT_EQ(a.read_frame(), "first");
+  ASSERT_TRUE(server->wait([&] { return server->messages(a_id).size() == 4; }));
+  EXPECT_TRUE(server->closes().empty());
+  n.stop();
+}
+
+TEST_F(NetPause, PeerThatDoesNotReadIsThrottledInsteadOfCut) {
+  // The server echoes every frame. The peer writes as fast as it can and reads nothing:
+  // with pause_reading_above the server stops reading once its queue is full, the
+  // peer's writes stall (EAGAIN), and nothing is cut; then the peer reads every echo.
+  auto server = std::make_shared<recorder>(&net_);
+  conn_options o;
+  o.max_outbound_bytes = 8u << 20;
+  o.pause_reading_above = 256u << 10;
+  const auto port = listen(server, o);
+  const auto peer = raw_socket::connect_to(port);
+  ASSERT_TRUE(server->wait([&] { return server->accepted().size() == 1; }));
+  const auto id = server->accepted()[0];
+  ASSERT_EQ(::fcntl(peer.fd(), F_SETFL, ::fcntl(peer.fd(), F_GETFL) | O_NONBLOCK), 0);
+
+  const auto f = frame(std::string(60000, 'p'));
+  std::size_t frames = 0;
+  std::size_t offset = 0;  // bytes of the current frame already written
+  std::size_t stalls = 0;
+  // The kernel buffers hold a few MiB; 256 MiB without a stall means nothing throttles.
+  while (frames * f.size() < (256u << 20)) {
+    const auto r = ::send(peer.fd(), f.data() + offset, f.size() - offset, MSG_NOSIGNAL);
+    if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      // Stalled: wait (with a deadline) to see whether the server frees room again.
+      pollfd p{peer.fd(), POLLOUT, 0};
+      if (::poll(&p, 1, 500) == 0 && ++stalls >= 2) break;
+      continue;
+    }
+    ASSERT_GT(r, 0) << "send: " << std::strerror(errno);
+    offset += static_cast<std::size_t>(r);
+    if (offset == f.size()) {
+      ++frames;
+      offset = 0;
+    }
+  }
+  ASSERT_GE(stalls, 2u) << frames << " frames written and the server never stopped reading";
+  EXPECT_LE(net_.queued_bytes(id), o.pause_reading_above + (64u << 10) + f.size())
+      << "the queue stays near the pause threshold";
+  EXPECT_TRUE(server->closes().empty()) << "throttled, not cut";
+
+  // Finish the partial frame, then read every echo back.
+  ASSERT_EQ(::fcntl(peer.fd(), F_SETFL, ::fcntl(peer.fd(), F_GETFL) & ~O_NONBLOCK), 0);
+  std::thread finisher([&] {
+    if (offset > 0) peer.write_all(bytes_view(f).subspan(offset));
+  });
+  const std::size_t expected = frames + (offset > 0 ? 1 : 0);
+  std::size_t echoed = 0;
+  while (echoed < expected) {
+    auto m = peer.read_frame();
+    if (!m) break;
+    ++echoed;
+  }
+  finisher.join();
+  EXPECT_EQ(echoed, expected);
+  EXPECT_TRUE(server->closes().empty());
 }
 
 // -------------------------------------------------------------------- connect --

@@ -1,0 +1,150 @@
+#pragma once
+// csk::gate: a service that serves a custom TCP protocol (skynet's gate + watchdog, as one
+// C++ class). Subclass gate_service, override the hooks, spawn it: it listens (or adopts a
+// listening socket from the supervisor), and every connection's events arrive in the
+// service like any other message.
+//
+//   framing (net threads)      unpack: whole messages out of the byte stream
+//                              frame:  a body into bytes for the wire
+//                              default: len:u16 BIG-endian | body (skynet's gate)
+//   events (the service)       on_accept, on_connect, on_message, on_close
+//
+// on_message is a coroutine: it may co_await calls to other services. Its return value,
+// if any, is framed and written back as the answer. While it awaits, the next message of
+// the same connection may start (up to max_in_flight per connection), but answers always
+// leave in the order the messages came in. At max_in_flight the gate stops reading that
+// connection (TCP pushes back on the client) until a handler finishes.
+//
+// Backpressure on the way out: the gate stops reading a connection while more than a
+// quarter of max_outbound_bytes waits to be written to it, and cuts the connection
+// ("send buffer full") if a send would go over max_outbound_bytes.
+//
+// Ordering: on_accept/on_connect come before that connection's first on_message, and
+// on_close after its last one started; handlers still suspended when on_close runs may
+// finish, but their answers are dropped. A handler that throws or outlives
+// message_timeout is logged; its answer slot is skipped (nothing is written for it) and
+// the connection stays open.
+//
+// Threads: framing runs on net threads, concurrently for different connections: it must
+// be pure. Event hooks run in the service (one at a time). send/close/connect/stats are
+// safe from any thread.
+//
+// Lifetime: the gate's connection state is shared with the net layer's handler, so net
+// events that race with the service's exit find a closed gate and are dropped; the net
+// must be stopped before the runtime is destroyed (as run_node does).
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "common/actor/runtime.hpp"
+#include "common/actor/service.hpp"
+#include "common/base/bytes.hpp"
+#include "common/base/result.hpp"
+#include "common/net/net.hpp"
+
+namespace csk::gate {
+
+using net::conn_id;
+
+/// How messages are cut out of the stream and put on it. Shared by every connection
+/// of a gate; called on net threads concurrently, so implementations must be pure.
+class framing {
+ public:
+  virtual ~framing() = default;
+  /// The front of the receive buffer (see net::unpack_result).
+  virtual net::unpack_result unpack(bytes_view buffered) const { return net::unpack_length16(buffered); }
+  /// Appends one framed body to `out`. Throws std::length_error when the body cannot
+  /// be framed (default: over 65535 bytes).
+  virtual void frame(byte_buffer& out, bytes_view body) const;
+};
+
+struct gate_options {
+  std::string host = "127.0.0.1";   ///< where to listen ("" = 0.0.0.0)
+  std::uint16_t port = 0;           ///< 0 = ephemeral
+  /// A listening socket to adopt instead of binding (passed by the supervisor); -1 = bind.
+  /// On success the gate owns it.
+  int adopt_fd = -1;
+  bool listen = true;               ///< false: outgoing connections only (connect())
+  std::size_t max_connections = 1024;   ///< accepted connections open at once; more are closed at once
+  std::size_t max_in_flight = 16;       ///< per connection: messages being handled (>= 1)
+  std::size_t max_outbound_bytes = 1u << 20;  ///< per connection (see the header comment)
+  std::chrono::milliseconds idle_timeout{0};  ///< 0 = none
+  std::size_t max_message = net::length16_max_body + net::length16_header;  ///< header + body
+  std::chrono::milliseconds message_timeout{0};  ///< per on_message; 0 = the node's call timeout
+};
+
+struct gate_stats {
+  std::uint64_t accepted = 0;   ///< connections accepted (and kept)
+  std::uint64_t refused = 0;    ///< accepted, then closed: over max_connections
+  std::uint64_t connected = 0;  ///< outgoing connections made
+  std::uint64_t open = 0;       ///< connections open now
+  std::uint64_t messages = 0;   ///< messages handed to on_message
+  std::uint64_t answers = 0;    ///< answers written
+  std::uint64_t failures = 0;   ///< on_message threw or timed out
+  std::uint64_t pauses = 0;     ///< times a connection hit max_in_flight
+};
+
+namespace detail {
+struct gate_state;
+}
+
+class gate_service : public actor::service {
+ public:
+  /// `n` must outlive the service's connections (it is the node's net).
+  gate_service(net::net& n, gate_options o, std::shared_ptr<const framing> f = nullptr);
+  ~gate_service() override;
+
+  // -- hooks (run in this service) -----------------------------------------------------
+
+  virtual void on_accept(actor::context& /*ctx*/, conn_id /*id*/, const std::string& /*peer*/) {}
+  virtual void on_connect(actor::context& /*ctx*/, conn_id /*id*/, const std::string& /*peer*/) {}
+  virtual void on_close(actor::context& /*ctx*/, conn_id /*id*/, const std::string& /*reason*/) {}
+  /// One message (the body, header stripped). Returns the answer's body, or nullopt for
+  /// none. Throwing skips the answer (logged).
+  virtual actor::task<std::optional<byte_buffer>> on_message(actor::context& ctx, conn_id id, byte_buffer msg) = 0;
+  /// Calls and sends addressed to the service itself (its own API, e.g. a broadcast
+  /// command). Default: an error "unknown command".
+  virtual actor::task<actor::values> on_request(actor::context& ctx, actor::message& msg);
+
+  // -- API (any thread) ------------------------------------------------------------------
+
+  /// Frames `body` and queues it on the connection (a push). False if the connection is
+  /// unknown or closing, the body cannot be framed, or the queue is full (then cut).
+  bool send(conn_id id, bytes_view body);
+  /// Closes a connection (flush: what is queued is written first).
+  void close(conn_id id, std::string reason = "closed by service", bool flush = true);
+  /// Closes the connection gracefully once every message received on it so far has been
+  /// answered (e.g. a QUIT: its own answer goes out first). Reading stops at once.
+  void close_after_answers(conn_id id, std::string reason = "closed by service");
+  /// An outgoing connection served by the same hooks (on_connect, then messages). 0 if
+  /// the net is stopping; a failed connect is logged and reported through on_close
+  /// with the error.
+  conn_id connect(const std::string& host, std::uint16_t port);
+  /// The bound port (0 before init or without a listener).
+  std::uint16_t port() const noexcept;
+  gate_stats stats() const;
+  std::size_t in_flight(conn_id id) const;
+
+  // -- service -------------------------------------------------------------------------
+
+  /// Opens the listener; a failure throws, so spawn() fails with the reason.
+  void init(actor::context& ctx, const actor::values& args) override;
+  /// Closes the listener and every connection (queued answers are flushed).
+  void stop(actor::context& ctx) override;
+  actor::task<actor::values> handle(actor::context& ctx, actor::message& msg) final;
+
+ private:
+  actor::task<actor::values> run_message(actor::context& ctx, std::uint64_t token);
+
+  std::shared_ptr<detail::gate_state> state_;
+};
+
+/// The gate options a config's `gates:` entry or a spawn argument table gives:
+/// {listen = "host:port", max_connections, max_in_flight, max_outbound_kb,
+///  idle_timeout_ms, max_message, message_timeout_ms}. Unknown keys are errors.
+result<gate_options, std::string> gate_options_from(const lua_value& table);
+
+}  // namespace csk::gate

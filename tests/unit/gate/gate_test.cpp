@@ -1,0 +1,453 @@
+// csk::gate over real TCP on 127.0.0.1 (port 0): hooks, answer order, the in-flight
+// limit, connection limit, idle timeout, failures, pushes, outgoing connections, bad
+// framing, and the line-protocol example (examples/gate). Waits are on events with
+// deadlines; raw POSIX sockets play the clients.
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <condition_variable>
+#include <mutex>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "examples/gate/kv_gate.hpp"
+#include "services/gate/gate.hpp"
+
+namespace csk::gate {
+namespace {
+
+using namespace std::chrono_literals;
+using actor::context;
+using actor::task;
+using actor::values;
+
+byte_buffer frame(std::string_view body) {
+  byte_buffer out{static_cast<std::uint8_t>(body.size() >> 8), static_cast<std::uint8_t>(body.size() & 0xff)};
+  out.insert(out.end(), body.begin(), body.end());
+  return out;
+}
+byte_buffer bytes_of(std::string_view s) { return byte_buffer(s.begin(), s.end()); }
+std::string string_of(const byte_buffer& b) { return std::string(b.begin(), b.end()); }
+
+/// A blocking client socket; every read has a 10 s receive timeout.
+class client {
+ public:
+  explicit client(std::uint16_t port) : fd_(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) {
+    timeval tv{10, 0};
+    ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    const int one = 1;
+    ::setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (::connect(fd_, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) throw std::runtime_error("connect");
+  }
+  explicit client(int fd, bool) : fd_(fd) {
+    timeval tv{10, 0};
+    ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  }
+  ~client() { ::close(fd_); }
+  client(const client&) = delete;
+  client& operator=(const client&) = delete;
+
+  void write(bytes_view b) const {
+    while (!b.empty()) {
+      const auto n = ::send(fd_, b.data(), b.size(), MSG_NOSIGNAL);
+      if (n <= 0) throw std::runtime_error("send");
+      b = b.subspan(static_cast<std::size_t>(n));
+    }
+  }
+  bool read_exact(std::size_t n, byte_buffer& out) const {
+    out.resize(n);
+    std::size_t got = 0;
+    while (got < n) {
+      const auto r = ::recv(fd_, out.data() + got, n - got, 0);
+      if (r <= 0) return false;
+      got += static_cast<std::size_t>(r);
+    }
+    return true;
+  }
+  std::optional<std::string> read_frame() const {
+    byte_buffer h, body;
+    if (!read_exact(2, h) || !read_exact((std::size_t{h[0]} << 8) | h[1], body)) return std::nullopt;
+    return string_of(body);
+  }
+  std::optional<std::string> read_line() const {
+    std::string line;
+    char c = 0;
+    while (::recv(fd_, &c, 1, 0) == 1) {
+      if (c == '\n') return line;
+      line.push_back(c);
+    }
+    return std::nullopt;
+  }
+  /// True on EOF/reset before the receive timeout (bytes before it are skipped).
+  bool wait_closed() const {
+    char buf[1024];
+    for (;;) {
+      const auto r = ::recv(fd_, buf, sizeof(buf), 0);
+      if (r > 0) continue;
+      return r == 0 || (errno != EAGAIN && errno != EWOULDBLOCK);
+    }
+  }
+
+ private:
+  int fd_;
+};
+
+/// What the test service saw; shared with the test thread.
+struct journal {
+  std::mutex mu;
+  std::condition_variable cv;
+  std::vector<std::string> events;  // "accept", "close:<reason>", "connect"
+  std::vector<std::string> messages;
+  conn_id last_conn = 0;
+
+  void add(std::string e, conn_id id) {
+    {
+      std::lock_guard lock(mu);
+      events.push_back(std::move(e));
+      last_conn = id;
+    }
+    cv.notify_all();
+  }
+  template <class P>
+  bool wait(P pred) {
+    std::unique_lock lock(mu);
+    return cv.wait_for(lock, 20s, pred);
+  }
+  /// Events starting with `prefix`. Locks: not for wait() predicates (use count_held).
+  std::size_t count(const std::string& prefix) {
+    std::lock_guard lock(mu);
+    return count_held(prefix);
+  }
+  std::size_t count_held(const std::string& prefix) const {
+    std::size_t n = 0;
+    for (const auto& e : events) n += e.rfind(prefix, 0) == 0 ? 1u : 0u;
+    return n;
+  }
+};
+
+/// Answers "echo:<x>" with x; "slow:<x>" after 50 ms; "wait:<x>" once .latch releases;
+/// "throw" throws; "none" answers nothing; "push:<x>" pushes x, then answers "pushed".
+class test_gate final : public gate_service {
+ public:
+  test_gate(net::net& n, gate_options o, journal& j) : gate_service(n, std::move(o)), j_(j) {}
+  void on_accept(context&, conn_id id, const std::string&) override { j_.add("accept", id); }
+  void on_connect(context&, conn_id id, const std::string&) override { j_.add("connect", id); }
+  void on_close(context&, conn_id id, const std::string& reason) override { j_.add("close:" + reason, id); }
+  task<std::optional<byte_buffer>> on_message(context& ctx, conn_id id, byte_buffer msg) override {
+    const std::string m = string_of(msg);
+    {
+      std::lock_guard lock(j_.mu);
+      j_.messages.push_back(m);
+    }
+    j_.cv.notify_all();
+    if (m == "throw") throw std::runtime_error("asked to throw");
+    if (m == "none") co_return std::nullopt;
+    const auto colon = m.find(':');
+    const std::string verb = m.substr(0, colon);
+    const std::string arg = colon == std::string::npos ? "" : m.substr(colon + 1);
+    if (verb == "slow") {
+      auto s = ctx.sleep(50ms);
+      co_await s;
+    } else if (verb == "wait") {
+      auto w = ctx.call(".latch", values{"wait"});
+      co_await w;
+    } else if (verb == "push") {
+      send(id, bytes_of(arg));
+      co_return bytes_of("pushed");
+    }
+    co_return bytes_of(arg);
+  }
+
+ private:
+  journal& j_;
+};
+
+/// "wait" is answered once "open" has come.
+class latch final : public actor::dispatch_service {
+ public:
+  latch() {
+    on_sync("wait", [this](context& ctx, values&) {
+      if (!open_) waiting_.push_back(ctx.defer_reply());
+      return values{};
+    });
+    on_sync("open", [this](context& ctx, values&) {  // answers the waiting and every later wait
+      open_ = true;
+      for (auto& t : waiting_) ctx.reply(t, {});
+      waiting_.clear();
+      return values{};
+    });
+  }
+
+ private:
+  std::vector<actor::reply_token> waiting_;
+  bool open_ = false;
+};
+
+class GateTest : public ::testing::Test {
+ protected:
+  void start(gate_options o = {}) {
+    ASSERT_TRUE(rt_.spawn(std::make_unique<latch>(), {}, {".latch"}));
+    auto g = std::make_unique<test_gate>(net_, o, j_);
+    gate_ = g.get();
+    auto h = rt_.spawn(std::move(g));
+    ASSERT_TRUE(h) << h.error();
+    handle_ = *h;
+    net_.start();
+    rt_.start();
+  }
+  void TearDown() override {
+    net_.stop();
+    rt_.shutdown();
+  }
+  std::uint16_t port() const { return gate_->port(); }
+
+  journal j_;  // before the runtime: services use it until shutdown
+  actor::runtime rt_{actor::runtime_options{.threads = 2}};
+  net::net net_{1};
+  test_gate* gate_ = nullptr;  // owned by rt_
+  actor::handle_t handle_ = 0;
+};
+
+TEST_F(GateTest, HooksAndAnswers) {
+  start();
+  {
+    client c(port());
+    c.write(frame("echo:hello"));
+    EXPECT_EQ(c.read_frame(), "hello");
+    c.write(frame("echo:"));
+    EXPECT_EQ(c.read_frame(), "");
+    EXPECT_EQ(j_.count("accept"), 1u);
+  }
+  ASSERT_TRUE(j_.wait([&] { return !j_.events.empty() && j_.events.back() == "close:peer closed"; }));
+  const auto s = gate_->stats();
+  EXPECT_EQ(s.accepted, 1u);
+  EXPECT_EQ(s.messages, 2u);
+  EXPECT_EQ(s.answers, 2u);
+  EXPECT_EQ(s.open, 0u);
+}
+
+TEST_F(GateTest, AnswersLeaveInRequestOrderWhenHandlersOverlap) {
+  start();
+  client c(port());
+  byte_buffer both = frame("slow:first");
+  const auto second = frame("echo:second");
+  both.insert(both.end(), second.begin(), second.end());
+  c.write(both);
+  EXPECT_EQ(c.read_frame(), "first");
+  EXPECT_EQ(c.read_frame(), "second");
+}
+
+TEST_F(GateTest, InFlightLimitStopsReadingUntilAHandlerFinishes) {
+  gate_options o;
+  o.max_in_flight = 2;
+  start(o);
+  client c(port());
+  ASSERT_TRUE(j_.wait([&] { return j_.events.size() == 1; }));
+  const conn_id id = j_.last_conn;
+  byte_buffer five;
+  for (int i = 0; i < 5; ++i) {
+    const auto f = frame("wait:" + std::to_string(i));
+    five.insert(five.end(), f.begin(), f.end());
+  }
+  c.write(five);
+  ASSERT_TRUE(j_.wait([&] { return j_.messages.size() == 2; }));
+  // Another connection is served meanwhile: the net thread has cycled since the pause.
+  client other(port());
+  other.write(frame("echo:other"));
+  EXPECT_EQ(other.read_frame(), "other");
+  {
+    std::lock_guard lock(j_.mu);
+    EXPECT_EQ(j_.messages.size(), 3u) << "2 held at the limit + the other connection's";
+  }
+  EXPECT_EQ(gate_->in_flight(id), 2u);
+  EXPECT_EQ(gate_->stats().pauses, 1u);
+
+  rt_.send(".latch", {"open"});
+  for (int i = 0; i < 5; ++i) EXPECT_EQ(c.read_frame(), std::to_string(i));
+  EXPECT_EQ(gate_->stats().messages, 6u);
+  EXPECT_EQ(gate_->in_flight(id), 0u);
+}
+
+TEST_F(GateTest, ConnectionsOverTheLimitAreClosedAtOnce) {
+  gate_options o;
+  o.max_connections = 1;
+  start(o);
+  client first(port());
+  first.write(frame("echo:1"));
+  EXPECT_EQ(first.read_frame(), "1");
+  client second(port());
+  EXPECT_TRUE(second.wait_closed());
+  first.write(frame("echo:still"));
+  EXPECT_EQ(first.read_frame(), "still");
+  EXPECT_EQ(gate_->stats().refused, 1u);
+  EXPECT_EQ(j_.count("accept"), 1u);
+}
+
+TEST_F(GateTest, IdleConnectionIsClosed) {
+  gate_options o;
+  o.idle_timeout = 200ms;
+  start(o);
+  client c(port());
+  EXPECT_TRUE(c.wait_closed());
+  ASSERT_TRUE(j_.wait([&] { return !j_.events.empty() && j_.events.back() == "close:idle timeout"; }));
+}
+
+TEST_F(GateTest, FailedHandlerSkipsItsAnswerAndTheConnectionGoesOn) {
+  start();
+  client c(port());
+  byte_buffer all = frame("throw");
+  for (const auto* m : {"none", "echo:after"}) {
+    const auto f = frame(m);
+    all.insert(all.end(), f.begin(), f.end());
+  }
+  c.write(all);
+  EXPECT_EQ(c.read_frame(), "after");
+  EXPECT_EQ(gate_->stats().failures, 1u);
+  EXPECT_EQ(gate_->stats().answers, 1u);
+}
+
+TEST_F(GateTest, PushGoesOutBeforeTheAnswer) {
+  start();
+  client c(port());
+  c.write(frame("push:news"));
+  EXPECT_EQ(c.read_frame(), "news");
+  EXPECT_EQ(c.read_frame(), "pushed");
+  EXPECT_FALSE(gate_->send(987654, bytes_of("nobody")));
+  EXPECT_FALSE(gate_->send(j_.last_conn, byte_buffer(70000, 'x'))) << "cannot be framed in 2 bytes";
+}
+
+TEST_F(GateTest, OversizedFrameClosesOnlyThatConnection) {
+  gate_options o;
+  o.max_message = 1026;  // bodies up to 1024
+  start(o);
+  client good(port());
+  client bad(port());
+  bad.write(frame(std::string(2000, 'x')));
+  EXPECT_TRUE(bad.wait_closed());
+  ASSERT_TRUE(j_.wait([&] { return j_.count_held("close:message too large") == 1; }));
+  good.write(frame("echo:fine"));
+  EXPECT_EQ(good.read_frame(), "fine");
+}
+
+TEST_F(GateTest, OutgoingConnectionUsesTheSameHooks) {
+  gate_options o;
+  o.listen = false;
+  start(o);
+  const int lfd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(lfd, reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
+  ASSERT_EQ(::listen(lfd, 4), 0);
+  socklen_t len = sizeof(a);
+  ::getsockname(lfd, reinterpret_cast<sockaddr*>(&a), &len);
+  const conn_id id = gate_->connect("127.0.0.1", ntohs(a.sin_port));
+  ASSERT_NE(id, 0u);
+  client server(::accept4(lfd, nullptr, nullptr, SOCK_CLOEXEC), true);
+  ::close(lfd);
+  ASSERT_TRUE(j_.wait([&] { return j_.count_held("connect") == 1; }));
+  server.write(frame("echo:from the server"));
+  EXPECT_EQ(server.read_frame(), "from the server");
+  EXPECT_EQ(gate_->stats().connected, 1u);
+}
+
+TEST_F(GateTest, CallsToTheGateItselfGoToOnRequest) {
+  start();
+  auto r = rt_.call(handle_, {"anything"}).get();
+  ASSERT_FALSE(r.has_value());
+  EXPECT_NE(r.error().text.find("unknown command anything"), std::string::npos) << r.error().text;
+  // A forged event (wrong marker) is not an event either.
+  auto forged = rt_.call(handle_, {lua_value::light_userdata(1), 1}).get();
+  EXPECT_FALSE(forged.has_value());
+}
+
+TEST(GateOptions, FromATable) {
+  lua_table t;
+  t.set("listen", "127.0.0.1:0").set("max_in_flight", 4).set("max_outbound_kb", 64).set("idle_timeout_ms", 500);
+  auto o = gate_options_from(lua_value(std::move(t)));
+  ASSERT_TRUE(o) << o.error();
+  EXPECT_EQ(o->host, "127.0.0.1");
+  EXPECT_EQ(o->max_in_flight, 4u);
+  EXPECT_EQ(o->max_outbound_bytes, 64u << 10);
+  EXPECT_EQ(o->idle_timeout, 500ms);
+  lua_table bad;
+  bad.set("max_in_flight", 0);
+  EXPECT_FALSE(gate_options_from(lua_value(std::move(bad))));
+  lua_table unknown;
+  unknown.set("colour", "red");
+  auto u = gate_options_from(lua_value(std::move(unknown)));
+  ASSERT_FALSE(u);
+  EXPECT_NE(u.error().find("unknown key colour"), std::string::npos);
+}
+
+// ------------------------------------------------------- the line-protocol example --
+
+class KvGateTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    examples::register_kv_types(rt_);
+    ASSERT_TRUE(rt_.spawn("kvstore", {}, {".kvstore"}));
+    auto g = examples::make_kv_gate(net_, {});
+    gate_ = g.get();
+    ASSERT_TRUE(rt_.spawn(std::move(g)));
+    net_.start();
+    rt_.start();
+  }
+  void TearDown() override {
+    net_.stop();
+    rt_.shutdown();
+  }
+  actor::runtime rt_{actor::runtime_options{.threads = 2}};
+  net::net net_{1};
+  gate_service* gate_ = nullptr;
+};
+
+TEST_F(KvGateTest, SpeaksTheLineProtocol) {
+  client c(gate_->port());
+  c.write(bytes_of("PING\nSET a hello\r\nGET a\nGET missing\nINCR n\nINCR n\nINCR a\nDEL a\nDEL a\nFROB\n"));
+  for (const auto* want : {"PONG", "OK", "VALUE hello", "NIL", "INTEGER 1", "INTEGER 2",
+                           "ERR value is not an integer", "DELETED 1", "DELETED 0",
+                           "ERR unknown command or wrong arguments: FROB"}) {
+    auto got = c.read_line();
+    ASSERT_TRUE(got) << "waiting for " << want;
+    EXPECT_NE(got->find(want), std::string::npos) << *got << " vs " << want;
+  }
+  c.write(bytes_of("GET n\nQUIT\nPING\n"));
+  EXPECT_EQ(c.read_line(), "VALUE 2") << "an integer value is written as text";
+  EXPECT_EQ(c.read_line(), "BYE");
+  EXPECT_TRUE(c.wait_closed()) << "PING after QUIT is not answered";
+}
+
+TEST_F(KvGateTest, QuitAnswersThenCloses) {
+  client c(gate_->port());
+  c.write(bytes_of("INCR q\nQUIT\n"));
+  EXPECT_EQ(c.read_line(), "INTEGER 1");
+  EXPECT_EQ(c.read_line(), "BYE");
+  EXPECT_TRUE(c.wait_closed());
+}
+
+TEST_F(KvGateTest, OverlongLineClosesOnlyThatClient) {
+  client good(gate_->port());
+  client bad(gate_->port());
+  bad.write(byte_buffer(5000, 'x'));
+  EXPECT_TRUE(bad.wait_closed());
+  good.write(bytes_of("PING\n"));
+  EXPECT_EQ(good.read_line(), "PONG");
+}
+
+}  // namespace
+}  // namespace csk::gate
