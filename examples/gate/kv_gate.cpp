@@ -77,6 +77,12 @@ class kv_gate final : public gate::gate_service {
  public:
   kv_gate(net::net& n, gate::gate_options o, std::string store)
       : gate_service(n, std::move(o), std::make_shared<line_framing>()), store_(std::move(store)) {}
+  /// Configured at spawn: args[0] the gate options, args[1] (optional) the store's name.
+  kv_gate() : gate_service(std::make_shared<line_framing>()), store_(".kvstore") {}
+
+  void on_init(context&, const values& args) override {
+    if (!args.empty() && args[0].is_string()) store_ = args[0].as_string();
+  }
 
   task<std::optional<byte_buffer>> on_message(context& ctx, net::conn_id id, byte_buffer msg) override {
     std::string_view line(reinterpret_cast<const char*>(msg.data()), msg.size());
@@ -127,6 +133,7 @@ class kv_gate final : public gate::gate_service {
 
 void register_kv_types(actor::runtime& rt) {
   rt.register_type("kvstore", [] { return std::make_unique<kvstore>(); });
+  rt.register_type("kv_gate", [] { return std::make_unique<kv_gate>(); });
 }
 
 std::unique_ptr<gate::gate_service> make_kv_gate(net::net& n, gate::gate_options o, std::string store) {

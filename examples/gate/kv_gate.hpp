@@ -33,7 +33,9 @@ class line_framing final : public gate::framing {
   void frame(byte_buffer& out, bytes_view body) const override;
 };
 
-/// The kvstore entity service type "kvstore".
+/// Service types "kvstore" (the entity) and "kv_gate" (the gate, configured at spawn:
+/// args[0] the gate options table, args[1] the store's name, default ".kvstore"; this
+/// is how a config's `gates:` entry starts it).
 void register_kv_types(actor::runtime& rt);
 
 /// The kv gate, serving `o` with line framing; it calls the service named `store`.

@@ -60,8 +60,8 @@ struct gate_state final : net::handler {
     std::string text;  // peer, or the close reason
   };
 
-  gate_state(net::net& n, gate_options o, std::shared_ptr<const framing> f)
-      : net(n), opts(std::move(o)), frames(std::move(f)) {
+  gate_state(net::net* n, std::optional<gate_options> o, std::shared_ptr<const framing> f)
+      : net(n), opts(o.value_or(gate_options{})), configured(o.has_value()), frames(std::move(f)) {
     if (!frames) frames = std::make_shared<framing>();
     if (opts.max_in_flight == 0) opts.max_in_flight = 1;
   }
@@ -71,12 +71,12 @@ struct gate_state final : net::handler {
   void on_accept(conn_id id, const std::string& peer) override {
     std::lock_guard lock(mu);
     if (closed) {
-      net.close(id, "gate closed", false);
+      net->close(id, "gate closed", false);
       return;
     }
     if (accepted_open >= opts.max_connections) {
       ++refused;
-      net.close(id, "too many connections (max " + std::to_string(opts.max_connections) + ")", false);
+      net->close(id, "too many connections (max " + std::to_string(opts.max_connections) + ")", false);
       return;
     }
     ++accepted_open;
@@ -107,7 +107,7 @@ struct gate_state final : net::handler {
       if (++c.in_flight >= opts.max_in_flight && !c.paused) {
         c.paused = true;
         ++pauses;
-        net.pause_reading(id);  // from our own hook: no further message before resume
+        net->pause_reading(id);  // from our own hook: no further message before resume
       }
     }
     rt->call(self, actor::values{marker(), static_cast<std::int64_t>(token)}, opts.message_timeout,
@@ -161,11 +161,11 @@ struct gate_state final : net::handler {
       c.done.erase(c.done.begin());
       ++c.next_out;
     }
-    if (!out.empty()) net.send(id, std::move(out));
+    if (!out.empty()) net->send(id, std::move(out));
     if (close_if_answered(id, c)) return;
     if (c.paused && !c.close_at && c.in_flight < opts.max_in_flight) {
       c.paused = false;
-      net.resume_reading(id);
+      net->resume_reading(id);
     }
   }
 
@@ -173,7 +173,7 @@ struct gate_state final : net::handler {
 
   bool close_if_answered(conn_id id, const conn_state& c) {
     if (!c.close_at || c.next_out < *c.close_at) return false;
-    net.close(id, c.close_reason, true);
+    net->close(id, c.close_reason, true);
     return true;
   }
 
@@ -193,8 +193,9 @@ struct gate_state final : net::handler {
   // The net holds handlers as shared_ptr<handler>; we keep a weak self for callbacks.
   std::shared_ptr<net::handler> shared_from_this_() { return self_ref.lock(); }
 
-  net::net& net;
-  gate_options opts;
+  net::net* net;      // set by the constructor or by init (the runtime's net extension)
+  gate_options opts;  // fixed once init has run
+  bool configured;    // opts came from the constructor (else from init's args[0])
   std::shared_ptr<const framing> frames;
   std::weak_ptr<net::handler> self_ref;
   actor::runtime* rt = nullptr;  // set by init, before any connection
@@ -216,27 +217,43 @@ struct gate_state final : net::handler {
 }  // namespace detail
 
 gate_service::gate_service(net::net& n, gate_options o, std::shared_ptr<const framing> f)
-    : state_(std::make_shared<detail::gate_state>(n, std::move(o), std::move(f))) {
+    : state_(std::make_shared<detail::gate_state>(&n, std::move(o), std::move(f))) {
+  state_->self_ref = state_;
+}
+
+gate_service::gate_service(std::shared_ptr<const framing> f)
+    : state_(std::make_shared<detail::gate_state>(nullptr, std::nullopt, std::move(f))) {
   state_->self_ref = state_;
 }
 
 gate_service::~gate_service() = default;
 
-void gate_service::init(actor::context& ctx, const actor::values& /*args*/) {
+void gate_service::init(actor::context& ctx, const actor::values& args) {
   auto& s = *state_;
   s.rt = &ctx.rt();
   s.self = ctx.self();
+  if (s.net == nullptr) s.net = ctx.rt().extension<net::net>();
+  if (s.net == nullptr) throw std::runtime_error("gate: this node has no net (runtime extension net::net)");
+  actor::values rest = args;
+  if (!s.configured) {
+    auto o = gate_options_from(args.empty() ? lua_value{} : args[0]);
+    if (!o) throw std::runtime_error(o.error());
+    s.opts = std::move(*o);
+    if (s.opts.max_in_flight == 0) s.opts.max_in_flight = 1;
+    if (!rest.empty()) rest.erase(rest.begin());
+  }
+  on_init(ctx, rest);
   if (!s.opts.listen) return;
   net::conn_options co;
   co.max_outbound_bytes = s.opts.max_outbound_bytes;
   co.pause_reading_above = s.opts.max_outbound_bytes / 4;
   co.max_message = s.opts.max_message;
   co.idle_timeout = s.opts.idle_timeout;
-  auto id = s.opts.adopt_fd >= 0 ? s.net.adopt_listener(s.opts.adopt_fd, state_, co)
-                                 : s.net.listen(s.opts.host, s.opts.port, state_, co);
+  auto id = s.opts.adopt_fd >= 0 ? s.net->adopt_listener(s.opts.adopt_fd, state_, co)
+                                 : s.net->listen(s.opts.host, s.opts.port, state_, co);
   if (!id) throw std::runtime_error("gate: " + id.error());
   s.listener = *id;
-  s.port = s.net.local_port(*id);
+  s.port = s.net->local_port(*id);
   logger("service")->info("gate {}: listening on port {}", actor::handle_string(s.self), s.port);
 }
 
@@ -247,8 +264,8 @@ void gate_service::stop(actor::context& /*ctx*/) {
     state_->closed = true;
     for (const auto& [id, c] : state_->conns) open.push_back(id);
   }
-  if (state_->listener != 0) state_->net.close_listener(state_->listener);
-  for (const conn_id id : open) state_->net.close(id, "gate stopped", true);
+  if (state_->listener != 0) state_->net->close_listener(state_->listener);
+  for (const conn_id id : open) state_->net->close(id, "gate stopped", true);
 }
 
 actor::task<actor::values> gate_service::handle(actor::context& ctx, actor::message& msg) {
@@ -305,10 +322,10 @@ bool gate_service::send(conn_id id, bytes_view body) {
     logger("service")->warn("gate {}: conn {}: push dropped: {}", actor::handle_string(state_->self), id, e.what());
     return false;
   }
-  return state_->net.send(id, std::move(out));
+  return state_->net->send(id, std::move(out));
 }
 
-void gate_service::close(conn_id id, std::string reason, bool flush) { state_->net.close(id, std::move(reason), flush); }
+void gate_service::close(conn_id id, std::string reason, bool flush) { state_->net->close(id, std::move(reason), flush); }
 
 void gate_service::close_after_answers(conn_id id, std::string reason) {
   std::lock_guard lock(state_->mu);
@@ -318,7 +335,7 @@ void gate_service::close_after_answers(conn_id id, std::string reason) {
   c.close_at = c.next_seq;
   c.close_reason = std::move(reason);
   c.paused = true;  // never resumed: nothing after this point is read
-  state_->net.pause_reading(id);
+  state_->net->pause_reading(id);
   state_->close_if_answered(id, c);
 }
 
@@ -329,7 +346,7 @@ conn_id gate_service::connect(const std::string& host, std::uint16_t port) {
   co.max_message = state_->opts.max_message;
   co.idle_timeout = state_->opts.idle_timeout;
   auto s = state_;
-  return state_->net.connect(host, port, state_, co, [s, host, port](conn_id id, std::error_code ec) {
+  return state_->net->connect(host, port, state_, co, [s, host, port](conn_id id, std::error_code ec) {
     if (id != 0) return;
     logger("service")->warn("gate {}: connect {}:{} failed: {}", actor::handle_string(s->self), host, port,
                              ec.message());
@@ -385,6 +402,10 @@ result<gate_options, std::string> gate_options_from(const lua_value& v) {
       if (!hp) return unexpected("gate options: bad listen address " + val.as_string());
       o.host = hp->host;
       o.port = hp->port;
+    } else if (key == "fd") {
+      std::int64_t fd = -1;
+      err = count(key, val, fd, 0, 1 << 30);
+      o.adopt_fd = static_cast<int>(fd);
     } else if (key == "max_connections") {
       err = count(key, val, o.max_connections, 1, 1'000'000);
     } else if (key == "max_in_flight") {

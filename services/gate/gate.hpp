@@ -93,12 +93,19 @@ struct gate_state;
 
 class gate_service : public actor::service {
  public:
-  /// `n` must outlive the service's connections (it is the node's net).
+  /// Configured in code: `n` must outlive the service's connections (the node's net).
+  /// init's args all go to on_init.
   gate_service(net::net& n, gate_options o, std::shared_ptr<const framing> f = nullptr);
+  /// Configured at spawn (how a config's `gates:` entry starts one): init's args[0] is
+  /// the options table (gate_options_from), the rest go to on_init; the net is the
+  /// runtime's extension net::net (run_node registers it).
+  explicit gate_service(std::shared_ptr<const framing> f = nullptr);
   ~gate_service() override;
 
   // -- hooks (run in this service) -----------------------------------------------------
 
+  /// Runs in init, before the listener opens, with the service's own arguments.
+  virtual void on_init(actor::context& /*ctx*/, const actor::values& /*args*/) {}
   virtual void on_accept(actor::context& /*ctx*/, conn_id /*id*/, const std::string& /*peer*/) {}
   virtual void on_connect(actor::context& /*ctx*/, conn_id /*id*/, const std::string& /*peer*/) {}
   virtual void on_close(actor::context& /*ctx*/, conn_id /*id*/, const std::string& /*reason*/) {}
@@ -130,7 +137,8 @@ class gate_service : public actor::service {
 
   // -- service -------------------------------------------------------------------------
 
-  /// Opens the listener; a failure throws, so spawn() fails with the reason.
+  /// Takes its options (see the constructors), runs on_init, opens the listener; a
+  /// failure throws, so spawn() fails with the reason.
   void init(actor::context& ctx, const actor::values& args) override;
   /// Closes the listener and every connection (queued answers are flushed).
   void stop(actor::context& ctx) override;
@@ -143,8 +151,9 @@ class gate_service : public actor::service {
 };
 
 /// The gate options a config's `gates:` entry or a spawn argument table gives:
-/// {listen = "host:port", max_connections, max_in_flight, max_outbound_kb,
-///  idle_timeout_ms, max_message, message_timeout_ms}. Unknown keys are errors.
+/// {listen = "host:port", fd = N (a listening socket to adopt), max_connections,
+///  max_in_flight, max_outbound_kb, idle_timeout_ms, max_message, message_timeout_ms}.
+/// Unknown keys are errors; nil gives the defaults.
 result<gate_options, std::string> gate_options_from(const lua_value& table);
 
 }  // namespace csk::gate

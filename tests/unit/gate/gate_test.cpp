@@ -16,6 +16,7 @@
 #include <mutex>
 #include <optional>
 #include <stdexcept>
+#include <typeindex>
 #include <string>
 #include <utility>
 #include <vector>
@@ -392,6 +393,49 @@ TEST(GateOptions, FromATable) {
   auto u = gate_options_from(lua_value(std::move(unknown)));
   ASSERT_FALSE(u);
   EXPECT_NE(u.error().find("unknown key colour"), std::string::npos);
+}
+
+TEST(GateSpawnedByType, TakesItsOptionsFromArgsAndTheNetFromTheRuntime) {
+  actor::runtime rt(actor::runtime_options{.threads = 1});
+  net::net n(1);
+  examples::register_kv_types(rt);
+  ASSERT_TRUE(rt.spawn("kvstore", {}, {".store2"}));
+  lua_table opts;
+  opts.set("listen", "127.0.0.1:0").set("max_in_flight", 2);
+  auto no_net = rt.spawn("kv_gate", {lua_value(opts), ".store2"});
+  ASSERT_FALSE(no_net);
+  EXPECT_NE(no_net.error().find("no net"), std::string::npos) << no_net.error();
+
+  rt.set_extension(std::type_index(typeid(net::net)), &n);
+  lua_table bad;
+  bad.set("listen", "nowhere");
+  auto refused = rt.spawn("kv_gate", {lua_value(std::move(bad))});
+  ASSERT_FALSE(refused);
+  EXPECT_NE(refused.error().find("bad listen address"), std::string::npos) << refused.error();
+
+  // Adopt a socket bound by hand, as the worker does with the supervisor's.
+  const int lfd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(lfd, reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
+  ASSERT_EQ(::listen(lfd, 4), 0);
+  socklen_t len = sizeof(a);
+  ::getsockname(lfd, reinterpret_cast<sockaddr*>(&a), &len);
+  opts.set("fd", lfd);
+  auto h = rt.spawn("kv_gate", {lua_value(std::move(opts)), ".store2"});
+  ASSERT_TRUE(h) << h.error();
+  n.start();
+  rt.start();
+  {
+    client c(ntohs(a.sin_port));
+    c.write(bytes_of("SET k v\nGET k\n"));
+    EXPECT_EQ(c.read_line(), "OK");
+    EXPECT_EQ(c.read_line(), "VALUE v");
+  }
+  n.stop();
+  rt.shutdown();
+  rt.set_extension(std::type_index(typeid(net::net)), nullptr);
 }
 
 // ------------------------------------------------------- the line-protocol example --
