@@ -2,6 +2,7 @@
 //
 //   cppskynet call NODE TARGET [ARG...]   one cluster call; prints the reply as JSON
 //   cppskynet send NODE TARGET [ARG...]   one push (waits until the peer has read it)
+//   cppskynet status|stop|reload|check ...  the operator verbs (ops.hpp)
 //
 // NODE is host:port, or a node name looked up in --names clustername.yaml.
 // TARGET is @name, .name, :0000000a, or a handle number (10, 0x0a).
@@ -19,6 +20,7 @@
 #include "common/log/log.hpp"
 #include "common/net/net.hpp"
 #include "services/cluster/node.hpp"
+#include "tools/cli/ops.hpp"
 #include "tools/wire/plain_json.hpp"
 
 namespace {
@@ -32,7 +34,8 @@ int usage(const std::string& why) {
             << "usage: cppskynet call|send [--names FILE] [--timeout MS] NODE TARGET [ARG...]\n"
             << "  NODE    host:port, or a name from --names clustername.yaml\n"
             << "  TARGET  @name | .name | :0000000a | handle number\n"
-            << "  ARG     JSON value or bare word\n";
+            << "  ARG     JSON value or bare word\n"
+            << csk::cli::ops_usage();
   return exit_usage;
 }
 
@@ -53,6 +56,7 @@ int main(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);
   if (args.empty() || args[0] == "-h" || args[0] == "--help") return usage(args.empty() ? "missing command" : "help");
   const std::string cmd = args[0];
+  if (csk::cli::is_ops_verb(cmd)) return csk::cli::run_ops(args);
   if (cmd != "call" && cmd != "send") return usage("unknown command " + cmd);
   std::string names_file;
   int timeout_ms = 5000;

@@ -1,0 +1,389 @@
+#include "tools/cli/ops.hpp"
+
+#include <poll.h>
+#include <signal.h>
+#include <sys/types.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <charconv>
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <optional>
+#include <sstream>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "common/config/load_config.hpp"
+#include "supervisor/control.hpp"
+
+namespace csk::cli {
+
+namespace {
+
+using nlohmann::json;
+using steady = std::chrono::steady_clock;
+
+struct options {
+  std::string verb;
+  std::string config;  // -c
+  std::string socket;  // --socket
+  bool json_out = false;
+  std::optional<std::chrono::milliseconds> timeout;
+};
+
+int usage(const std::string& why) {
+  std::cerr << "cppskynet: " << why << "\n" << "usage:\n" << ops_usage();
+  return exit_usage;
+}
+
+std::string dump(const json& j, int indent = -1) {
+  return j.dump(indent, ' ', false, json::error_handler_t::replace);
+}
+
+// A JSON value as a table cell: strings bare, null/missing "-".
+std::string cell(const json& obj, const char* key) {
+  if (!obj.is_object()) return "-";
+  auto it = obj.find(key);
+  if (it == obj.end() || it->is_null()) return "-";
+  if (it->is_string()) return it->get<std::string>();
+  return dump(*it);
+}
+
+std::string format_uptime(const json& obj) {
+  if (!obj.is_object()) return "-";
+  auto it = obj.find("uptime_s");
+  if (it == obj.end() || !it->is_number()) return cell(obj, "uptime_s");
+  const double v = it->get<double>();
+  if (!std::isfinite(v) || v < 0) return dump(*it);
+  const auto s = static_cast<long long>(v);
+  char buf[64];
+  if (s < 60) {
+    std::snprintf(buf, sizeof buf, "%llds", s);
+  } else if (s < 3600) {
+    std::snprintf(buf, sizeof buf, "%lldm%02llds", s / 60, s % 60);
+  } else if (s < 86400) {
+    std::snprintf(buf, sizeof buf, "%lldh%02lldm", s / 3600, (s % 3600) / 60);
+  } else {
+    std::snprintf(buf, sizeof buf, "%lldd%02lldh", s / 86400, (s % 86400) / 3600);
+  }
+  return buf;
+}
+
+// Prints rows as aligned columns, two spaces apart, indented by two.
+void print_table(std::ostream& out, const std::vector<std::vector<std::string>>& rows) {
+  std::vector<std::size_t> width;
+  for (const auto& r : rows) {
+    if (width.size() < r.size()) width.resize(r.size(), 0);
+    for (std::size_t i = 0; i < r.size(); ++i) width[i] = std::max(width[i], r[i].size());
+  }
+  for (const auto& r : rows) {
+    std::string line = " ";
+    for (std::size_t i = 0; i < r.size(); ++i) {
+      line += " " + r[i];
+      if (i + 1 < r.size()) line += std::string(width[i] - r[i].size() + 1, ' ');
+    }
+    line.erase(line.find_last_not_of(' ') + 1);
+    out << line << "\n";
+  }
+}
+
+void print_status(const json& s) {
+  std::string head = "supervisor pid " + cell(s, "pid");
+  if (s.is_object() && s.contains("version")) head += ", version " + cell(s, "version");
+  if (s.is_object() && s.contains("config")) head += ", config " + cell(s, "config");
+  std::cout << head << "\n";
+
+  const json none = json::array();
+  const json& listeners = s.is_object() && s.contains("listeners") && s["listeners"].is_array() ? s["listeners"] : none;
+  if (listeners.empty()) {
+    std::cout << "listeners: none\n";
+  } else {
+    std::cout << "listeners:\n";
+    std::vector<std::vector<std::string>> rows{{"NAME", "ADDRESS", "FD"}};
+    for (const auto& l : listeners) rows.push_back({cell(l, "name"), cell(l, "address"), cell(l, "fd")});
+    print_table(std::cout, rows);
+  }
+  const json& workers = s.is_object() && s.contains("workers") && s["workers"].is_array() ? s["workers"] : none;
+  if (workers.empty()) {
+    std::cout << "workers: none\n";
+  } else {
+    std::cout << "workers:\n";
+    std::vector<std::vector<std::string>> rows{{"PID", "GEN", "STATE", "UPTIME", "RESTARTS", "LAST EXIT"}};
+    for (const auto& w : workers) {
+      rows.push_back({cell(w, "pid"), cell(w, "generation"), cell(w, "state"), format_uptime(w),
+                      cell(w, "restarts"), cell(w, "last_exit")});
+    }
+    print_table(std::cout, rows);
+  }
+}
+
+// The other keys of a reply, one per line (reload, stop).
+void print_fields(const json& r) {
+  if (!r.is_object()) {
+    if (!r.is_null()) std::cout << "  " << dump(r) << "\n";
+    return;
+  }
+  for (const auto& [k, v] : r.items()) {
+    if (k == "ok") continue;
+    std::cout << "  " << k << ": " << (v.is_string() ? v.get<std::string>() : dump(v)) << "\n";
+  }
+}
+
+// An {"error": ...} reply: its text, else nullopt.
+std::optional<std::string> reply_error(const json& r) {
+  if (!r.is_object()) return std::nullopt;
+  auto it = r.find("error");
+  if (it == r.end() || it->is_null()) return std::nullopt;
+  return it->is_string() ? it->get<std::string>() : dump(*it);
+}
+
+// --- the control socket's path ----------------------------------------------------
+
+// The config's supervisor.control_socket (load_config_file has made a relative one relative
+// to the config's directory; the default is cppskynet.sock there), made absolute.
+std::string socket_for_config(const node_config& cfg) {
+  namespace fs = std::filesystem;
+  const fs::path p = cfg.supervisor.control_socket;
+  std::error_code ec;
+  const fs::path abs = fs::absolute(p, ec);
+  return (ec ? p : abs).lexically_normal().string();
+}
+
+// Resolves the socket for status/stop/reload; sets rc on failure.
+std::optional<std::string> resolve_socket(const options& o, int& rc) {
+  if (!o.socket.empty()) return o.socket;
+  if (o.config.empty()) {
+    rc = usage(o.verb + " needs -c node.yaml or --socket PATH");
+    return std::nullopt;
+  }
+  auto cfg = load_config_file(o.config);
+  if (!cfg) {
+    std::cerr << "cppskynet: " << o.config << ": " << cfg.error() << "\n";
+    rc = exit_failed;
+    return std::nullopt;
+  }
+  return socket_for_config(*cfg);
+}
+
+// --- stop: waiting for the supervisor to go ------------------------------------------
+
+bool pid_gone(pid_t pid) {
+  if (::kill(pid, 0) != 0 && errno == ESRCH) return true;
+  // A zombie has exited: only its parent's wait() is missing.
+  std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
+  std::string text((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  const auto paren = text.rfind(')');
+  if (paren == std::string::npos || paren + 2 >= text.size()) return false;
+  const char state = text[paren + 2];
+  return state == 'Z' || state == 'X';
+}
+
+// --- the verbs -------------------------------------------------------------------------
+
+int call_verb(const options& o) {
+  int rc = exit_ok;
+  auto path = resolve_socket(o, rc);
+  if (!path) return rc;
+  const bool is_stop = o.verb == "stop";
+  const auto total = o.timeout.value_or(is_stop ? std::chrono::milliseconds(30000) : std::chrono::milliseconds(10000));
+  const auto deadline = steady::now() + total;
+
+  json request = {{"cmd", o.verb}, {"args", json::object()}};
+  auto r = supervisor::control_call_ex(*path, request, total);
+  json reply;
+  if (!r) {
+    if (r.error().why == supervisor::control_error::kind::unreachable) {
+      std::cerr << "cppskynet: " << r.error().text << "\n";
+      return exit_unreachable;
+    }
+    // A supervisor that is stopping may close the socket before it answers.
+    if (!(is_stop && r.error().why == supervisor::control_error::kind::closed)) {
+      std::cerr << "cppskynet: " << r.error().text << "\n";
+      return exit_failed;
+    }
+  } else {
+    reply = std::move(*r);
+    if (auto err = reply_error(reply)) {
+      if (o.json_out) std::cout << dump(reply) << "\n";
+      std::cerr << "cppskynet: " << o.verb << ": " << *err << "\n";
+      return exit_failed;
+    }
+  }
+
+  if (is_stop) {
+    std::optional<pid_t> pid;
+    if (reply.is_object() && reply.contains("pid") && reply["pid"].is_number_integer()) {
+      const auto n = reply["pid"].get<long long>();
+      if (n > 0 && n <= 0x3fffffff) pid = static_cast<pid_t>(n);  // never 0 or -1: kill() means groups there
+    }
+    for (;;) {
+      const bool gone = !supervisor::control_answers(*path) && (!pid || pid_gone(*pid));
+      if (gone) break;
+      if (steady::now() >= deadline) {
+        std::cerr << "cppskynet: the supervisor at " << *path << " is still running after "
+                  << std::chrono::duration<double>(total).count() << " s\n";
+        return exit_failed;
+      }
+      ::poll(nullptr, 0, 50);
+    }
+  }
+
+  if (o.json_out) {
+    std::cout << dump(reply) << "\n";
+  } else if (o.verb == "status") {
+    print_status(reply);
+  } else if (is_stop) {
+    std::cout << "stopped" << (reply.is_object() && reply.contains("pid") ? " (supervisor pid " + cell(reply, "pid") + ")" : "")
+              << "\n";
+  } else {
+    std::cout << o.verb << ": ok\n";
+    print_fields(reply);
+  }
+  return exit_ok;
+}
+
+// Each line of a loader error, prefixed with the file it came from.
+void add_errors(std::vector<std::string>& out, const std::string& file, const std::string& text) {
+  std::istringstream in(text);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.empty()) continue;
+    out.push_back(line.rfind(file, 0) == 0 ? line : file + ": " + line);
+  }
+}
+
+int check_verb(const options& o) {
+  if (o.config.empty()) return usage("check needs -c node.yaml");
+  if (!o.socket.empty()) return usage("check takes no --socket");
+  std::vector<std::string> errors;
+  json services = json::array();
+  json listeners = json::array();
+  std::string socket;
+
+  auto cfg = load_config_file(o.config);
+  if (!cfg) {
+    add_errors(errors, o.config, cfg.error());
+  } else {
+    for (const auto& s : cfg->services) {
+      json names = json::array();
+      if (!s.name.empty()) names.push_back(s.name);
+      for (const auto& n : s.names) names.push_back(n);
+      services.push_back({{"type", s.type}, {"names", names}, {"instances", s.instances}});
+    }
+    // The node table: every problem in it, with its file.
+    bool table_ok = true;
+    if (!cfg->cluster.names_file.empty()) {
+      auto t = load_cluster_names_file(cfg->cluster.names_file);
+      if (!t) {
+        table_ok = false;
+        add_errors(errors, cfg->cluster.names_file, t.error());
+      }
+    }
+    // The listeners the supervisor would bind (stops at the first problem; with a broken
+    // table it would only repeat the table's error).
+    if (table_ok) {
+      auto ls = listeners_of(*cfg);
+      if (!ls) {
+        add_errors(errors, o.config, ls.error());
+      } else {
+        for (const auto& l : *ls) {
+          const bool v6 = l.host.find(':') != std::string::npos;
+          listeners.push_back({{"name", l.name},
+                               {"address", (v6 ? "[" + l.host + "]" : l.host) + ":" + std::to_string(l.port)}});
+        }
+      }
+    }
+    socket = socket_for_config(*cfg);
+    if (socket.size() > 107) {
+      errors.push_back(o.config + ": supervisor.control_socket: the path " + socket + " is " +
+                       std::to_string(socket.size()) + " bytes; a Unix socket path has at most 107");
+    }
+  }
+
+  if (o.json_out) {
+    json out = {{"ok", errors.empty()}, {"config", o.config}};
+    if (errors.empty()) {
+      out["services"] = services;
+      out["listeners"] = listeners;
+      out["control_socket"] = socket;
+    } else {
+      out["errors"] = errors;
+    }
+    std::cout << dump(out) << "\n";
+  } else if (errors.empty()) {
+    std::cout << "ok: " << o.config << "\n";
+    std::cout << "services: " << services.size() << "\n";
+    std::vector<std::vector<std::string>> rows;
+    for (const auto& s : services) {
+      std::string names;
+      for (const auto& n : s["names"]) names += (names.empty() ? "" : " ") + n.get<std::string>();
+      const int instances = s["instances"].get<int>();
+      rows.push_back({s["type"].get<std::string>(), names.empty() ? "-" : names,
+                      instances == 1 ? "" : "x" + std::to_string(instances)});
+    }
+    print_table(std::cout, rows);
+    std::cout << "listeners: " << listeners.size() << "\n";
+    rows.clear();
+    for (const auto& l : listeners) rows.push_back({l["name"].get<std::string>(), l["address"].get<std::string>()});
+    print_table(std::cout, rows);
+    std::cout << "control socket: " << socket << "\n";
+  } else {
+    std::cerr << "cppskynet check: " << o.config << ": " << errors.size() << (errors.size() == 1 ? " error" : " errors")
+              << "\n";
+    for (const auto& e : errors) std::cerr << "  " << e << "\n";
+  }
+  return errors.empty() ? exit_ok : exit_failed;
+}
+
+std::optional<std::chrono::milliseconds> parse_seconds(const std::string& text) {
+  double v = 0;
+  auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (ec != std::errc{} || ptr != text.data() + text.size() || !(v > 0) || v > 86400.0 * 365) return std::nullopt;
+  return std::chrono::milliseconds(static_cast<long long>(std::ceil(v * 1000)));
+}
+
+}  // namespace
+
+bool is_ops_verb(std::string_view verb) {
+  return verb == "status" || verb == "stop" || verb == "reload" || verb == "check";
+}
+
+const char* ops_usage() {
+  return "  cppskynet status [-c node.yaml | --socket PATH] [--json] [--timeout S]\n"
+         "  cppskynet stop   [-c node.yaml | --socket PATH] [--json] [--timeout S]  (default 30 s)\n"
+         "  cppskynet reload [-c node.yaml | --socket PATH] [--json] [--timeout S]\n"
+         "  cppskynet check  -c node.yaml [--json]\n";
+}
+
+int run_ops(const std::vector<std::string>& args) {
+  options o;
+  o.verb = args.at(0);
+  for (std::size_t i = 1; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    const bool has_value = i + 1 < args.size();
+    if ((a == "-c" || a == "--config") && has_value) {
+      o.config = args[++i];
+    } else if (a == "--socket" && has_value) {
+      o.socket = args[++i];
+    } else if (a == "--timeout" && has_value) {
+      o.timeout = parse_seconds(args[++i]);
+      if (!o.timeout) return usage("--timeout needs a positive number of seconds");
+    } else if (a == "--json") {
+      o.json_out = true;
+    } else if (a == "-h" || a == "--help") {
+      std::cout << "usage:\n" << ops_usage();
+      return exit_ok;
+    } else {
+      return usage("unknown argument " + a + " for " + o.verb);
+    }
+  }
+  if (o.verb == "check") return check_verb(o);
+  return call_verb(o);
+}
+
+}  // namespace csk::cli
