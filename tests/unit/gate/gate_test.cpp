@@ -258,7 +258,11 @@ TEST_F(GateTest, InFlightLimitStopsReadingUntilAHandlerFinishes) {
   start(o);
   client c(port());
   ASSERT_TRUE(j_.wait([&] { return j_.events.size() == 1; }));
-  const conn_id id = j_.last_conn;
+  conn_id id = 0;
+  {
+    std::lock_guard lock(j_.mu);
+    id = j_.last_conn;
+  }
   byte_buffer five;
   for (int i = 0; i < 5; ++i) {
     const auto f = frame("wait:" + std::to_string(i));
@@ -328,7 +332,12 @@ TEST_F(GateTest, PushGoesOutBeforeTheAnswer) {
   EXPECT_EQ(c.read_frame(), "news");
   EXPECT_EQ(c.read_frame(), "pushed");
   EXPECT_FALSE(gate_->send(987654, bytes_of("nobody")));
-  EXPECT_FALSE(gate_->send(j_.last_conn, byte_buffer(70000, 'x'))) << "cannot be framed in 2 bytes";
+  conn_id id = 0;
+  {
+    std::lock_guard lock(j_.mu);
+    id = j_.last_conn;
+  }
+  EXPECT_FALSE(gate_->send(id, byte_buffer(70000, 'x'))) << "cannot be framed in 2 bytes";
 }
 
 TEST_F(GateTest, OversizedFrameClosesOnlyThatConnection) {
