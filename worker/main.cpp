@@ -8,6 +8,7 @@
 // Exit codes: 0 stopped; 2 usage; 3 bad config; 4 boot failed; 5 the supervisor
 // channel failed (bad environment, refused, handshake).
 
+#include <csignal>
 #include <iostream>
 
 #include "common/config/load_config.hpp"
@@ -39,6 +40,7 @@ int main(int argc, char** argv) {
   if (supervised) log.file.clear();  // one writer per file: the supervisor
   csk::init_logging(log, supervised ? "worker" : "node", supervised ? static_cast<int>((*link)->generation()) : 0);
   csk::block_stop_signals();  // before any thread starts
+  ::signal(SIGPIPE, SIG_IGN);  // stderr may be a pipe to a supervisor that is gone
   if (supervised) {
     if (auto r = (*link)->handshake(std::chrono::seconds(30)); !r) {
       csk::logger("supervisor")->critical("channel: {}", r.error());

@@ -3,6 +3,7 @@
 //   cppskynet call NODE TARGET [ARG...]   one cluster call; prints the reply as JSON
 //   cppskynet send NODE TARGET [ARG...]   one push (waits until the peer has read it)
 //   cppskynet status|stop|reload|check ...  the operator verbs (ops.hpp)
+//   cppskynet run -c node.yaml [--daemon]   the supervisor (supervisor/supervisor.hpp)
 //
 // NODE is host:port, or a node name looked up in --names clustername.yaml.
 // TARGET is @name, .name, :0000000a, or a handle number (10, 0x0a).
@@ -20,6 +21,7 @@
 #include "common/log/log.hpp"
 #include "common/net/net.hpp"
 #include "services/cluster/node.hpp"
+#include "supervisor/supervisor.hpp"
 #include "tools/cli/ops.hpp"
 #include "tools/wire/plain_json.hpp"
 
@@ -35,6 +37,7 @@ int usage(const std::string& why) {
             << "  NODE    host:port, or a name from --names clustername.yaml\n"
             << "  TARGET  @name | .name | :0000000a | handle number\n"
             << "  ARG     JSON value or bare word\n"
+            << "usage: cppskynet run -c node.yaml [--daemon]   (the supervisor)\n"
             << csk::cli::ops_usage();
   return exit_usage;
 }
@@ -57,6 +60,7 @@ int main(int argc, char** argv) {
   if (args.empty() || args[0] == "-h" || args[0] == "--help") return usage(args.empty() ? "missing command" : "help");
   const std::string cmd = args[0];
   if (csk::cli::is_ops_verb(cmd)) return csk::cli::run_ops(args);
+  if (cmd == "run") return csk::supervisor::run_command(args);  // supervisor/supervisor.hpp
   if (cmd != "call" && cmd != "send") return usage("unknown command " + cmd);
   std::string names_file;
   int timeout_ms = 5000;

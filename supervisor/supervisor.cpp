@@ -1,0 +1,662 @@
+#include "supervisor/supervisor.hpp"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/signalfd.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <filesystem>
+#include <iostream>
+#include <memory>
+#include <optional>
+
+#include "common/channel/fd_channel.hpp"
+#include "common/config/load_config.hpp"
+#include "common/log/log.hpp"
+#include "supervisor/control.hpp"
+#include "supervisor/listener_set.hpp"
+#include "supervisor/restart_policy.hpp"
+#include "supervisor/system.hpp"
+
+namespace csk::supervisor {
+namespace {
+
+using clock = std::chrono::steady_clock;
+using ms = std::chrono::milliseconds;
+using json = nlohmann::json;
+
+std::shared_ptr<spdlog::logger> log() { return logger("supervisor"); }
+
+long long ms_between(clock::time_point a, clock::time_point b) {
+  return static_cast<long long>(std::chrono::duration_cast<ms>(b - a).count());
+}
+
+/// One worker process, from spawn to reap.
+struct worker {
+  enum class state { starting, ready, stopping };
+  pid_t pid = -1;
+  std::uint32_t generation = 0;
+  state st = state::starting;
+  unique_fd channel;   ///< our end; reset once the worker closed its end
+  unique_fd log_pipe;  ///< its stderr when we write log.file for it
+  std::string log_partial;
+  clock::time_point spawned, ready_at, last_heard, kill_at;
+  bool said_hello = false;
+  bool refused = false;     ///< another protocol version: never restarted
+  bool kill_sent = false;
+  std::string kill_reason;  ///< why we sent SIGKILL, for the exit line
+  channel::heartbeat heartbeat;
+};
+
+const char* state_name(worker::state s) {
+  switch (s) {
+    case worker::state::starting: return "starting";
+    case worker::state::ready: return "ready";
+    case worker::state::stopping: return "stopping";
+  }
+  return "?";
+}
+
+class supervisor {
+ public:
+  supervisor(node_config cfg, std::string config_path, std::string binary, std::vector<bound_listener> listeners,
+             unique_fd daemon_ready)
+      : cfg_(std::move(cfg)),
+        sup_(cfg_.supervisor),
+        config_path_(std::move(config_path)),
+        binary_(std::move(binary)),
+        listeners_(std::move(listeners)),
+        daemon_ready_(std::move(daemon_ready)),
+        policy_(ms(sup_.restart_backoff_ms), ms(sup_.restart_backoff_max_ms), sup_.crash_loop_restarts,
+                ms(sup_.crash_loop_window_ms)) {}
+
+  int run();
+
+ private:
+  // -- setup and the loop --
+  result<void, std::string> open_signals();
+  void loop();
+  int poll_timeout(clock::time_point now) const;
+  void finish(int code);
+
+  // -- events --
+  void on_signal();
+  void reap();
+  void on_exit(std::size_t index, int status);
+  void on_channel(std::uint32_t generation);
+  void on_hello(worker& w, const channel::hello& h);
+  void on_ready(worker& w);
+  void check_timers(clock::time_point now);
+  void on_control(const control_request& req, const control_reply& reply);
+
+  // -- actions --
+  void start_worker();
+  void schedule_restart(const std::string& what);
+  void kill_worker(worker& w, const std::string& reason);
+  void begin_stop(const std::string& why);
+  void send_stop(worker& w);
+  std::size_t broadcast(const channel::message& m, const char* why);
+  void reopen_logs();
+  void pump_log(worker& w, bool to_eof);
+  json status() const;
+  worker* find(std::uint32_t generation);
+
+  node_config cfg_;
+  const supervisor_config& sup_;
+  const std::string config_path_;
+  const std::string binary_;
+  std::vector<bound_listener> listeners_;
+  unique_fd daemon_ready_;
+  restart_policy policy_;
+  std::unique_ptr<control_server> control_;
+  unique_fd signals_;
+  unique_fd log_file_;  ///< where workers' stderr lines go (log.file), else closed
+  std::vector<std::unique_ptr<worker>> workers_;
+  std::uint32_t next_generation_ = 1;
+  std::optional<clock::time_point> restart_at_;
+  std::optional<clock::time_point> death_at_;  ///< when the last unplanned death was seen
+  std::uint64_t restarts_ = 0;
+  std::string last_exit_;
+  const clock::time_point started_ = clock::now();
+  bool stopping_ = false;
+  bool announced_ready_ = false;
+  bool done_ = false;
+  int exit_code_ = exit_stopped;
+};
+
+int supervisor::run() {
+  if (auto r = open_signals(); !r) {
+    log()->critical("{}", r.error());
+    return exit_start_failed;
+  }
+  if (!sup_.pid_file.empty()) {
+    if (auto r = write_pid_file(sup_.pid_file); !r) {
+      log()->critical("{}", r.error());
+      return exit_start_failed;
+    }
+  }
+  if (!cfg_.log.file.empty()) {
+    log_file_.reset(::open(cfg_.log.file.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644));
+  }
+  auto control = control_server::open(sup_.control_socket,
+                                      [this](const control_request& req, control_reply reply) { on_control(req, reply); });
+  if (!control) {
+    log()->critical("control socket: {}", control.error());
+    if (!sup_.pid_file.empty()) remove_pid_file(sup_.pid_file);
+    return exit_start_failed;
+  }
+  control_ = std::move(*control);
+  for (const auto& l : listeners_) log()->info("listener {} bound to {} (fd {})", l.spec.name, l.address, l.fd.get());
+  log()->info("supervisor running: config {}, worker {}, control socket {}", config_path_, binary_,
+              sup_.control_socket);
+  start_worker();
+  loop();
+  control_.reset();
+  if (!sup_.pid_file.empty()) remove_pid_file(sup_.pid_file);
+  log()->info("supervisor exits with code {}; listeners close", exit_code_);
+  return exit_code_;
+}
+
+result<void, std::string> supervisor::open_signals() {
+  sigset_t set;
+  sigemptyset(&set);
+  for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGUSR1, SIGUSR2, SIGCHLD}) sigaddset(&set, sig);
+  if (::sigprocmask(SIG_BLOCK, &set, nullptr) != 0) return unexpected(std::string("sigprocmask failed"));
+  ::signal(SIGPIPE, SIG_IGN);  // a worker's pipe or channel may close under us
+  signals_.reset(::signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK));
+  if (!signals_) return unexpected("signalfd: " + std::string(std::strerror(errno)));
+  return {};
+}
+
+// What one poll entry stands for.
+struct watch {
+  enum class what { signals, control, control_client, channel, log } is;
+  std::uint32_t generation = 0;
+};
+
+void supervisor::loop() {
+  std::vector<pollfd> fds;
+  std::vector<watch> watches;
+  while (!done_) {
+    fds.clear();
+    watches.clear();
+    const auto add = [&](int fd, short events, watch w) {
+      fds.push_back(pollfd{fd, events, 0});
+      watches.push_back(w);
+    };
+    add(signals_.get(), POLLIN, {watch::what::signals});
+    add(control_->fd(), POLLIN, {watch::what::control});
+    for (int fd : control_->client_fds()) add(fd, control_->client_events(fd), {watch::what::control_client});
+    for (const auto& w : workers_) {
+      if (w->channel) add(w->channel.get(), POLLIN, {watch::what::channel, w->generation});
+      if (w->log_pipe) add(w->log_pipe.get(), POLLIN, {watch::what::log, w->generation});
+    }
+    const int n = ::poll(fds.data(), fds.size(), poll_timeout(clock::now()));
+    if (n < 0 && errno != EINTR) {
+      log()->critical("poll: {}", std::strerror(errno));
+      finish(exit_gave_up);
+      break;
+    }
+    for (std::size_t i = 0; n > 0 && i < fds.size() && !done_; ++i) {
+      const short ev = fds[i].revents;
+      if (ev == 0) continue;
+      switch (watches[i].is) {
+        case watch::what::signals: on_signal(); break;
+        case watch::what::control: control_->on_readable(); break;
+        case watch::what::control_client: control_->on_client_event(fds[i].fd, ev); break;
+        case watch::what::channel: on_channel(watches[i].generation); break;
+        case watch::what::log:
+          if (worker* w = find(watches[i].generation)) pump_log(*w, false);
+          break;
+      }
+    }
+    if (!done_) check_timers(clock::now());
+  }
+}
+
+int supervisor::poll_timeout(clock::time_point now) const {
+  std::optional<clock::time_point> next = restart_at_;
+  const auto consider = [&](clock::time_point t) { next = next ? std::min(*next, t) : t; };
+  for (const auto& w : workers_) {
+    if (w->kill_sent) continue;
+    switch (w->st) {
+      case worker::state::starting: consider(w->spawned + ms(sup_.ready_timeout_ms)); break;
+      case worker::state::ready: consider(w->last_heard + ms(sup_.heartbeat_timeout_ms)); break;
+      case worker::state::stopping: consider(w->kill_at); break;
+    }
+  }
+  if (!next) return -1;
+  const auto left = std::chrono::ceil<ms>(*next - now).count();
+  return static_cast<int>(std::clamp<long long>(left, 0, 1 << 30));
+}
+
+void supervisor::finish(int code) {
+  done_ = true;
+  exit_code_ = code;
+  for (auto& w : workers_) {  // only when giving up with a worker still around
+    ::kill(w->pid, SIGKILL);
+    ::waitpid(w->pid, nullptr, 0);
+  }
+  workers_.clear();
+}
+
+worker* supervisor::find(std::uint32_t generation) {
+  for (auto& w : workers_) {
+    if (w->generation == generation) return w.get();
+  }
+  return nullptr;
+}
+
+// ---------------------------------------------------------------- events --
+
+void supervisor::on_signal() {
+  signalfd_siginfo si{};
+  while (::read(signals_.get(), &si, sizeof si) == static_cast<ssize_t>(sizeof si) && !done_) {
+    const int sig = static_cast<int>(si.ssi_signo);
+    const std::string name = std::string("signal ") + std::to_string(sig) + " (" + ::strsignal(sig) + ")";
+    if (sig == SIGCHLD) {
+      reap();
+    } else if (sig == SIGTERM || sig == SIGINT) {
+      begin_stop(name);
+    } else if (sig == SIGHUP) {
+      broadcast(channel::reload{}, "SIGHUP: reload");
+    } else if (sig == SIGUSR1) {
+      reopen_logs();
+    } else if (sig == SIGUSR2) {
+      log()->warn("SIGUSR2: upgrade: not implemented yet (issue 6)");
+    }
+  }
+}
+
+void supervisor::reap() {
+  for (;;) {
+    int status = 0;
+    const pid_t pid = ::waitpid(-1, &status, WNOHANG);
+    if (pid <= 0) return;
+    for (std::size_t i = 0; i < workers_.size(); ++i) {
+      if (workers_[i]->pid == pid) {
+        on_exit(i, status);
+        break;
+      }
+    }
+    if (done_) return;
+  }
+}
+
+void supervisor::on_exit(std::size_t index, int status) {
+  std::unique_ptr<worker> w = std::move(workers_[index]);
+  workers_.erase(workers_.begin() + static_cast<std::ptrdiff_t>(index));
+  while (w->channel) {  // what it said before it went (stopped, drained)
+    auto r = channel::recv_message(w->channel.get(), ms(0));
+    if (!r) break;
+    log()->info("worker gen {}: {}", w->generation, channel::name_of(channel::kind_of(r->msg)));
+  }
+  if (w->log_pipe) pump_log(*w, true);  // its last words first
+  const std::string how = describe_exit(status) + (w->kill_reason.empty() ? "" : " (" + w->kill_reason + ")");
+  last_exit_ = how;
+  const std::string who = "worker gen " + std::to_string(w->generation) + " (pid " + std::to_string(w->pid) + ")";
+  if (w->refused) {
+    log()->critical("{} {}; not restarting a worker this supervisor cannot talk to: giving up", who, how);
+    finish(exit_gave_up);
+    return;
+  }
+  if (stopping_) {
+    log()->info("{} {}", who, how);
+    if (workers_.empty()) finish(exit_stopped);
+    return;
+  }
+  schedule_restart(who + " " + how);
+}
+
+void supervisor::schedule_restart(const std::string& what) {
+  const auto now = clock::now();
+  if (!death_at_) death_at_ = now;
+  const auto delay = policy_.on_death(now);
+  if (!delay) {
+    log()->critical("{}; crash loop: {} restarts within {} ms already: giving up", what, sup_.crash_loop_restarts,
+                    sup_.crash_loop_window_ms);
+    finish(exit_gave_up);
+    return;
+  }
+  ++restarts_;
+  log()->error("{}; restarting in {} ms (restart {} within {} ms)", what, delay->count(),
+               policy_.restarts_in_window(now), sup_.crash_loop_window_ms);
+  restart_at_ = now + *delay;
+}
+
+void supervisor::on_channel(std::uint32_t generation) {
+  worker* w = find(generation);
+  if (w == nullptr || !w->channel) return;
+  auto r = channel::recv_message(w->channel.get(), ms(0));
+  if (!r) {
+    if (r.error().why == channel::recv_error::kind::timeout) return;
+    if (r.error().why == channel::recv_error::kind::closed) {
+      w->channel.reset();  // the exit (SIGCHLD) follows; heartbeats stop counting meanwhile
+      return;
+    }
+    log()->error("worker gen {}: channel: {}", w->generation, r.error().text);
+    kill_worker(*w, "bad channel message");
+    return;
+  }
+  w->last_heard = clock::now();
+  if (const auto* h = std::get_if<channel::hello>(&r->msg)) {
+    on_hello(*w, *h);
+  } else if (std::holds_alternative<channel::ready>(r->msg)) {
+    on_ready(*w);
+  } else if (const auto* hb = std::get_if<channel::heartbeat>(&r->msg)) {
+    w->heartbeat = *hb;
+  } else if (std::holds_alternative<channel::stopped>(r->msg) || std::holds_alternative<channel::drained>(r->msg)) {
+    log()->info("worker gen {}: {}", w->generation, channel::name_of(channel::kind_of(r->msg)));
+  } else {
+    log()->error("worker gen {}: unexpected {} from a worker", w->generation, channel::name_of(channel::kind_of(r->msg)));
+    kill_worker(*w, "protocol violation");
+  }
+}
+
+void supervisor::on_hello(worker& w, const channel::hello& h) {
+  std::string refusal;
+  if (w.said_hello) {
+    refusal = "a second hello";
+  } else if (h.protocol_version != channel::protocol_version) {
+    refusal = "it speaks channel protocol " + std::to_string(h.protocol_version) + ", this supervisor speaks " +
+              std::to_string(channel::protocol_version) + " (install matching supervisor and worker binaries)";
+  } else if (h.generation != w.generation || h.pid != w.pid) {
+    refusal = "it says generation " + std::to_string(h.generation) + ", pid " + std::to_string(h.pid);
+  }
+  w.said_hello = true;
+  if (!refusal.empty()) {
+    log()->critical("worker gen {} (pid {}) refused: {}", w.generation, w.pid, refusal);
+    w.refused = true;
+    w.st = worker::state::stopping;  // it exits on its own (or is killed at kill_at)
+    w.kill_at = clock::now() + ms(sup_.stop_timeout_ms);
+    if (!channel::send_message(w.channel.get(), channel::refuse{refusal})) kill_worker(w, "refused");
+    return;
+  }
+  std::vector<std::string> names;
+  std::vector<int> fds;
+  for (const auto& l : listeners_) {
+    names.push_back(l.spec.name);
+    fds.push_back(l.fd.get());
+  }
+  auto sent = channel::send_message(w.channel.get(), channel::welcome{sup_.heartbeat_ms});
+  if (sent) sent = channel::send_listeners(w.channel.get(), names, fds);
+  if (!sent) {
+    log()->error("worker gen {}: channel: {}", w.generation, sent.error());
+    kill_worker(w, "handshake failed");
+    return;
+  }
+  log()->info("worker gen {} (pid {}) said hello; {} listeners passed", w.generation, w.pid, listeners_.size());
+  if (stopping_) send_stop(w);
+}
+
+void supervisor::on_ready(worker& w) {
+  if (w.st != worker::state::starting || !w.said_hello) {
+    log()->warn("worker gen {}: ready while {}", w.generation, state_name(w.st));
+    return;
+  }
+  const auto now = clock::now();
+  w.st = worker::state::ready;
+  w.ready_at = now;
+  policy_.on_ready();
+  log()->info("worker gen {} (pid {}) ready in {} ms", w.generation, w.pid, ms_between(w.spawned, now));
+  if (death_at_) {
+    log()->warn("worker gen {} ready: restart took {} ms (from the death of the previous worker to ready)",
+                w.generation, ms_between(*death_at_, now));
+    death_at_.reset();
+  }
+  if (!announced_ready_) {
+    announced_ready_ = true;
+    notify_systemd("READY=1\nMAINPID=" + std::to_string(::getpid()));
+    if (daemon_ready_) {
+      const char ok = 'R';
+      (void)::write(daemon_ready_.get(), &ok, 1);
+      daemon_ready_.reset();
+    }
+  }
+}
+
+void supervisor::check_timers(clock::time_point now) {
+  if (restart_at_ && now >= *restart_at_) {
+    restart_at_.reset();
+    start_worker();
+  }
+  for (auto& w : workers_) {
+    if (w->kill_sent) continue;
+    if (w->st == worker::state::starting && now >= w->spawned + ms(sup_.ready_timeout_ms)) {
+      kill_worker(*w, "not ready after " + std::to_string(sup_.ready_timeout_ms) + " ms");
+    } else if (w->st == worker::state::ready && now >= w->last_heard + ms(sup_.heartbeat_timeout_ms)) {
+      kill_worker(*w, "no heartbeat for " + std::to_string(ms_between(w->last_heard, now)) + " ms");
+    } else if (w->st == worker::state::stopping && now >= w->kill_at) {
+      kill_worker(*w, "still running " + std::to_string(sup_.stop_timeout_ms) + " ms after stop");
+    }
+  }
+}
+
+void supervisor::on_control(const control_request& req, const control_reply& reply) {
+  if (req.cmd == "status") {
+    reply(status());
+  } else if (req.cmd == "stop") {
+    reply(json{{"ok", true}, {"pid", ::getpid()}});
+    if (!stopping_) begin_stop("control: stop");  // only a second signal escalates
+  } else if (req.cmd == "reload") {
+    const std::size_t n = broadcast(channel::reload{}, "control: reload");
+    reply(json{{"ok", true}, {"workers", n}});
+  } else {
+    reply(json{{"error", "unknown command " + req.cmd}});
+  }
+}
+
+// --------------------------------------------------------------- actions --
+
+void supervisor::start_worker() {
+  const std::uint32_t generation = next_generation_++;
+  auto pair = channel::make_socket_pair();
+  if (!pair) {
+    schedule_restart("cannot start worker gen " + std::to_string(generation) + ": " + pair.error());
+    return;
+  }
+  ::fcntl(pair->first.get(), F_SETFL, O_NONBLOCK);  // the loop never waits on a send
+  unique_fd log_read, log_write;
+  if (log_file_) {
+    int p[2] = {-1, -1};
+    if (::pipe2(p, O_CLOEXEC) == 0) {
+      log_read.reset(p[0]);
+      log_write.reset(p[1]);
+      ::fcntl(log_read.get(), F_SETFL, O_NONBLOCK);
+    }
+  }
+  auto pid = spawn_worker({binary_, config_path_, generation, pair->second.get(), log_write.get()});
+  if (!pid) {
+    schedule_restart("cannot start worker gen " + std::to_string(generation) + ": " + pid.error());
+    return;
+  }
+  auto w = std::make_unique<worker>();
+  w->pid = *pid;
+  w->generation = generation;
+  w->channel = std::move(pair->first);
+  w->log_pipe = std::move(log_read);
+  w->spawned = w->last_heard = clock::now();
+  log()->info("worker gen {} started: pid {}", generation, w->pid);
+  workers_.push_back(std::move(w));
+}
+
+void supervisor::kill_worker(worker& w, const std::string& reason) {
+  if (w.kill_sent) return;
+  log()->error("worker gen {} (pid {}): {}: SIGKILL", w.generation, w.pid, reason);
+  ::kill(w.pid, SIGKILL);
+  w.kill_sent = true;
+  w.kill_reason = reason;
+  if (!stopping_ && !death_at_) death_at_ = clock::now();
+}
+
+void supervisor::begin_stop(const std::string& why) {
+  if (stopping_) {
+    log()->warn("{} while stopping: killing the workers now", why);
+    for (auto& w : workers_) kill_worker(*w, "stopped twice");
+    return;
+  }
+  stopping_ = true;
+  restart_at_.reset();
+  notify_systemd("STOPPING=1");
+  log()->info("{}: stopping {} worker(s), {} ms each before SIGKILL", why, workers_.size(), sup_.stop_timeout_ms);
+  for (auto& w : workers_) send_stop(*w);
+  if (workers_.empty()) finish(exit_stopped);
+}
+
+void supervisor::send_stop(worker& w) {
+  w.st = worker::state::stopping;
+  w.kill_at = clock::now() + ms(sup_.stop_timeout_ms);
+  if (!w.channel || w.kill_sent) return;
+  if (auto r = channel::send_message(w.channel.get(), channel::stop{sup_.stop_timeout_ms}); !r) {
+    log()->warn("worker gen {}: {}", w.generation, r.error());
+    ::kill(w.pid, SIGTERM);  // it may still stop in order
+  }
+}
+
+std::size_t supervisor::broadcast(const channel::message& m, const char* why) {
+  std::size_t sent = 0;
+  for (auto& w : workers_) {
+    if (w->st != worker::state::ready || !w->channel) continue;
+    if (auto r = channel::send_message(w->channel.get(), m); r) {
+      ++sent;
+    } else {
+      log()->warn("worker gen {}: {}", w->generation, r.error());
+    }
+  }
+  log()->info("{}: sent to {} worker(s)", why, sent);
+  return sent;
+}
+
+void supervisor::reopen_logs() {
+  try {
+    init_logging(cfg_.log, "supervisor", 0);
+  } catch (const std::exception& e) {
+    log()->error("SIGUSR1: cannot reopen {}: {}", cfg_.log.file, e.what());
+  }
+  if (!cfg_.log.file.empty()) {
+    log_file_.reset(::open(cfg_.log.file.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644));
+  }
+  broadcast(channel::log_reopen{}, "SIGUSR1: log files reopened; log_reopen");
+}
+
+// Moves whole lines from a worker's stderr pipe to log.file (one write per batch of
+// lines, O_APPEND: lines of the supervisor and of several workers never mix mid-line).
+void supervisor::pump_log(worker& w, bool to_eof) {
+  char buf[16384];
+  for (;;) {
+    const ssize_t n = ::read(w.log_pipe.get(), buf, sizeof buf);
+    if (n > 0) {
+      w.log_partial.append(buf, static_cast<std::size_t>(n));
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    const bool eof = n == 0 || (n < 0 && errno != EAGAIN);
+    std::size_t cut = w.log_partial.rfind('\n');
+    cut = cut == std::string::npos ? 0 : cut + 1;
+    if (eof || to_eof || w.log_partial.size() > 65536) {
+      if (!w.log_partial.empty() && w.log_partial.back() != '\n') w.log_partial += '\n';
+      cut = w.log_partial.size();
+    }
+    if (cut > 0 && log_file_) (void)::write(log_file_.get(), w.log_partial.data(), cut);
+    w.log_partial.erase(0, cut);
+    if (eof) w.log_pipe.reset();
+    return;
+  }
+}
+
+json supervisor::status() const {
+  const auto now = clock::now();
+  json listeners = json::array();
+  for (const auto& l : listeners_) listeners.push_back({{"name", l.spec.name}, {"address", l.address}, {"fd", l.fd.get()}});
+  json workers = json::array();
+  for (const auto& w : workers_) {
+    json hb = {{"seq", w->heartbeat.seq}, {"uptime_ms", w->heartbeat.uptime_ms}, {"services", w->heartbeat.services},
+               {"dispatched", w->heartbeat.dispatched}, {"connections", w->heartbeat.connections}};
+    workers.push_back({{"pid", w->pid}, {"generation", w->generation}, {"state", state_name(w->st)},
+                       {"uptime_s", static_cast<double>(ms_between(w->spawned, now)) / 1000.0},
+                       {"restarts", restarts_}, {"last_exit", last_exit_.empty() ? "-" : last_exit_},
+                       {"heartbeat", hb}});
+  }
+  return {{"pid", ::getpid()},
+          {"version", CSK_VERSION},
+          {"config", config_path_},
+          {"state", stopping_ ? "stopping" : "running"},
+          {"uptime_s", static_cast<double>(ms_between(started_, now)) / 1000.0},
+          {"worker_binary", binary_},
+          {"control_socket", sup_.control_socket},
+          {"restarts", restarts_},
+          {"listeners", listeners},
+          {"workers", workers}};
+}
+
+}  // namespace
+
+int run(const run_options& options) {
+  std::error_code ec;
+  const std::string path = std::filesystem::absolute(options.config_path, ec).lexically_normal().string();
+  auto cfg = load_config_file(path);
+  if (!cfg) {
+    std::cerr << "cppskynet: bad config " << path << ":\n" << cfg.error() << "\n";
+    return exit_bad_config;
+  }
+  try {
+    init_logging(cfg->log, "supervisor", 0);
+  } catch (const std::exception& e) {
+    std::cerr << "cppskynet: log: " << e.what() << "\n";
+    return exit_bad_config;
+  }
+  auto binary = find_worker_binary(cfg->supervisor.worker);
+  if (!binary) {
+    log()->critical("{}", binary.error());
+    return exit_start_failed;
+  }
+  auto specs = listeners_of(*cfg);
+  if (!specs) {
+    log()->critical("{}", specs.error());
+    return exit_bad_config;
+  }
+  auto bound = bind_listeners(*specs);
+  if (!bound) {
+    log()->critical("{}", bound.error());
+    return exit_start_failed;
+  }
+  unique_fd daemon_ready;
+  if (options.daemon) {
+    if (cfg->log.file.empty()) log()->warn("--daemon without log.file: the logs go to /dev/null");
+    auto d = daemonize();
+    if (!d) {
+      log()->critical("--daemon: {}", d.error());
+      return exit_start_failed;
+    }
+    daemon_ready = std::move(*d);
+  }
+  supervisor s(std::move(*cfg), path, std::move(*binary), std::move(*bound), std::move(daemon_ready));
+  return s.run();
+}
+
+int run_command(const std::vector<std::string>& args) {
+  run_options o;
+  for (std::size_t i = 1; i < args.size(); ++i) {
+    if ((args[i] == "-c" || args[i] == "--config") && i + 1 < args.size()) {
+      o.config_path = args[++i];
+    } else if (args[i] == "--daemon") {
+      o.daemon = true;
+    } else {
+      std::cerr << "cppskynet run: unknown argument " << args[i] << "\n";
+      o.config_path.clear();
+      break;
+    }
+  }
+  if (o.config_path.empty()) {
+    std::cerr << "usage: cppskynet run -c node.yaml [--daemon]\n";
+    return exit_usage;
+  }
+  return run(o);
+}
+
+}  // namespace csk::supervisor
