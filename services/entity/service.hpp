@@ -26,7 +26,8 @@
 //   set k value [ttl_ms]       -> (nothing)     the key's timers stay; ttl_ms sets its expiry
 //   update k {field=v,...}     -> new value     partial update (from_lua on a copy); also
 //   update k field v ...                        as name/value pairs; error if k is absent
-//   mutate k hook args...      -> hook's values a registered mutation (read-modify-write)
+//   mutate k hook args...      -> hook's values a registered mutation (read-modify-write;
+//                                 creates k first if the hook was registered with missing::create)
 //   delete k                   -> 1 | 0
 //   count                      -> n
 //   iterate [cursor [limit]]   -> {k=v,...} (key order), next cursor | nil at the end
@@ -120,8 +121,11 @@ class entity_type {
 
   const type_desc& desc() const noexcept { return desc_; }
 
-  entity_type& mutation(std::string name, mutation_fn f) {
-    mutations_[std::move(name)] = std::move(f);
+  /// `if_missing`: what `mutate` does for an absent key: fail (an error reply), or create
+  /// it from a default T and run the hook on that (an atomic upsert, e.g. a counter).
+  enum class missing : std::uint8_t { fail, create };
+  entity_type& mutation(std::string name, mutation_fn f, missing if_missing = missing::fail) {
+    mutations_[std::move(name)] = hook{std::move(f), if_missing};
     return *this;
   }
   entity_type& on_timer(std::string name, timer_fn f) {
@@ -131,7 +135,11 @@ class entity_type {
     timers_[std::move(name)] = std::move(f);
     return *this;
   }
-  const mutation_fn* find_mutation(std::string_view n) const {
+  struct hook {
+    mutation_fn fn;
+    missing if_missing = missing::fail;
+  };
+  const hook* find_mutation(std::string_view n) const {
     auto it = mutations_.find(n);
     return it == mutations_.end() ? nullptr : &it->second;
   }
@@ -157,7 +165,7 @@ class entity_type {
   }
 
   type_desc desc_;
-  std::map<std::string, mutation_fn, std::less<>> mutations_;
+  std::map<std::string, hook, std::less<>> mutations_;
   std::map<std::string, timer_fn, std::less<>> timers_;
 };
 
@@ -337,15 +345,19 @@ class entity_service final : public actor::service {
     const Key k = key_arg(a);
     const lua_value& name = arg(a, 2, "mutation name");
     if (!name.is_string()) throw std::invalid_argument("mutate: the mutation name must be a string");
-    const auto* fn = type_.find_mutation(name.as_string());
-    if (fn == nullptr) throw std::invalid_argument(who() + ": no mutation '" + name.as_string() + "'");
+    const auto* h = type_.find_mutation(name.as_string());
+    if (h == nullptr) throw std::invalid_argument(who() + ": no mutation '" + name.as_string() + "'");
     const T* cur = store_.find(k);
-    if (cur == nullptr) throw std::invalid_argument(absent(k));
+    if (cur == nullptr && h->if_missing == type::missing::fail) throw std::invalid_argument(absent(k));
     // On a copy: a hook that throws half-way changes nothing.
-    T next = *cur;
+    T next = cur != nullptr ? *cur : T{};
     values rest(a.begin() + 3, a.end());
-    values out = (*fn)(next, rest);
-    *store_.modify(k) = std::move(next);
+    values out = h->fn(next, rest);
+    if (cur != nullptr) {
+      *store_.modify(k) = std::move(next);
+    } else {
+      store_.set(k, std::move(next));
+    }
     return out;
   }
   values cmd_delete(actor::context&, values& a) { return {static_cast<std::int64_t>(store_.erase(key_arg(a)) ? 1 : 0)}; }

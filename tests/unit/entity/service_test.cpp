@@ -47,10 +47,19 @@ void register_test_types() {
           t.value.hp += 10;
           if (t.value.hp < 130) t.data.schedule(t.key, t.name, t.deadline_ms + 100);  // again in 100 ms
         });
-    register_type<counter, std::int64_t>("test.counter").mutation("incr", [](counter& c, values& a) {
-      c.n += a.empty() ? 1 : a[0].as_integer();
-      return values{c.n};
-    });
+    register_type<counter, std::int64_t>("test.counter")
+        .mutation("incr",
+                  [](counter& c, values& a) {
+                    c.n += a.empty() ? 1 : a[0].as_integer();
+                    return values{c.n};
+                  })
+        .mutation(
+            "upsert",
+            [](counter& c, values&) {
+              c.n += 100;
+              return values{c.n};
+            },
+            entity_type<counter, std::int64_t>::missing::create);
     register_type<profile_v2>("test.profile", 1);
     return true;
   }();
@@ -293,6 +302,10 @@ TEST_F(EntityService, IntegerKeysAndMutations) {
   EXPECT_EQ(call(rt, ".c", {"mutate", 7, "incr"}).at(0).as_integer(), 2);
   EXPECT_EQ(call(rt, ".c", {"mutate", 7, "incr", 40}).at(0).as_integer(), 42);
   EXPECT_EQ(call_error(rt, ".c", {"get", "7"}), "key: integer expected, got string");
+  EXPECT_EQ(call_error(rt, ".c", {"mutate", 8, "incr"}), "entity 'test.counter' (test.counter): no entity 8");
+  EXPECT_EQ(call(rt, ".c", {"mutate", 8, "upsert"}).at(0).as_integer(), 100);  // created, then run
+  EXPECT_EQ(call(rt, ".c", {"mutate", 8, "upsert"}).at(0).as_integer(), 200);
+  EXPECT_EQ(call(rt, ".c", {"delete", 8}).at(0).as_integer(), 1);
   auto it = call(rt, ".c", {"iterate"});
   ASSERT_EQ(it[0].as_table().hash.size(), 1u);
   EXPECT_EQ(it[0].as_table().hash[0].first.as_integer(), 7);
