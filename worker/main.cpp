@@ -13,6 +13,7 @@
 
 #include "common/config/load_config.hpp"
 #include "common/log/log.hpp"
+#include "examples/gate/kv_gate.hpp"
 #include "examples/service/hello.hpp"
 #include "examples/service/relay.hpp"
 #include "services/lab/lab_services.hpp"
@@ -53,6 +54,7 @@ int main(int argc, char** argv) {
         csk::lab::register_lab_types(rt);
         csk::examples::register_hello_types(rt);
         csk::examples::register_relay_types(rt);
+        csk::examples::register_kv_types(rt);
       },
       link->get());
   if (!booted) {

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <ctime>
 #include <map>
+#include <typeindex>
 
 #include "common/config/load_config.hpp"
 #include "common/log/log.hpp"
@@ -129,6 +130,40 @@ result<std::uint16_t, std::string> open_cluster_listener(cluster::node& cluster,
   return port;
 }
 
+// One gate per `gates:` entry: the service type named there, configured at spawn (options
+// table in args[0], its own args after it; see services/gate/gate.hpp), on the listener
+// the supervisor passed as "gate:<name>", or bound here when standalone. Local name
+// ".gate.<name>".
+result<void, std::string> boot_gates(actor::runtime& rt, const std::vector<gate_config>& gates,
+                                     std::map<std::string, unique_fd>& inherited, bool supervised) {
+  for (const auto& g : gates) {
+    lua_table opts;
+    opts.set("listen", g.listen)
+        .set("max_connections", g.max_connections)
+        .set("max_in_flight", g.max_in_flight)
+        .set("max_outbound_kb", g.max_outbound_kb)
+        .set("idle_timeout_ms", g.idle_timeout_ms)
+        .set("max_message", g.max_message);
+    auto it = inherited.find("gate:" + g.name);
+    if (supervised) {
+      if (it == inherited.end()) {
+        return unexpected("gate " + g.name + ": the supervisor passed no \"gate:" + g.name + "\" listener");
+      }
+      opts.set("fd", it->second.get());
+    }
+    actor::values args{lua_value(std::move(opts))};
+    args.insert(args.end(), g.args.begin(), g.args.end());
+    auto h = rt.spawn(g.type, std::move(args), {".gate." + g.name});
+    if (!h) return unexpected("gate " + g.name + " (type " + g.type + "): " + h.error());
+    if (it != inherited.end()) {
+      (void)it->second.release();  // the gate's net listener owns it now
+      inherited.erase(it);
+    }
+    logger("service")->info("gate {}: {} on {}", g.name, g.type, supervised ? "the inherited listener" : g.listen);
+  }
+  return {};
+}
+
 void reload_names(cluster::node& cluster, const std::string& file, const std::string& why) {
   auto table = load_cluster_names_file(file);
   if (table) {
@@ -177,6 +212,13 @@ result<void, std::string> run_node(const node_config& cfg,
       rt.shutdown();
       return unexpected(port.error());
     }
+  }
+  rt.set_extension(std::type_index(typeid(net::net)), &n);  // gates find the net here
+  if (auto r = boot_gates(rt, cfg.gates, inherited, link != nullptr); !r) {
+    n.stop();
+    rt.shutdown();
+    rt.set_extension(std::type_index(typeid(net::net)), nullptr);
+    return r;
   }
   rt.start();
   node_events events(link);
@@ -251,6 +293,7 @@ result<void, std::string> run_node(const node_config& cfg,
   cluster.close_listener();
   rt.shutdown();
   n.stop();
+  rt.set_extension(std::type_index(typeid(net::net)), nullptr);
   if (events.connected()) (void)link->send(channel::stopped{});
   return {};
 }

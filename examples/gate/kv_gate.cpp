@@ -1,5 +1,6 @@
 #include "examples/gate/kv_gate.hpp"
 
+#include <charconv>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -42,8 +43,16 @@ class kvstore final : public actor::dispatch_service {
     });
     on_sync("incr", [this](context&, values& a) -> values {
       auto& v = data_[key(a)];
-      const std::int64_t n = v.is_integer() ? v.as_integer() : 0;
-      if (!v.is_nil() && !v.is_integer()) throw std::runtime_error("value is not an integer");
+      std::int64_t n = 0;  // a missing key counts from 0; a decimal string counts too (as in Redis)
+      if (v.is_integer()) {
+        n = v.as_integer();
+      } else if (v.is_string()) {
+        const std::string& t = v.as_string();
+        const auto [end, ec] = std::from_chars(t.data(), t.data() + t.size(), n);
+        if (ec != std::errc{} || end != t.data() + t.size()) throw std::runtime_error("value is not an integer");
+      } else if (!v.is_nil()) {
+        throw std::runtime_error("value is not an integer");
+      }
       v = lua_value(n + 1);
       return {v};
     });

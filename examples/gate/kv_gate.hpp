@@ -5,7 +5,7 @@
 //   request   COMMAND [ARG...] '\n'        ('\r' before '\n' is ignored; max 4096 bytes)
 //     SET key value     -> OK
 //     GET key           -> VALUE value | NIL
-//     INCR key          -> INTEGER n       (a missing key counts from 0)
+//     INCR key          -> INTEGER n       (a missing key counts from 0; "12" counts as 12)
 //     DEL key           -> DELETED 1|0
 //     PING              -> PONG
 //     QUIT              -> BYE, then the server closes

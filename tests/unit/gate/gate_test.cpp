@@ -479,7 +479,9 @@ TEST_F(KvGateTest, SpeaksTheLineProtocol) {
     ASSERT_TRUE(got) << "waiting for " << want;
     EXPECT_NE(got->find(want), std::string::npos) << *got << " vs " << want;
   }
-  c.write(bytes_of("GET n\nQUIT\nPING\n"));
+  c.write(bytes_of("SET s 41\nINCR s\nGET n\nQUIT\nPING\n"));
+  EXPECT_EQ(c.read_line(), "OK");
+  EXPECT_EQ(c.read_line(), "INTEGER 42") << "a decimal string counts";
   EXPECT_EQ(c.read_line(), "VALUE 2") << "an integer value is written as text";
   EXPECT_EQ(c.read_line(), "BYE");
   EXPECT_TRUE(c.wait_closed()) << "PING after QUIT is not answered";

@@ -1,0 +1,100 @@
+// A gate under the supervisor: `gates:` in the config, the listener bound by the supervisor
+// ("gate:<name>"), adopted by the worker's gate service, served across a worker restart.
+
+#include <gtest/gtest.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <sys/socket.h>
+
+#include <fstream>
+#include <optional>
+#include <string>
+
+#include "tests/process/process_harness.hpp"
+#include "tests/support/temp_dir.hpp"
+
+namespace csk::test {
+namespace {
+
+/// A line-protocol client of examples/gate's kv_gate, with a 10 s receive timeout.
+class line_client {
+ public:
+  explicit line_client(std::uint16_t port) : fd_(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) {
+    timeval tv{10, 0};
+    ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    connected_ = ::connect(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+  }
+  ~line_client() { ::close(fd_); }
+  line_client(const line_client&) = delete;
+  line_client& operator=(const line_client&) = delete;
+  bool connected() const { return connected_; }
+  /// Sends one line, returns the answer line; nullopt on EOF or timeout.
+  std::optional<std::string> ask(const std::string& line) {
+    const std::string out = line + "\n";
+    if (::send(fd_, out.data(), out.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(out.size())) return std::nullopt;
+    std::string answer;
+    char c = 0;
+    while (::recv(fd_, &c, 1, 0) == 1) {
+      if (c == '\n') return answer;
+      answer.push_back(c);
+    }
+    return std::nullopt;
+  }
+
+ private:
+  int fd_;
+  bool connected_ = false;
+};
+
+class GateUnderSupervisor : public temp_dir_test {
+ protected:
+  void write(const std::string& name, const std::string& text) { std::ofstream(dir_ / name) << text; }
+};
+
+TEST_F(GateUnderSupervisor, WorkerAdoptsTheGateListenerAndTheNextWorkerServesIt) {
+  write("names.yaml", "__nowaiting: true\n");
+  write("node.yaml",
+        "runtime:\n  threads: 2\n"
+        "cluster:\n  self: n1\n  listen: \"127.0.0.1:0\"\n  names_file: names.yaml\n"
+        "supervisor:\n  worker: " CSK_WORKER_BIN "\n  heartbeat_ms: 100\n  heartbeat_timeout_ms: 3000\n"
+        "  restart_backoff_ms: 50\n  ready_timeout_ms: 20000\n"
+        "services:\n  - type: kvstore\n    name: .kvstore\n"
+        "gates:\n  - name: kv\n    listen: \"127.0.0.1:0\"\n    type: kv_gate\n    max_in_flight: 4\n");
+  supervisor_process s(dir_);
+  ASSERT_TRUE(s.wait_for("ready in")) << s.output();
+  const std::string p = s.find(R"(listener gate:kv bound to 127\.0\.0\.1:(\d+))");
+  ASSERT_FALSE(p.empty()) << s.output();
+  const auto port = static_cast<std::uint16_t>(std::stoi(p));
+
+  {
+    line_client c(port);
+    ASSERT_TRUE(c.connected());
+    EXPECT_EQ(c.ask("SET k 41"), "OK");
+    EXPECT_EQ(c.ask("INCR k"), "INTEGER 42");
+  }
+  EXPECT_NE(s.output().find("gate kv: kv_gate on the inherited listener"), std::string::npos) << s.output();
+
+  // kill -9: the supervisor keeps the listening socket, so a client that connects during
+  // the outage waits in the backlog and is served by the next worker.
+  const pid_t first = s.worker_pid(1);
+  ASSERT_GT(first, 0);
+  ASSERT_EQ(::kill(first, SIGKILL), 0);
+  line_client during(port);
+  ASSERT_TRUE(during.connected()) << "the listener never closes";
+  EXPECT_EQ(during.ask("PING"), "PONG") << s.output();
+  EXPECT_TRUE(s.wait_for("ready in", 2)) << s.output();
+  EXPECT_EQ(during.ask("GET k"), "NIL") << "an in-memory store starts empty after a crash";
+  s.proc().signal(SIGTERM);
+  const auto st = s.proc().wait_exit();
+  ASSERT_TRUE(st.has_value());
+  EXPECT_TRUE(WIFEXITED(*st) && WEXITSTATUS(*st) == 0) << s.output();
+}
+
+}  // namespace
+}  // namespace csk::test
