@@ -32,6 +32,7 @@ class output_archive : public cereal::OutputArchive<output_archive, cereal::Allo
  public:
   explicit output_archive(byte_buffer& out) : OutputArchive(this), out_(&out) {}
   void save_bytes(const void* p, std::size_t n) {
+    if (n == 0) return;  // p may be null (an empty vector's data())
     const std::size_t at = out_->size();
     out_->resize(at + n);
     std::memcpy(out_->data() + at, p, n);

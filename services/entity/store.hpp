@@ -267,7 +267,10 @@ class store {
   std::optional<fired_timer<Key>> pop_due(std::int64_t now) {
     if (index_.empty() || std::get<0>(*index_.begin()) > now) return std::nullopt;
     auto node = index_.extract(index_.begin());
-    auto& [deadline, key, name] = node.value();
+    // (not a structured binding: clang 14 cannot capture those in a lambda)
+    const std::int64_t deadline = std::get<0>(node.value());
+    Key& key = std::get<1>(node.value());
+    std::string& name = std::get<2>(node.value());
     auto it = entries_.find(key);
     if (it != entries_.end()) {
       touch(key);
@@ -368,15 +371,29 @@ class store {
   /// has only what changes after this one). Fails when tracking is off.
   result<void, std::string> delta_snapshot(writer& w, bool restart = true) {
     if (!tracking_) return unexpected(std::string("entity '" + desc_.name + "': delta snapshot without tracking"));
-    const auto ch = changes();
-    write_header(w.buffer(), header(snapshot_kind::delta, ch.changed.size(), ch.deleted.size()));
+    // One lookup per dirty key; then changed and deleted keys in increasing order.
+    using map_it = typename map_type::const_iterator;
+    std::vector<map_it> changed;
+    std::vector<const Key*> deleted;
+    changed.reserve(dirty_.size());
+    for (const auto& k : dirty_) {
+      auto it = entries_.find(k);
+      if (it != entries_.end()) {
+        changed.push_back(it);
+      } else {
+        deleted.push_back(&k);
+      }
+    }
+    std::sort(changed.begin(), changed.end(), [](const map_it& x, const map_it& y) { return x->first < y->first; });
+    std::sort(deleted.begin(), deleted.end(), [](const Key* x, const Key* y) { return *x < *y; });
+    write_header(w.buffer(), header(snapshot_kind::delta, changed.size(), deleted.size()));
     {
       detail::output_archive ar(w.buffer());
-      for (const auto& k : ch.changed) {
-        write_entry(ar, k, entries_.find(k)->second);
+      for (const auto& it : changed) {
+        write_entry(ar, it->first, it->second);
         w.maybe_flush();
       }
-      for (const auto& k : ch.deleted) ar(k);
+      for (const Key* k : deleted) ar(*k);
     }
     end(w);
     if (restart) dirty_.clear();

@@ -20,3 +20,10 @@ int csk_fuzz_cluster(const std::uint8_t* data, std::size_t size);
 /// Input: one supervisor <-> worker channel record. decode must refuse it or return a
 /// message that encodes back to exactly the input.
 int csk_fuzz_channel(const std::uint8_t* data, std::size_t size);
+
+/// Input: an entity snapshot (services/entity/snapshot.hpp) of type "fuzz.entity". restore
+/// and apply must refuse it and change nothing, or take it; a restored full snapshot must
+/// re-encode to exactly the input.
+int csk_fuzz_entity(const std::uint8_t* data, std::size_t size);
+/// How many of the two stores (string keys, integer keys) took the last csk_fuzz_entity input.
+int csk_fuzz_entity_accepted();
