@@ -152,7 +152,7 @@ std::uint64_t get_le(bytes_view in, std::size_t at, int bytes) {
 template <std::size_t... I>
 message make_alternative(std::size_t index, std::index_sequence<I...>) {
   message m;
-  ((index == I ? (m.emplace<I>(), true) : false) || ...);
+  (void)((index == I ? (m.emplace<I>(), true) : false) || ...);
   return m;
 }
 
