@@ -60,6 +60,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -539,6 +540,8 @@ entity_type<T, Key>& register_type(std::string name, std::optional<std::uint32_t
   using type = entity_type<T, Key>;
   type_desc d = describe<T, Key>(std::move(name), min_version);
   validate(d);
+  static std::mutex mu;  // two runtimes set up on two threads may register the same type
+  std::lock_guard lock(mu);
   auto& slot = type::slot();
   if (slot) {
     const auto& have = slot->desc();
