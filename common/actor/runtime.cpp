@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <limits>
+#include <optional>
 #include <unordered_set>
 
 #include "common/log/log.hpp"
@@ -36,6 +38,55 @@ struct pending_entry {
   std::function<void()> fn;    // callback
 };
 
+/// A FIFO in one growable array (std::deque allocates and frees a block every few
+/// messages). Capacity is a power of two and, as skynet's queues, does not shrink,
+/// except that a very large buffer (a burst) is released once it empties.
+template <class T>
+class ring {
+ public:
+  bool empty() const noexcept { return size_ == 0; }
+  std::size_t size() const noexcept { return size_; }
+  T& front() noexcept { return buf_[head_]; }
+  void push_back(T v) {
+    if (size_ == buf_.size()) grow();
+    buf_[(head_ + size_) & (buf_.size() - 1)] = std::move(v);
+    ++size_;
+  }
+  void push_front(T v) {
+    if (size_ == buf_.size()) grow();
+    head_ = (head_ + buf_.size() - 1) & (buf_.size() - 1);
+    buf_[head_] = std::move(v);
+    ++size_;
+  }
+  /// Moves the front element out.
+  T take_front() {
+    T v = std::move(buf_[head_]);
+    head_ = (head_ + 1) & (buf_.size() - 1);
+    if (--size_ == 0) {
+      head_ = 0;
+      if (buf_.size() > keep_capacity) std::vector<T>().swap(buf_);
+    }
+    return v;
+  }
+  /// Moves every element out, in order.
+  template <class F>
+  void drain(F&& f) {
+    while (size_ != 0) f(take_front());
+  }
+
+ private:
+  static constexpr std::size_t keep_capacity = 65536;
+  void grow() {
+    std::vector<T> bigger(buf_.empty() ? 16 : buf_.size() * 2);
+    for (std::size_t i = 0; i < size_; ++i) bigger[i] = std::move(buf_[(head_ + i) & (buf_.size() - 1)]);
+    buf_.swap(bigger);
+    head_ = 0;
+  }
+  std::vector<T> buf_;
+  std::size_t head_ = 0;
+  std::size_t size_ = 0;
+};
+
 /// One service: its mailbox (any thread, under mu) and its dispatch state
 /// (only the thread currently dispatching it).
 struct cell {
@@ -48,9 +99,9 @@ struct cell {
 
   // -- mailbox: guarded by mu -------------------------------------------------
   std::mutex mu;
-  std::deque<message> queue;
+  ring<message> queue;
   bool in_global = false;  // queued on (or being run from) the run queue
-  bool dead = false;
+  std::atomic<bool> dead{false};  // written under mu; alive() reads it without the lock
   std::size_t warn_at;
   const std::size_t warn_base;
 
@@ -327,9 +378,15 @@ runtime::runtime(runtime_options opts) : opts_(std::move(opts)) {
   if (opts_.tick.count() <= 0) opts_.tick = std::chrono::milliseconds(1);
   if (opts_.batch_limit == 0) opts_.batch_limit = 1;
   cells_.resize(1);  // handle index 0 is "nobody"
+  cell_chunks_ = std::make_unique<std::atomic<std::atomic<cell*>*>[]>(cell_chunk_count);
+  for (std::size_t i = 0; i < cell_chunk_count; ++i) cell_chunks_[i].store(nullptr, std::memory_order_relaxed);
+  cell_count_.store(1, std::memory_order_release);
 }
 
-runtime::~runtime() { shutdown(); }
+runtime::~runtime() {
+  shutdown();
+  for (std::size_t i = 0; i < cell_chunk_count; ++i) delete[] cell_chunks_[i].load(std::memory_order_relaxed);
+}
 
 void runtime::note_handler_error() { handler_errors_.fetch_add(1, std::memory_order_relaxed); }
 
@@ -340,14 +397,14 @@ void runtime::register_type(std::string type, factory f) {
 
 bool runtime::has_type(std::string_view type) const {
   std::shared_lock lock(reg_mu_);
-  return types_.count(std::string(type)) != 0;
+  return types_.find(type) != types_.end();
 }
 
 result<handle_t, std::string> runtime::spawn(std::string_view type, values args, std::vector<std::string> names) {
   factory f;
   {
     std::shared_lock lock(reg_mu_);
-    auto it = types_.find(std::string(type));
+    auto it = types_.find(type);
     if (it == types_.end()) return unexpected(std::string("unknown service type '") + std::string(type) + "'");
     f = it->second;
   }
@@ -377,7 +434,16 @@ result<handle_t, std::string> runtime::spawn(std::unique_ptr<service> svc, value
     // Visible (so it may be addressed) but not runnable until init has returned:
     // in_global keeps posts from scheduling it.
     c->in_global = true;
+    auto& chunk = cell_chunks_[index >> cell_chunk_bits];
+    std::atomic<cell*>* slots = chunk.load(std::memory_order_relaxed);
+    if (slots == nullptr) {
+      slots = new std::atomic<cell*>[cell_chunk_size];
+      for (std::size_t i = 0; i < cell_chunk_size; ++i) slots[i].store(nullptr, std::memory_order_relaxed);
+      chunk.store(slots, std::memory_order_release);
+    }
+    slots[index & (cell_chunk_size - 1)].store(c.get(), std::memory_order_release);
     cells_.push_back(c);
+    cell_count_.store(cells_.size(), std::memory_order_release);
   }
   try {
     c->svc->init(c->ctx, args);
@@ -392,7 +458,7 @@ result<handle_t, std::string> runtime::spawn(std::unique_ptr<service> svc, value
     if (!r) return unexpected(r.error());
   }
   actor_log()->debug("{} spawned", handle_string(c->handle));
-  if (running_.load()) schedule(c);
+  if (running_.load()) schedule(c.get());
   return c->handle;
 }
 
@@ -410,16 +476,16 @@ result<void, std::string> runtime::add_name(handle_t h, std::string name) {
 }
 
 handle_t runtime::resolve(std::string_view name) {
-  std::unique_lock lock(reg_mu_);  // unique: advances the round-robin cursor
-  auto it = names_.find(std::string(name));
+  std::shared_lock lock(reg_mu_);  // the cursor is atomic: readers need not exclude each other
+  auto it = names_.find(name);
   if (it == names_.end() || it->second.handles.empty()) return 0;
   auto& e = it->second;
-  return e.handles[e.next++ % e.handles.size()];
+  return e.handles[e.next.fetch_add(1, std::memory_order_relaxed) % e.handles.size()];
 }
 
 std::vector<handle_t> runtime::handles_of(std::string_view name) const {
   std::shared_lock lock(reg_mu_);
-  auto it = names_.find(std::string(name));
+  auto it = names_.find(name);
   return it == names_.end() ? std::vector<handle_t>{} : it->second.handles;
 }
 
@@ -433,18 +499,18 @@ handle_t runtime::resolve_address(const address& a) {
   return resolve(a.name);
 }
 
-runtime::cell_ptr runtime::grab(handle_t h) const {
-  const auto index = h & handle_mask;
-  std::shared_lock lock(reg_mu_);
-  if (harbor_of(h) != opts_.harbor || index == 0 || index >= cells_.size()) return nullptr;
-  return cells_[index];
+cell* runtime::grab(handle_t h) const noexcept {
+  const std::size_t index = h & handle_mask;
+  if (harbor_of(h) != opts_.harbor || index == 0 || index >= cell_count_.load(std::memory_order_acquire)) {
+    return nullptr;
+  }
+  const std::atomic<cell*>* slots = cell_chunks_[index >> cell_chunk_bits].load(std::memory_order_acquire);
+  return slots[index & (cell_chunk_size - 1)].load(std::memory_order_acquire);
 }
 
 bool runtime::alive(handle_t h) const {
-  auto c = grab(h);
-  if (!c) return false;
-  std::lock_guard lock(c->mu);
-  return !c->dead;
+  const cell* c = grab(h);
+  return c != nullptr && !c->dead.load(std::memory_order_acquire);
 }
 
 // -- delivery ------------------------------------------------------------------
@@ -454,8 +520,8 @@ void runtime::post(handle_t to, message m) {
     deliver_external(m);
     return;
   }
-  cell_ptr c = grab(to);
-  if (!c) {
+  cell* c = grab(to);
+  if (c == nullptr) {
     bounce(m, call_errc::invalid_address);
     return;
   }
@@ -463,7 +529,7 @@ void runtime::post(handle_t to, message m) {
   std::size_t overloaded = 0;
   {
     std::lock_guard lock(c->mu);
-    if (!c->dead) {
+    if (!c->dead.load(std::memory_order_relaxed)) {
       c->queue.push_back(std::move(m));
       if (!c->in_global) {
         c->in_global = true;
@@ -513,22 +579,16 @@ void runtime::deliver_external(message& m) {
     dropped_.fetch_add(1, std::memory_order_relaxed);
     return;
   }
-  std::function<void(call_result)> done;
+  std::optional<ext_call> call;
   {
-    std::lock_guard lock(ext_mu_);  // lock order: ext_mu_ before timer_mu_
-    auto it = ext_calls_.find(m.session);
-    if (it == ext_calls_.end()) {  // a late reply, or a timer of an answered call
-      dropped_.fetch_add(1, std::memory_order_relaxed);
-      return;
-    }
-    done = std::move(it->second);
-    ext_calls_.erase(it);
-    auto t = ext_timers_.find(m.session);
-    if (t != ext_timers_.end()) {
-      if (m.type != msg_type::timer) cancel_timer(t->second);
-      ext_timers_.erase(t);
-    }
+    std::lock_guard lock(ext_mu_);
+    call = ext_calls_.take(m.session);
   }
+  if (!call) {  // a late reply (the call timed out), or a second answer
+    dropped_.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  auto& done = call->done;
   switch (m.type) {
     case msg_type::response: done(std::move(m.args)); break;
     case msg_type::error: done(unexpected(call_error{m.code, std::move(m.error)})); break;
@@ -566,16 +626,54 @@ void runtime::call(const address& to, values args, std::chrono::milliseconds tim
   post(h, message{0, route.session, msg_type::call, call_errc::none, std::move(args), {}});
 }
 
+namespace {
+struct deadline_later {
+  template <class D>
+  bool operator()(const D& a, const D& b) const noexcept {
+    return a.due != b.due ? a.due > b.due : a.seq > b.seq;
+  }
+};
+}  // namespace
+
 reply_route runtime::external_route(std::chrono::milliseconds timeout, std::function<void(call_result)> done) {
+  const auto d = timeout.count() > 0 ? timeout : opts_.call_timeout;
+  const auto tick = opts_.tick.count();
+  const auto ticks = static_cast<std::uint64_t>(std::max<std::int64_t>(0, (d.count() + tick - 1) / tick));
   std::lock_guard lock(ext_mu_);
   do {
     ++ext_session_;
     if (ext_session_ == 0) ext_session_ = 1;
-  } while (ext_calls_.count(ext_session_) != 0);
+  } while (ext_calls_.contains(ext_session_));
   const session_t s = ext_session_;
-  ext_calls_.emplace(s, std::move(done));
-  ext_timers_.emplace(s, add_timer(timeout.count() > 0 ? timeout : opts_.call_timeout, 0, s));
+  const std::uint64_t seq = ++ext_seq_;
+  ext_calls_.insert(s, ext_call{std::move(done), seq});
+  // Expires on the tick the timer wheel would have chosen: its now() plus the delay.
+  const std::uint64_t due = ticks > std::numeric_limits<std::uint64_t>::max() - ext_now_
+                                ? std::numeric_limits<std::uint64_t>::max()
+                                : ext_now_ + ticks;
+  ext_deadlines_.push_back(ext_deadline{s, seq, due});
+  std::push_heap(ext_deadlines_.begin(), ext_deadlines_.end(), deadline_later{});
+  // Answered calls leave their deadline behind; drop those once they are the majority.
+  if (ext_deadlines_.size() > 2 * ext_calls_.size() + 1024) {
+    std::erase_if(ext_deadlines_, [this](const ext_deadline& e) {
+      const ext_call* c = ext_calls_.find(e.session);
+      return c == nullptr || c->seq != e.seq;
+    });
+    std::make_heap(ext_deadlines_.begin(), ext_deadlines_.end(), deadline_later{});
+  }
   return reply_route{0, s};
+}
+
+void runtime::expire_external(std::uint64_t tick, std::vector<ext_expired>& out) {
+  while (!ext_deadlines_.empty() && ext_deadlines_.front().due <= tick) {
+    std::pop_heap(ext_deadlines_.begin(), ext_deadlines_.end(), deadline_later{});
+    const ext_deadline e = ext_deadlines_.back();
+    ext_deadlines_.pop_back();
+    ext_call* c = ext_calls_.find(e.session);
+    if (c == nullptr || c->seq != e.seq) continue;  // answered already
+    out.push_back(ext_expired{e.due, e.seq, std::move(c->done)});
+    ext_calls_.erase(e.session);
+  }
 }
 
 void runtime::complete(reply_route route, call_result result) {
@@ -602,12 +700,27 @@ bool runtime::cancel_timer(timer_id id) {
 }
 
 void runtime::fire_timers(std::uint64_t tick) {
-  std::vector<timer_event> fired;
+  std::vector<std::pair<std::uint64_t, timer_event>> fired;  // (expiry tick, event)
   {
     std::lock_guard lock(timer_mu_);
-    wheel_.advance_to(tick, [&](const timer_event& e) { fired.push_back(e); });
+    wheel_.advance_to(tick, [&](const timer_event& e) { fired.emplace_back(wheel_.now(), e); });
   }
-  for (const auto& e : fired) post(e.handle, message{0, e.session, msg_type::timer, call_errc::none, {}, {}});
+  std::vector<ext_expired> expired;
+  {
+    std::lock_guard lock(ext_mu_);
+    if (tick > ext_now_) {
+      ext_now_ = tick;
+      expire_external(tick, expired);
+    }
+  }
+  // In expiry order across both, as when external calls were wheel timers too.
+  std::size_t j = 0;
+  auto time_out = [](ext_expired& x) { x.done(unexpected(call_error{call_errc::timeout, "call timed out"})); };
+  for (const auto& [at, e] : fired) {
+    for (; j < expired.size() && expired[j].due < at; ++j) time_out(expired[j]);
+    post(e.handle, message{0, e.session, msg_type::timer, call_errc::none, {}, {}});
+  }
+  for (; j < expired.size(); ++j) time_out(expired[j]);
 }
 
 void runtime::advance_time(std::chrono::milliseconds d) {
@@ -617,43 +730,81 @@ void runtime::advance_time(std::chrono::milliseconds d) {
 
 // -- scheduling -------------------------------------------------------------------
 
-void runtime::schedule(const cell_ptr& c) {
+void runtime::schedule(cell* c) {
   {
     std::lock_guard lock(run_mu_);
     run_queue_.push_back(c);
+    run_queue_ready_.store(true, std::memory_order_relaxed);
   }
-  run_cv_.notify_one();
+  run_cv_.notify_one();  // no system call unless a worker sleeps
 }
 
-runtime::cell_ptr runtime::pop_ready(bool wait) {
+cell* runtime::pop_ready(bool wait) {
   std::unique_lock lock(run_mu_);
+  if (wait && run_queue_.empty() && opts_.idle_spin.count() > 0 && !stopping_threads_.load()) {
+    // Look for work a little longer before sleeping (see runtime_options::idle_spin).
+    lock.unlock();
+    const auto until = std::chrono::steady_clock::now() + opts_.idle_spin;
+    while (!run_queue_ready_.load(std::memory_order_relaxed) && !stopping_threads_.load(std::memory_order_relaxed) &&
+           std::chrono::steady_clock::now() < until) {
+      std::this_thread::yield();
+    }
+    // schedule() may still hold the lock: blocking on it now would cost it a futex wake.
+    while (!lock.try_lock()) std::this_thread::yield();
+  }
   if (wait) run_cv_.wait(lock, [&] { return !run_queue_.empty() || stopping_threads_.load(); });
   if (run_queue_.empty()) return nullptr;
-  cell_ptr c = std::move(run_queue_.front());
+  cell* c = run_queue_.front();
   run_queue_.pop_front();
+  run_queue_ready_.store(!run_queue_.empty(), std::memory_order_relaxed);
   busy_.fetch_add(1);
   return c;
 }
 
-std::size_t runtime::run_turn(const cell_ptr& cp, int weight, std::size_t worker) {
+namespace {
+// The flushers registered during the turn this thread is running (nullptr: no turn).
+thread_local std::vector<runtime::turn_flusher*>* turn_flushers = nullptr;
+
+/// The messages of one turn. One per thread, reused: a turn allocates nothing for it.
+struct turn_batch {
+  std::vector<message> msgs;
+  std::size_t next = 0;
+  bool in_use = false;  // a turn nested in a turn (shutdown() from a handler) gets its own
+  bool empty() const noexcept { return next == msgs.size(); }
+};
+thread_local turn_batch this_turn_batch;
+}  // namespace
+
+void runtime::flush_after_turn(turn_flusher& f) {
+  if (turn_flushers != nullptr) {
+    turn_flushers->push_back(&f);
+    return;
+  }
+  f.flush();
+}
+
+std::size_t runtime::run_turn(cell* cp, int weight, std::size_t worker) {
   cell& c = *cp;
-  std::deque<message> batch;
+  turn_batch nested;
+  turn_batch& batch = this_turn_batch.in_use ? nested : this_turn_batch;
+  batch.in_use = true;
+  batch.msgs.clear();
+  batch.next = 0;
   {
     std::lock_guard lock(c.mu);
     std::size_t n = c.queue.size();
     n = weight < 0 ? 1 : std::max<std::size_t>(1, n >> weight);
     n = std::min({n, opts_.batch_limit, c.queue.size()});
-    for (std::size_t i = 0; i < n; ++i) {
-      batch.push_back(std::move(c.queue.front()));
-      c.queue.pop_front();
-    }
+    for (std::size_t i = 0; i < n; ++i) batch.msgs.push_back(c.queue.take_front());
   }
   worker_state* ws = worker < workers_.size() ? workers_[worker].get() : nullptr;
   std::size_t done = 0;
+  std::vector<turn_flusher*> flushers;
+  auto* const outer_flushers = turn_flushers;
+  turn_flushers = &flushers;
   if (!c.started && !c.retired && running_.load()) start_service(c);
   while (!batch.empty() && !c.exit_requested && !c.retired) {
-    message m = std::move(batch.front());
-    batch.pop_front();
+    message m = std::move(batch.msgs[batch.next++]);
     if (ws != nullptr) {
       ws->type.store(static_cast<std::uint8_t>(m.type), std::memory_order_relaxed);
       ws->current.store(c.handle, std::memory_order_relaxed);
@@ -668,13 +819,15 @@ std::size_t runtime::run_turn(const cell_ptr& cp, int weight, std::size_t worker
   }
   dispatched_.fetch_add(done, std::memory_order_relaxed);
   if (c.exit_requested && !c.retired) retire(c, call_errc::service_exited);
+  turn_flushers = outer_flushers;
+  for (auto& f : flushers) f->flush();
 
-  std::deque<message> orphans;
+  std::vector<message> orphans;
   bool again = false;
   {
     std::lock_guard lock(c.mu);
-    if (c.dead) {
-      orphans.swap(c.queue);
+    if (c.dead.load(std::memory_order_relaxed)) {
+      c.queue.drain([&](message&& m) { orphans.push_back(std::move(m)); });
       c.in_global = false;
     } else if (c.queue.empty() && batch.empty()) {
       c.in_global = false;
@@ -682,20 +835,25 @@ std::size_t runtime::run_turn(const cell_ptr& cp, int weight, std::size_t worker
     } else {
       // Unprocessed batch messages go back to the front, in order.
       while (!batch.empty()) {
-        c.queue.push_front(std::move(batch.back()));
-        batch.pop_back();
+        c.queue.push_front(std::move(batch.msgs.back()));
+        batch.msgs.pop_back();
       }
       again = true;
     }
   }
-  for (auto& m : batch) bounce(m, call_errc::service_exited);
+  for (std::size_t i = batch.next; i < batch.msgs.size(); ++i) bounce(batch.msgs[i], call_errc::service_exited);
+  batch.msgs.clear();
+  batch.next = 0;
+  batch.in_use = false;
   for (auto& m : orphans) bounce(m, call_errc::service_exited);
   if (again) schedule(cp);
   {
     std::lock_guard lock(run_mu_);
     busy_.fetch_sub(1);
   }
-  run_cv_.notify_all();  // wakes shutdown's idle wait as well as workers
+  // Only shutdown() waits for the turns to end (workers wait for schedule()'s notify):
+  // waking every idle worker at the end of every turn was a futex storm with N workers.
+  if (shutting_down_.load()) run_cv_.notify_all();
   return done;
 }
 
@@ -798,11 +956,11 @@ void runtime::dispatch(cell& c, message& m) {
 
 void runtime::start() {
   if (running_.exchange(true) || shutting_down_.load()) return;
-  std::vector<cell_ptr> all;
+  std::vector<cell*> all;
   {
     std::shared_lock lock(reg_mu_);
     for (const auto& c : cells_) {
-      if (c) all.push_back(c);
+      if (c) all.push_back(c.get());
     }
   }
   if (opts_.run_mode == runtime_options::mode::threaded) {
@@ -819,18 +977,18 @@ void runtime::start() {
 
 void runtime::worker_main(std::size_t index) {
   const int weight = weight_for(index);
-  while (cell_ptr c = pop_ready(true)) run_turn(c, weight, index);
+  while (cell* c = pop_ready(true)) run_turn(c, weight, index);
 }
 
 std::size_t runtime::run_until_idle() {
   std::size_t n = 0;
-  while (cell_ptr c = pop_ready(false)) n += run_turn(c, 0, 0);
+  while (cell* c = pop_ready(false)) n += run_turn(c, 0, 0);
   return n;
 }
 
 bool runtime::dispatch_one() {
-  cell_ptr c = pop_ready(false);
-  if (!c) return false;
+  cell* c = pop_ready(false);
+  if (c == nullptr) return false;
   run_turn(c, 0, 0);
   return true;
 }
@@ -889,7 +1047,7 @@ void runtime::retire(cell& c, call_errc why) {
   }
   {
     std::lock_guard lock(c.mu);
-    c.dead = true;  // from now on posts bounce
+    c.dead.store(true, std::memory_order_release);  // from now on posts bounce
   }
   try {
     if (c.inited) c.svc->stop(c.ctx);
@@ -953,10 +1111,10 @@ void runtime::shutdown() {
     if (c->retired) continue;
     unfinished += c->roots.size();
     retire(*c, call_errc::shutting_down);
-    std::deque<message> left;
+    std::vector<message> left;
     {
       std::lock_guard lock(c->mu);
-      left.swap(c->queue);
+      c->queue.drain([&](message&& m) { left.push_back(std::move(m)); });
     }
     unfinished += left.size();
     for (auto& m : left) bounce(m, call_errc::shutting_down);
@@ -964,15 +1122,16 @@ void runtime::shutdown() {
   {
     std::lock_guard lock(run_mu_);
     run_queue_.clear();
+    run_queue_ready_.store(false, std::memory_order_relaxed);
   }
   // 4. Calls from outside that are still open fail explicitly.
-  std::unordered_map<session_t, std::function<void(call_result)>> ext;
+  std::vector<std::pair<session_t, ext_call>> ext;
   {
     std::lock_guard lock(ext_mu_);
-    ext.swap(ext_calls_);
-    ext_timers_.clear();
+    ext = ext_calls_.drain();
+    ext_deadlines_.clear();
   }
-  for (auto& [s, done] : ext) done(unexpected(call_error{call_errc::shutting_down, "node is shutting down"}));
+  for (auto& [s, c] : ext) c.done(unexpected(call_error{call_errc::shutting_down, "node is shutting down"}));
   if (unfinished != 0) actor_log()->warn("shutdown: {} unfinished messages or handlers were failed", unfinished);
   running_.store(false);
   shut_down_.store(true);

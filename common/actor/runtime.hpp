@@ -33,6 +33,7 @@
 
 #include "common/actor/message.hpp"
 #include "common/actor/service.hpp"
+#include "common/actor/session_map.hpp"
 #include "common/actor/timer_wheel.hpp"
 #include "common/base/result.hpp"
 
@@ -49,6 +50,12 @@ struct runtime_options {
   std::chrono::milliseconds slow_handler{5000};     ///< "maybe in an endless loop" warning
   std::chrono::milliseconds shutdown_timeout{5000}; ///< how long queued work may finish
   std::size_t batch_limit = 256;                    ///< most messages per service turn
+  /// How long an idle worker keeps looking for work (yielding the CPU between looks)
+  /// before it sleeps. A message posted meanwhile is picked up without a futex wake-up:
+  /// with request/response traffic the next message usually comes within microseconds,
+  /// and sleeping and being woken again per message cost more than the work itself.
+  /// 0 = sleep at once.
+  std::chrono::microseconds idle_spin{50};
 };
 
 /// Counters for tests, metrics and logs.
@@ -113,6 +120,21 @@ class runtime {
   /// timeout error after `timeout` (0 = the default call timeout).
   reply_route external_route(std::chrono::milliseconds timeout, std::function<void(call_result)> done);
 
+  /// Something that batches output produced during a service turn (the cluster agent
+  /// gathers the answers of many calls into one socket write).
+  class turn_flusher {
+   public:
+    virtual void flush() = 0;
+
+   protected:
+    ~turn_flusher() = default;
+  };
+  /// Calls f.flush() once the current service turn of this thread has dispatched its
+  /// last message, or at once when this thread is not running a turn (timer thread,
+  /// net threads, tests). `f` must stay valid until then. A flusher registered twice in
+  /// one turn is flushed twice: register once per batch. Any thread.
+  void flush_after_turn(turn_flusher& f);
+
   // -- lifecycle ----------------------------------------------------------------
 
   /// Starts the threads (threaded mode) and every service's start().
@@ -164,10 +186,12 @@ class runtime {
   friend class context;
   using cell_ptr = std::shared_ptr<detail::cell>;
 
-  cell_ptr grab(handle_t h) const;
-  void schedule(const cell_ptr& c);            // mailbox became non-empty
-  cell_ptr pop_ready(bool wait);
-  std::size_t run_turn(const cell_ptr& c, int weight, std::size_t worker);
+  /// The cell of a handle, or nullptr. Lock-free: cells are never destroyed before the
+  /// runtime (a retired cell stays, marked dead), so the pointer stays valid.
+  detail::cell* grab(handle_t h) const noexcept;
+  void schedule(detail::cell* c);              // mailbox became non-empty
+  detail::cell* pop_ready(bool wait);
+  std::size_t run_turn(detail::cell* c, int weight, std::size_t worker);
   void dispatch(detail::cell& c, message& m);
   void start_service(detail::cell& c);
   void retire(detail::cell& c, call_errc why);  // exit or shutdown: answer what is pending
@@ -177,31 +201,69 @@ class runtime {
   void timer_main();
   void fire_timers(std::uint64_t tick);
   void check_slow_handlers();
+  /// External calls whose deadline is <= tick (ext_mu_ held): moved to `out`, in
+  /// expiry order.
+  struct ext_expired {
+    std::uint64_t due;
+    std::uint64_t seq;
+    std::function<void(call_result)> done;
+  };
+  void expire_external(std::uint64_t tick, std::vector<ext_expired>& out);
 
   runtime_options opts_;
 
   mutable std::shared_mutex reg_mu_;
-  std::vector<cell_ptr> cells_;  // index = handle & handle_mask; slot 0 unused
-  struct name_entry {
-    std::vector<handle_t> handles;
-    std::size_t next = 0;
+  std::vector<cell_ptr> cells_;  // index = handle & handle_mask; slot 0 unused (owners)
+  // Lock-free mirror of cells_ for grab(): chunks of cell pointers, published with
+  // release stores before cell_count_ grows past them.
+  static constexpr unsigned cell_chunk_bits = 12;
+  static constexpr std::size_t cell_chunk_size = std::size_t{1} << cell_chunk_bits;
+  static constexpr std::size_t cell_chunk_count = (std::size_t{handle_mask} + 1) / cell_chunk_size;
+  std::unique_ptr<std::atomic<std::atomic<detail::cell*>*>[]> cell_chunks_;
+  std::atomic<std::size_t> cell_count_{0};
+  struct string_hash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
   };
-  std::unordered_map<std::string, name_entry> names_;
-  std::unordered_map<std::string, factory> types_;
+  struct name_entry {
+    std::vector<handle_t> handles;   // reg_mu_
+    std::atomic<std::size_t> next{0};  // round-robin cursor: advanced under the shared lock
+  };
+  std::unordered_map<std::string, name_entry, string_hash, std::equal_to<>> names_;
+  std::unordered_map<std::string, factory, string_hash, std::equal_to<>> types_;
 
   std::mutex run_mu_;
   std::condition_variable run_cv_;
-  std::deque<cell_ptr> run_queue_;
+  std::deque<detail::cell*> run_queue_;
+  std::atomic<bool> run_queue_ready_{false};  // !run_queue_.empty(), for spinning workers
   std::atomic<bool> stopping_threads_{false};  // set under run_mu_; read by the timer thread too
 
   std::mutex timer_mu_;
   timer_wheel wheel_;
   std::uint64_t manual_ms_ = 0;
 
+  // External calls (call() and external_route()): session -> completion, and their
+  // deadlines. A deadline is not a timer-wheel entry (that cost a second lock, two
+  // node allocations and a cancel per call): it is a heap entry (due tick, seq) that
+  // an answered call simply leaves behind; fire_timers() skips such entries when they
+  // come due, and external_route() drops them in bulk once they outnumber the open
+  // calls (amortised O(1) per call). Calls expire on the ticks the wheel would have
+  // chosen (its now() + the delay), in (due, order made) order.
+  struct ext_call {
+    std::function<void(call_result)> done;
+    std::uint64_t seq = 0;  // unique per call: a deadline matches only its own call
+  };
+  struct ext_deadline {
+    session_t session;
+    std::uint64_t seq;
+    std::uint64_t due;
+  };
   std::mutex ext_mu_;
   session_t ext_session_ = 0;
-  std::unordered_map<session_t, std::function<void(call_result)>> ext_calls_;
-  std::unordered_map<session_t, timer_id> ext_timers_;
+  std::uint64_t ext_seq_ = 0;
+  std::uint64_t ext_now_ = 0;  // the last tick fire_timers() reached (the wheel's now)
+  session_map<ext_call> ext_calls_;
+  std::vector<ext_deadline> ext_deadlines_;  // a min-heap on (due, seq)
 
   struct worker_state {
     std::atomic<std::uint64_t> version{0};   // bumped at each message start/end

@@ -1,6 +1,10 @@
 #include "common/net/connection.hpp"
 
+#include <fcntl.h>
+#include <sys/socket.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <cstring>
 #include <exception>
 #include <limits>
@@ -174,6 +178,7 @@ void connection::stop_sending() {
   {
     std::lock_guard lock(mu_);
     accepting_ = false;
+    direct_fd_ = -1;  // before the socket is closed
     if (close_mode_ == close_mode::none) close_mode_ = close_mode::abort;
     pending_ = byte_buffer{};
     outbound_ = 0;
@@ -209,6 +214,10 @@ void connection::report_failure(std::error_code ec) {
 // ----------------------------------------------------------------------- receive --
 
 void connection::established() {
+  {
+    std::lock_guard lock(mu_);
+    if (accepting_) direct_fd_ = socket_.native_handle();
+  }
   rbuf_.resize(std::max(options_.read_chunk, min_read_chunk));
   last_read_ = clock::now();
   arm_idle();
@@ -271,7 +280,7 @@ void connection::on_read(std::error_code ec, std::size_t n) {
     return do_read();
   }
   rend_ += n;
-  if (deliver()) do_read();
+  if (deliver_and_write()) do_read();
 }
 
 bool connection::reading_held() {
@@ -291,7 +300,22 @@ void connection::resume() {
   read_held_ = false;
   if (options_.idle_timeout.count() > 0) last_read_ = clock::now();  // the pause was ours
   if (close_requested_.load(std::memory_order_relaxed)) return do_read();
-  if (deliver()) do_read();
+  if (deliver_and_write()) do_read();
+}
+
+bool connection::deliver_and_write() {
+  delivering_.store(true, std::memory_order_relaxed);
+  const bool go_on = deliver();
+  delivering_.store(false, std::memory_order_relaxed);
+  bool write_now = false;
+  {
+    // Under mu_: a send either saw delivering_ set and left the write to us (seen here),
+    // or comes after this section, sees it clear and posts do_write itself.
+    std::lock_guard lock(mu_);
+    write_now = std::exchange(write_deferred_, false);
+  }
+  if (write_now) do_write();
+  return go_on && state_ == state::open;
 }
 
 bool connection::deliver() {
@@ -342,8 +366,17 @@ bool connection::deliver() {
 
 // -------------------------------------------------------------------------- send --
 
+std::size_t connection::write_directly(bytes_view bytes) {
+  const ssize_t n = ::send(direct_fd_, bytes.data(), bytes.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+  if (n <= 0) return 0;  // EAGAIN, or an error the net thread will meet on its own write
+  counters::add(core_.stats().bytes_out, static_cast<std::uint64_t>(n));
+  counters::add(core_.stats().writes);
+  return static_cast<std::size_t>(n);
+}
+
 template <class Append>
-bool connection::enqueue(std::size_t size, Append&& append) {
+bool connection::enqueue(bytes_view bytes, Append&& append) {
+  const std::size_t size = bytes.size();
   bool post_write = false;
   bool overflow = false;
   {
@@ -351,10 +384,26 @@ bool connection::enqueue(std::size_t size, Append&& append) {
     if (!accepting_) return false;
     if (size <= options_.max_outbound_bytes - outbound_) {
       if (size == 0) return true;
-      std::forward<Append>(append)(pending_);
-      outbound_ += size;
-      post_write = !writer_active_;
-      writer_active_ = true;
+      if (!writer_active_ && direct_fd_ >= 0 && !delivering_.load(std::memory_order_relaxed)) {
+        const std::size_t done = write_directly(bytes);
+        if (done == size) return true;
+        if (done > 0) {  // the rest is queued for the net thread
+          pending_.insert(pending_.end(), bytes.begin() + static_cast<std::ptrdiff_t>(done), bytes.end());
+          outbound_ += size - done;
+          writer_active_ = true;
+          post_write = true;
+        }
+      }
+      if (!post_write) {
+        std::forward<Append>(append)(pending_);
+        outbound_ += size;
+        post_write = !writer_active_;
+        writer_active_ = true;
+        if (post_write && delivering_.load(std::memory_order_relaxed)) {
+          write_deferred_ = true;  // the net thread writes once it has delivered
+          post_write = false;
+        }
+      }
     } else {  // over the cap: abort; what is queued is dropped
       overflow = true;
       accepting_ = false;
@@ -373,11 +422,11 @@ bool connection::enqueue(std::size_t size, Append&& append) {
 }
 
 bool connection::send(bytes_view bytes) {
-  return enqueue(bytes.size(), [&](byte_buffer& out) { out.insert(out.end(), bytes.begin(), bytes.end()); });
+  return enqueue(bytes, [&](byte_buffer& out) { out.insert(out.end(), bytes.begin(), bytes.end()); });
 }
 
 bool connection::send(byte_buffer&& bytes) {
-  return enqueue(bytes.size(), [&](byte_buffer& out) {
+  return enqueue(bytes, [&](byte_buffer& out) {
     if (out.empty() && bytes.size() >= out.capacity()) {
       out = std::move(bytes);
     } else {

@@ -14,6 +14,13 @@
 // written (pending_ plus the unwritten part of writing_); `writer_active_` is true while a
 // do_write is posted or a write is in flight, so send() posts at most one do_write per
 // idle -> busy edge and everything sent meanwhile is coalesced into pending_.
+//
+// Direct writes: a send() from another thread that finds the writer idle (nothing queued,
+// no write in flight) and the net thread not delivering writes the bytes itself, with a
+// non-blocking send(2) under mu_, instead of posting do_write and waking the net thread
+// for it (a cluster answer written by a runtime worker). Whatever the socket does not
+// take at once is queued as usual. The net thread clears `direct_fd_` under mu_ before it
+// closes the socket, so a direct write never reaches a closed (or reused) descriptor.
 
 #include <atomic>
 #include <chrono>
@@ -73,7 +80,9 @@ class connection : public std::enable_shared_from_this<connection> {
 
   // -- any thread ----------------------------------------------------------------------
   template <class Append>
-  bool enqueue(std::size_t size, Append&& append);
+  bool enqueue(bytes_view bytes, Append&& append);
+  /// The direct write (mu_ held): bytes the socket took at once, 0 if none.
+  std::size_t write_directly(bytes_view bytes);
 
   // -- net thread ----------------------------------------------------------------------
   void do_connect(const std::string& host, std::uint16_t port);
@@ -92,6 +101,8 @@ class connection : public std::enable_shared_from_this<connection> {
   void make_room();
   void on_read(std::error_code ec, std::size_t n);
   bool deliver();  // false: closed, or paused (read_held_ set): do not read now
+  /// deliver(), then the write that sends made meanwhile left to this thread.
+  bool deliver_and_write();
 
   void do_write();
   void on_written(std::error_code ec, std::size_t n);
@@ -143,6 +154,12 @@ class connection : public std::enable_shared_from_this<connection> {
   byte_buffer pending_;          // mu_
   std::size_t outbound_ = 0;     // mu_
   bool writer_active_ = false;   // mu_
+  // While the net thread delivers messages, a send that finds the writer idle leaves the
+  // write to it (it writes right after delivering) instead of posting do_write: requests
+  // answered from on_message, or by another thread meanwhile, cost no post each.
+  std::atomic<bool> delivering_{false};  // net thread writes; senders read under mu_
+  bool write_deferred_ = false;  // mu_: a send left its write to the delivering net thread
+  int direct_fd_ = -1;           // mu_: the socket while direct writes may use it
   bool accepting_ = true;        // mu_: send() takes bytes
   close_mode close_mode_ = close_mode::none;  // mu_
   std::string close_reason_;     // mu_

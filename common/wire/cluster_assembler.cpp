@@ -30,21 +30,7 @@ request_event request_assembler::push(const request_frame& f) {
       trace_tag_.assign(as_chars(f.data));
       return ev;
     case request_type::req_addr:
-    case request_type::req_name: {
-      ev.what = request_event::kind::request;
-      request_message& m = ev.message;
-      m.to.by_name = f.by_name();
-      m.to.address = f.address;
-      m.to.name.assign(f.name);
-      m.session = f.session;
-      m.push = f.push();
-      if (!m.push) {
-        m.has_trace = std::exchange(has_trace_, false);
-        m.trace_tag = std::exchange(trace_tag_, std::string());
-      }
-      m.payload.assign(f.data.begin(), f.data.end());
-      return ev;
-    }
+    case request_type::req_name: single(f, ev); return ev;
     case request_type::mreq_addr:
     case request_type::mpush_addr:
     case request_type::mreq_name:
@@ -53,6 +39,37 @@ request_event request_assembler::push(const request_frame& f) {
     case request_type::mpart_end: return on_chunk(f);
   }
   return ev;
+}
+
+void request_assembler::push(const request_frame& f, request_event& ev) {
+  if (f.type == request_type::req_addr || f.type == request_type::req_name) {
+    single(f, ev);
+    return;
+  }
+  ev = push(f);
+}
+
+// A whole request in one frame. Every field of `ev` is set (it may be a reused event).
+void request_assembler::single(const request_frame& f, request_event& ev) {
+  ev.what = request_event::kind::request;
+  ev.session = 0;
+  ev.error_text = {};
+  ev.reason.clear();
+  request_message& m = ev.message;
+  m.to.by_name = f.by_name();
+  m.to.address = f.address;
+  m.to.name.assign(f.name);
+  m.session = f.session;
+  m.push = f.push();
+  m.multipart = false;
+  if (!m.push) {
+    m.has_trace = std::exchange(has_trace_, false);
+    m.trace_tag = std::exchange(trace_tag_, std::string());
+  } else {
+    m.has_trace = false;
+    m.trace_tag.clear();
+  }
+  m.payload.assign(f.data.begin(), f.data.end());
 }
 
 request_event request_assembler::on_header(const request_frame& f) {
@@ -224,6 +241,21 @@ response_event response_assembler::push(const response_frame& f) {
     }
   }
   return ev;
+}
+
+void response_assembler::push(const response_frame& f, response_event& ev) {
+  const bool single = f.type == response_type::error || f.type == response_type::ok;
+  if (!single || (!pending_.empty() && pending_.count(f.session) != 0)) {
+    ev = push(f);
+    return;
+  }
+  // A whole response in one frame, no multi-part in progress for its session.
+  ev.what = response_event::kind::response;
+  ev.reason.clear();
+  ev.message.session = f.session;
+  ev.message.ok = f.type == response_type::ok;
+  ev.message.multipart = false;
+  ev.message.payload.assign(f.data.begin(), f.data.end());
 }
 
 response_event response_assembler::finish(std::uint32_t session, partial& p) {

@@ -79,6 +79,9 @@ class request_assembler {
 
   /// Feeds one decoded frame (views may die after the call).
   request_event push(const request_frame& f);
+  /// The same, into `ev` (overwritten): a caller that keeps one event for every frame
+  /// reuses its buffers, so single-frame requests cost no allocation once warm.
+  void push(const request_frame& f, request_event& ev);
 
   std::size_t pending() const noexcept { return pending_.size(); }
 
@@ -93,6 +96,7 @@ class request_assembler {
     detail::multipart_buffer buf;
   };
 
+  void single(const request_frame& f, request_event& ev);
   request_event on_header(const request_frame& f);
   request_event on_chunk(const request_frame& f);
 
@@ -132,6 +136,8 @@ class response_assembler {
   explicit response_assembler(assembler_limits limits = {}) : limits_(limits) {}
 
   response_event push(const response_frame& f);
+  /// The same, into `ev` (overwritten), reusing its buffers (see request_assembler).
+  void push(const response_frame& f, response_event& ev);
 
   std::size_t pending() const noexcept { return pending_.size(); }
 

@@ -26,6 +26,13 @@ void put_u32le(byte_buffer& out, std::uint32_t v) {
 
 void put_bytes(byte_buffer& out, bytes_view b) { out.insert(out.end(), b.begin(), b.end()); }
 
+// Room for `more` bytes in one allocation (growing at least geometrically, so that many
+// frames appended to one buffer stay amortised O(1) each).
+void make_room(byte_buffer& out, std::size_t more) {
+  if (out.capacity() - out.size() >= more) return;
+  out.reserve(std::max(out.size() + more, 2 * out.capacity()));
+}
+
 frame_error err(frame_errc code, std::uint8_t type, std::size_t offset, const char* detail) {
   return frame_error{code, type, offset, detail};
 }
@@ -217,6 +224,7 @@ result<void, frame_error> encode_request(const target& to, std::uint32_t session
   const std::size_t k = to.name.size();
   if (payload.size() <= max_single_request_payload) {
     const std::uint32_t s = push ? 0 : session;
+    make_room(out, frame_header_size + (to.by_name ? 6 + k : 9) + payload.size());
     if (to.by_name) {
       put_u16be(out, 6 + k + payload.size());
       out.push_back(static_cast<std::uint8_t>(request_type::req_name));
@@ -233,7 +241,7 @@ result<void, frame_error> encode_request(const target& to, std::uint32_t session
   }
   // Multi-part: header, then 32768-byte chunks, the last one typed MPART_END.
   const std::size_t nchunks = (payload.size() + multipart_chunk_size - 1) / multipart_chunk_size;
-  out.reserve(out.size() + payload.size() + nchunks * 7 + k + 12);
+  make_room(out, payload.size() + nchunks * 7 + k + 14);
   if (to.by_name) {
     put_u16be(out, 10 + k);
     out.push_back(static_cast<std::uint8_t>(push ? request_type::mpush_name : request_type::mreq_name));
@@ -261,6 +269,7 @@ result<void, frame_error> encode_trace(std::string_view tag, byte_buffer& out) {
   if (tag.size() > max_trace_tag) {
     return unexpected(err(frame_errc::too_large, 0x04, 0, "trace tag longer than 32768 bytes"));
   }
+  make_room(out, frame_header_size + 1 + tag.size());
   put_u16be(out, 1 + tag.size());
   out.push_back(static_cast<std::uint8_t>(request_type::trace));
   put_bytes(out, as_bytes(tag));
@@ -271,6 +280,7 @@ result<void, frame_error> encode_response(std::uint32_t session, bool ok, bytes_
                                           byte_buffer& out) {
   if (!ok) {
     const auto text = payload.first(std::min(payload.size(), max_error_text));
+    make_room(out, frame_header_size + 5 + text.size());
     put_u16be(out, 5 + text.size());
     put_u32le(out, session);
     out.push_back(static_cast<std::uint8_t>(response_type::error));
@@ -281,6 +291,7 @@ result<void, frame_error> encode_response(std::uint32_t session, bool ok, bytes_
     return unexpected(err(frame_errc::too_large, 1, 0, "payload must be below 2^31 bytes"));
   }
   if (payload.size() <= max_single_response_payload) {
+    make_room(out, frame_header_size + 5 + payload.size());
     put_u16be(out, 5 + payload.size());
     put_u32le(out, session);
     out.push_back(static_cast<std::uint8_t>(response_type::ok));
@@ -288,7 +299,7 @@ result<void, frame_error> encode_response(std::uint32_t session, bool ok, bytes_
     return {};
   }
   const std::size_t nchunks = (payload.size() + multipart_chunk_size - 1) / multipart_chunk_size;
-  out.reserve(out.size() + payload.size() + nchunks * 7 + 11);
+  make_room(out, payload.size() + nchunks * 7 + 11);
   put_u16be(out, 9);
   put_u32le(out, session);
   out.push_back(static_cast<std::uint8_t>(response_type::multi_begin));

@@ -324,8 +324,21 @@ result<std::vector<lua_value>, seri_error> unpack(bytes_view in, const unpack_li
   return values;
 }
 
+namespace {
+// A guess at the packed size of the top level (tables count as a little), so that the
+// usual payload - a few scalars and strings - is packed without regrowing the buffer.
+std::size_t packed_size_hint(std::span<const lua_value> values) noexcept {
+  std::size_t n = 0;
+  for (const auto& v : values) n += v.is_string() ? v.as_string().size() + 5 : v.is_table() ? 64 : 9;
+  return n;
+}
+}  // namespace
+
 result<void, seri_error> pack(std::span<const lua_value> values, byte_buffer& out) {
   const std::size_t start = out.size();
+  if (const std::size_t hint = packed_size_hint(values); out.capacity() - start < hint) {
+    out.reserve(std::max(start + hint, 2 * out.capacity()));
+  }
   writer w(out);
   seri_error err;
   for (const auto& v : values) {

@@ -1,6 +1,7 @@
 #include "services/cluster/agent.hpp"
 
 #include <cstdio>
+#include <mutex>
 
 #include "common/log/log.hpp"
 #include "common/wire/seri.hpp"
@@ -16,25 +17,108 @@ byte_buffer error_frame(std::uint32_t session, std::string_view text) {
   return out;
 }
 
+// Most answers are small; an outbox that starts here rarely regrows within a turn.
+constexpr std::size_t outbox_initial_capacity = 4096;
+// A scratch buffer that grew past this (one huge answer) is released after use.
+constexpr std::size_t scratch_keep_capacity = 1u << 20;
+
 }  // namespace
+
+class agent::outbox final : public actor::runtime::turn_flusher {
+ public:
+  outbox(actor::runtime& rt, write_fn write) : rt_(rt), write_(std::move(write)) {}
+
+  void acquire() noexcept { refs_.fetch_add(1, std::memory_order_relaxed); }
+  void release() noexcept {
+    if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
+  }
+
+  /// The completion of one call: encodes the answer into the outbox. Any runtime thread.
+  void answer(std::uint32_t session, actor::call_result r) {
+    if (!r) {
+      error_replies.fetch_add(1, std::memory_order_relaxed);
+      append_error(session, r.error().text);
+      return;
+    }
+    thread_local byte_buffer payload;  // the packed values, before framing
+    payload.clear();
+    auto packed = seri::pack(*r, payload);
+    bool framed = false;
+    if (packed) {
+      std::unique_lock lock(mu_);
+      const std::size_t before = buf_.size();
+      if (before == 0 && buf_.capacity() < outbox_initial_capacity) buf_.reserve(outbox_initial_capacity);
+      framed = static_cast<bool>(wire::encode_response(session, true, payload, buf_));
+      if (framed) {
+        schedule(lock);
+      } else {
+        buf_.resize(before);
+      }
+    }
+    if (payload.capacity() > scratch_keep_capacity) byte_buffer{}.swap(payload);
+    if (framed) return;
+    error_replies.fetch_add(1, std::memory_order_relaxed);
+    append_error(session, packed ? std::string_view("reply too large") : std::string_view(packed.error().message()));
+  }
+
+  void write_now(byte_buffer b) { write_(std::move(b)); }
+
+  void flush() override {
+    byte_buffer b;
+    {
+      std::lock_guard lock(mu_);
+      b.swap(buf_);
+      scheduled_ = false;
+    }
+    if (!b.empty()) write_(std::move(b));
+    release();  // the reference schedule() took
+  }
+
+  std::atomic<std::uint64_t> calls{0}, pushes{0}, queries{0}, error_replies{0}, dropped{0};
+
+ private:
+  void append_error(std::uint32_t session, std::string_view text) {
+    std::unique_lock lock(mu_);
+    (void)wire::encode_response(session, false, as_bytes(text), buf_);  // errors always encode
+    schedule(lock);
+  }
+
+  /// Arranges one flush for what the outbox holds (mu_ held; released here).
+  void schedule(std::unique_lock<std::mutex>& lock) {
+    if (scheduled_) return;
+    scheduled_ = true;
+    acquire();  // flush() releases it
+    lock.unlock();
+    rt_.flush_after_turn(*this);
+  }
+
+  actor::runtime& rt_;
+  const write_fn write_;
+  std::atomic<int> refs_{1};  // the agent's own
+  std::mutex mu_;
+  byte_buffer buf_;         // mu_: encoded answers not yet written
+  bool scheduled_ = false;  // mu_: a flush is arranged
+};
 
 agent::agent(actor::runtime& rt, std::string peer, write_fn write, close_fn close, wire::assembler_limits limits,
              std::chrono::milliseconds call_timeout)
     : rt_(rt),
       peer_(std::move(peer)),
-      write_(std::move(write)),
       close_(std::move(close)),
       assembler_(limits),
-      call_timeout_(call_timeout) {}
+      call_timeout_(call_timeout),
+      out_(new outbox(rt, std::move(write))) {}
+
+agent::~agent() { out_->release(); }
 
 agent_stats agent::stats() const {
-  return agent_stats{counters_->calls.load(), counters_->pushes.load(), counters_->queries.load(),
-                     counters_->error_replies.load(), counters_->dropped.load()};
+  return agent_stats{out_->calls.load(), out_->pushes.load(), out_->queries.load(), out_->error_replies.load(),
+                     out_->dropped.load()};
 }
 
 void agent::answer_error(std::uint32_t session, std::string_view text) {
-  counters_->error_replies.fetch_add(1, std::memory_order_relaxed);
-  write_(error_frame(session, text));
+  out_->error_replies.fetch_add(1, std::memory_order_relaxed);
+  out_->write_now(error_frame(session, text));
 }
 
 void agent::on_frame(bytes_view body) {
@@ -42,14 +126,15 @@ void agent::on_frame(bytes_view body) {
   auto f = wire::decode_request_frame(body);
   if (!f) {
     // skynet logs and drops a malformed request frame; the connection stays.
-    counters_->dropped.fetch_add(1, std::memory_order_relaxed);
+    out_->dropped.fetch_add(1, std::memory_order_relaxed);
     log()->warn("cluster peer {}: dropped request frame: {}", peer_, f.error().message());
     return;
   }
   if (f->type == wire::request_type::trace) {
     log()->debug("cluster peer {}: trace tag {}", peer_, as_chars(f->data));
   }
-  auto ev = assembler_.push(*f);
+  assembler_.push(*f, event_);
+  auto& ev = event_;
   using kind = wire::request_event::kind;
   switch (ev.what) {
     case kind::none: return;
@@ -59,7 +144,7 @@ void agent::on_frame(bytes_view body) {
       answer_error(ev.session, ev.error_text);
       return;
     case kind::dropped:
-      counters_->dropped.fetch_add(1, std::memory_order_relaxed);
+      out_->dropped.fetch_add(1, std::memory_order_relaxed);
       log()->warn("cluster peer {}: {}", peer_, ev.reason);
       return;
     case kind::fatal:
@@ -79,7 +164,7 @@ actor::handle_t agent::resolve(const wire::request_message& m, std::string_view&
   }
   const std::string& name = m.to.name;
   if (!name.empty() && (name[0] == '@' || name[0] == '.' || name[0] == ':')) {
-    const actor::handle_t h = rt_.resolve_address(actor::address(name));
+    const actor::handle_t h = name[0] == ':' ? rt_.resolve_address(actor::address(name)) : rt_.resolve(name);
     if (h != 0) return h;
     error_text = name[0] == '@' ? wire::error_invalid_name : invalid_address;
     return 0;
@@ -91,7 +176,7 @@ actor::handle_t agent::resolve(const wire::request_message& m, std::string_view&
 void agent::dispatch(wire::request_message& m) {
   // Name query (address 0): the payload is skynet.pack(name), the name without '@'.
   if (!m.to.by_name && m.to.address == 0) {
-    counters_->queries.fetch_add(1, std::memory_order_relaxed);
+    out_->queries.fetch_add(1, std::memory_order_relaxed);
     auto v = seri::unpack(m.payload);
     actor::handle_t h = 0;
     if (v && v->size() == 1 && (*v)[0].is_string()) h = rt_.resolve("@" + (*v)[0].as_string());
@@ -103,19 +188,19 @@ void agent::dispatch(wire::request_message& m) {
     (void)seri::pack(std::vector<lua_value>{lua_value(static_cast<std::int64_t>(h))}, payload);
     byte_buffer out;
     (void)wire::encode_response(m.session, true, payload, out);
-    write_(std::move(out));
+    out_->write_now(std::move(out));
     return;
   }
 
   std::string_view error_text;
   const actor::handle_t to = resolve(m, error_text);
   if (m.push) {
-    counters_->pushes.fetch_add(1, std::memory_order_relaxed);
+    out_->pushes.fetch_add(1, std::memory_order_relaxed);
     if (to == 0) {
       if (m.to.by_name && !m.to.name.empty() && m.to.name[0] == '@') {
         answer_error(m.session, wire::error_invalid_name);  // skynet answers this one push
       } else {
-        counters_->dropped.fetch_add(1, std::memory_order_relaxed);
+        out_->dropped.fetch_add(1, std::memory_order_relaxed);
         log()->warn("cluster peer {}: push to unknown address {} dropped", peer_,
                     m.to.by_name ? m.to.name : actor::handle_string(m.to.address));
       }
@@ -123,15 +208,16 @@ void agent::dispatch(wire::request_message& m) {
     }
     auto args = seri::unpack(m.payload);
     if (!args) {
-      counters_->dropped.fetch_add(1, std::memory_order_relaxed);
+      out_->dropped.fetch_add(1, std::memory_order_relaxed);
       log()->warn("cluster peer {}: push with a bad payload dropped: {}", peer_, args.error().message());
       return;
     }
-    rt_.send(to, std::move(*args));
+    // `to` was alive a moment ago: post() drops (and logs) the push if it has exited since.
+    rt_.post(to, actor::message{0, 0, actor::msg_type::send, actor::call_errc::none, std::move(*args), {}});
     return;
   }
 
-  counters_->calls.fetch_add(1, std::memory_order_relaxed);
+  out_->calls.fetch_add(1, std::memory_order_relaxed);
   if (to == 0) {
     answer_error(m.session, error_text);
     return;
@@ -141,27 +227,18 @@ void agent::dispatch(wire::request_message& m) {
     answer_error(m.session, args.error().message());
     return;
   }
-  rt_.call(to, std::move(*args), call_timeout_,
-           [write = write_, session = m.session, counters = counters_](actor::call_result r) {
-             byte_buffer out;
-             if (r) {
-               byte_buffer payload;
-               auto packed = seri::pack(*r, payload);
-               if (packed) {
-                 if (wire::encode_response(session, true, payload, out)) {
-                   write(std::move(out));
-                   return;
-                 }
-                 out.clear();
-               }
-               counters->error_replies.fetch_add(1, std::memory_order_relaxed);
-               const std::string text = packed ? "reply too large" : packed.error().message();
-               write(error_frame(session, text));
-               return;
-             }
-             counters->error_replies.fetch_add(1, std::memory_order_relaxed);
-             write(error_frame(session, r.error().text));
-           });
+  // The completion is a pointer and a session (no allocation inside std::function);
+  // it holds a reference to the outbox until it has run (exactly once).
+  struct complete {
+    outbox* out;
+    std::uint32_t session;
+    void operator()(actor::call_result r) const {
+      out->answer(session, std::move(r));
+      out->release();
+    }
+  };
+  out_->acquire();
+  rt_.call(to, std::move(*args), call_timeout_, complete{out_, m.session});
 }
 
 }  // namespace csk::cluster

@@ -18,6 +18,12 @@
 //
 // Thread rules: on_frame() runs on the connection's net thread only. Answers are written
 // from whichever runtime thread completes the call; `write` must be safe from any thread.
+//
+// Batching: answers to calls are encoded into one outbox per agent; the first answer of
+// a service turn asks the runtime to flush the outbox when that turn ends, so the
+// answers a turn produces leave in one `write` (one net send) instead of one each.
+// Answers that no turn produces (timeouts, shutdown) are written at once. Errors found
+// on the net thread (bad address, bad payload) are written directly.
 
 #include <atomic>
 #include <chrono>
@@ -45,6 +51,9 @@ class agent {
 
   agent(actor::runtime& rt, std::string peer, write_fn write, close_fn close,
         wire::assembler_limits limits = {}, std::chrono::milliseconds call_timeout = {});
+  ~agent();
+  agent(const agent&) = delete;
+  agent& operator=(const agent&) = delete;
 
   /// One frame body as the connection delivered it.
   void on_frame(bytes_view body);
@@ -56,18 +65,20 @@ class agent {
   void answer_error(std::uint32_t session, std::string_view text);
   actor::handle_t resolve(const wire::request_message& m, std::string_view& error_text);
 
+  /// What the completions of this agent's calls share with it: the outbox, `write` and
+  /// the counters. Reference-counted by hand (the agent holds one reference, each call
+  /// in flight one more), so that a completion is a pointer and a session: small enough
+  /// for std::function to hold without allocating.
+  class outbox;
+
   actor::runtime& rt_;
   std::string peer_;
-  write_fn write_;
   close_fn close_;
   wire::request_assembler assembler_;
+  wire::request_event event_;  // reused for every frame (no allocation per request)
   std::chrono::milliseconds call_timeout_;
   bool closed_ = false;
-
-  struct counters {
-    std::atomic<std::uint64_t> calls{0}, pushes{0}, queries{0}, error_replies{0}, dropped{0};
-  };
-  std::shared_ptr<counters> counters_ = std::make_shared<counters>();
+  outbox* out_;
 };
 
 }  // namespace csk::cluster

@@ -114,6 +114,7 @@ class node::remote : public transport, public net::handler, public std::enable_s
     if (id == 0) sender_.on_connect_failed("net is stopping");
   }
   void write(byte_buffer bytes) override { net_.send(conn_.load(), std::move(bytes)); }
+  void write_view(bytes_view bytes) override { net_.send(conn_.load(), bytes); }
   std::size_t queued() const override { return net_.queued_bytes(conn_.load()); }
   void close(const std::string& reason) override {
     // Events of the closed connection must not reach the sender any more: it already
@@ -166,18 +167,24 @@ class node::inbound : public net::handler {
     log()->info("cluster: accepted {} (connection {})", peer, id);
   }
   void on_message(net::conn_id id, bytes_view body) override {
+    // Only this connection's net thread uses its agent, and on_close (same thread) is
+    // the only place that removes it: a per-thread cache of the last one found is safe
+    // (connection ids are never reused within a net, and a net thread serves one net).
+    last_agent& cached = cache_of_this_thread();
     agent* a = nullptr;
-    {
+    if (cached.owner == this && cached.id == id) {
+      a = cached.a;
+    } else {
       std::lock_guard lock(mu_);
       auto it = agents_.find(id);
       if (it == agents_.end()) return;
       a = it->second.get();
+      cached = last_agent{this, id, a};
     }
-    // Only this connection's net thread uses its agent, and on_close (same thread) is
-    // the only place that removes it.
     a->on_frame(body);
   }
   void on_close(net::conn_id id, const std::string& reason) override {
+    forget_cached(id);
     std::unique_ptr<agent> gone;
     {
       std::lock_guard lock(mu_);
@@ -194,12 +201,30 @@ class node::inbound : public net::handler {
   }
 
  private:
+  struct last_agent {
+    const inbound* owner = nullptr;
+    net::conn_id id = 0;
+    agent* a = nullptr;
+  };
+  static last_agent& cache_of_this_thread();
+  void forget_cached(net::conn_id id);
+
   actor::runtime& rt_;
   net::net& net_;
   const node_options opts_;  // a copy: the net may hold this handler after the node is gone
   mutable std::mutex mu_;
   std::unordered_map<net::conn_id, std::unique_ptr<agent>> agents_;
 };
+
+node::inbound::last_agent& node::inbound::cache_of_this_thread() {
+  thread_local last_agent cached;
+  return cached;
+}
+
+void node::inbound::forget_cached(net::conn_id id) {
+  last_agent& cached = cache_of_this_thread();
+  if (cached.owner == this && cached.id == id) cached = last_agent{};
+}
 
 // -------------------------------------------------------------------- node --
 

@@ -12,14 +12,35 @@ actor::call_result fail(std::string text) {
   return unexpected(actor::call_error{actor::call_errc::remote_error, std::move(text)});
 }
 
+// Per-thread buffers for packing and framing: a request costs no allocation of its own
+// (the transport copies the frames into its send queue).
+constexpr std::size_t scratch_keep_capacity = 1u << 20;
+struct scratch_buffers {
+  byte_buffer payload;
+  byte_buffer frames;
+};
+thread_local scratch_buffers scratch;
+
+void trim(byte_buffer& b) {
+  b.clear();
+  if (b.capacity() > scratch_keep_capacity) byte_buffer{}.swap(b);
+}
+
 }  // namespace
 
 sender::sender(std::string node, actor::runtime& rt, transport& t, wire::assembler_limits limits)
     : node_(std::move(node)), rt_(rt), t_(t), limits_(limits), responses_(limits) {}
 
+sender::failed_calls sender::leave_connection() {
+  state_ = state::idle;
+  queued_.clear();
+  queued_unknown_ = true;
+  return pending_.drain();
+}
+
 void sender::set_endpoint(std::optional<endpoint> ep) {
   bool close = false;
-  std::unordered_map<std::uint32_t, actor::reply_route> failed;
+  failed_calls failed;
   const std::string why = ep ? "node " + node_ + " moved" : "node " + node_ + " is down";
   {
     std::lock_guard lock(mu_);
@@ -29,9 +50,7 @@ void sender::set_endpoint(std::optional<endpoint> ep) {
     if (close) {
       // Leave the old connection now: calls on it fail, the next request connects to
       // the new address; the transport drops the old connection's late events.
-      state_ = state::idle;
-      queued_.clear();
-      failed.swap(pending_);
+      failed = leave_connection();
     }
   }
   if (close) t_.close(why);
@@ -49,52 +68,51 @@ std::uint32_t sender::next_session() const {
   return session_ + 1 > 0x7fffffff ? 1 : session_ + 1;
 }
 
-bool sender::queue_or_write(byte_buffer bytes, bool& start_connect, bool& write_now, byte_buffer& out) {
+void sender::queue_or_write(bytes_view bytes, bool& start_connect) {
   switch (state_) {
     case state::connected:
-      write_now = true;
-      out = std::move(bytes);
-      return true;
+      t_.write_view(bytes);
+      written_unseen_ += bytes.size();
+      return;
     case state::connecting:
       queued_.insert(queued_.end(), bytes.begin(), bytes.end());
-      return true;
+      return;
     case state::idle:
       queued_.insert(queued_.end(), bytes.begin(), bytes.end());
       state_ = state::connecting;
       ++stats_.connects;
       start_connect = true;
-      return true;
+      return;
   }
-  return false;
 }
 
 void sender::call(const wire::target& to, const actor::values& args, actor::reply_route route) {
-  byte_buffer payload;
-  auto packed = seri::pack(args, payload);
+  scratch_buffers& sc = scratch;
+  sc.payload.clear();
+  auto packed = seri::pack(args, sc.payload);
   bool start_connect = false;
-  bool write_now = false;
-  byte_buffer out;
   endpoint ep;
   std::optional<std::string> failure;  // answered after unlocking: complete() may re-enter
   {
     std::lock_guard lock(mu_);
     const std::uint32_t s = take_session();  // skynet takes it even if the call fails
     ++stats_.calls;
-    byte_buffer frames;
+    sc.frames.clear();
     if (!packed) {
       failure = packed.error().message();
     } else if (!ep_) {
       ++stats_.failed_calls;
       failure = "cluster node " + node_ + " is down";
-    } else if (auto enc = wire::encode_request(to, s, false, payload, frames); !enc) {
+    } else if (auto enc = wire::encode_request(to, s, false, sc.payload, sc.frames); !enc) {
       failure = enc.error().message();
     } else {
-      pending_.emplace(s, route);
-      queue_or_write(std::move(frames), start_connect, write_now, out);
+      pending_.insert(s, route);
+      queue_or_write(sc.frames, start_connect);
       ep = *ep_;
-      if (write_now) t_.write(std::move(out));
     }
   }
+  trim(sc.payload);
+  trim(sc.frames);
   if (failure) {
     rt_.complete(route, fail(*failure));
     return;
@@ -103,65 +121,78 @@ void sender::call(const wire::target& to, const actor::values& args, actor::repl
 }
 
 bool sender::send(const wire::target& to, const actor::values& args) {
-  byte_buffer payload;
-  if (!seri::pack(args, payload)) return false;
+  scratch_buffers& sc = scratch;
+  sc.payload.clear();
+  if (!seri::pack(args, sc.payload)) return false;
+  const std::size_t size = sc.payload.size();
   bool start_connect = false;
-  bool write_now = false;
-  byte_buffer out;
   endpoint ep;
+  bool queued = false;
   {
     std::lock_guard lock(mu_);
     ++stats_.pushes;
-    if (!ep_) return false;
-    if (state_ == state::connected ? t_.queued() + payload.size() > push_backlog
-                                   : queued_.size() + payload.size() > push_backlog) {
-      ++stats_.refused_pushes;
-      return false;
+    if (ep_) {
+      bool backed_up = false;
+      if (state_ == state::connected) {
+        if (queued_unknown_ || queued_seen_ + written_unseen_ + size > push_backlog) {
+          queued_seen_ = t_.queued();
+          written_unseen_ = 0;
+          queued_unknown_ = false;
+          backed_up = queued_seen_ + size > push_backlog;
+        }
+      } else {
+        backed_up = queued_.size() + size > push_backlog;
+      }
+      if (backed_up) {
+        ++stats_.refused_pushes;
+      } else {
+        const std::uint32_t s = wire::request_uses_session(true, size) ? take_session() : 0;
+        sc.frames.clear();
+        if (wire::encode_request(to, s, true, sc.payload, sc.frames)) {
+          queue_or_write(sc.frames, start_connect);
+          ep = *ep_;
+          queued = true;
+        }
+      }
     }
-    const std::uint32_t s = wire::request_uses_session(true, payload.size()) ? take_session() : 0;
-    byte_buffer frames;
-    if (!wire::encode_request(to, s, true, payload, frames)) return false;
-    queue_or_write(std::move(frames), start_connect, write_now, out);
-    ep = *ep_;
-    if (write_now) t_.write(std::move(out));
   }
+  trim(sc.payload);
+  trim(sc.frames);
   if (start_connect) t_.connect(ep);
-  return true;
+  return queued;
 }
 
 void sender::on_connected() {
   std::lock_guard lock(mu_);
   state_ = state::connected;
   responses_ = wire::response_assembler{limits_};
+  queued_unknown_ = true;
+  written_unseen_ = 0;
   log()->info("cluster node {}: connected to {}", node_, ep_ ? ep_->to_string() : "?");
   if (!queued_.empty()) t_.write(std::exchange(queued_, byte_buffer{}));
 }
 
 void sender::on_connect_failed(const std::string& reason) {
-  std::unordered_map<std::uint32_t, actor::reply_route> failed;
+  failed_calls failed;
   {
     std::lock_guard lock(mu_);
-    state_ = state::idle;
-    queued_.clear();
-    failed.swap(pending_);
+    failed = leave_connection();
   }
   log()->warn("cluster node {}: connect failed: {}", node_, reason);
   fail_all(failed, "connect to cluster node " + node_ + " failed: " + reason);
 }
 
 void sender::on_closed(const std::string& reason) {
-  std::unordered_map<std::uint32_t, actor::reply_route> failed;
+  failed_calls failed;
   {
     std::lock_guard lock(mu_);
-    state_ = state::idle;
-    queued_.clear();
-    failed.swap(pending_);
+    failed = leave_connection();
   }
   if (!failed.empty()) log()->warn("cluster node {}: connection lost ({}), {} calls fail", node_, reason, failed.size());
   fail_all(failed, "connection to cluster node " + node_ + " lost: " + reason);
 }
 
-void sender::fail_all(std::unordered_map<std::uint32_t, actor::reply_route>& calls, const std::string& why) {
+void sender::fail_all(failed_calls& calls, const std::string& why) {
   {
     std::lock_guard lock(mu_);
     stats_.failed_calls += calls.size();
@@ -177,12 +208,10 @@ void sender::on_frame(bytes_view body) {
   // made meanwhile cannot start a new connection that this close() would then abandon;
   // like write(), it must not call back into the sender (node::remote's only posts).
   auto drop_connection = [this](const std::string& reason) {
-    std::unordered_map<std::uint32_t, actor::reply_route> failed;
+    failed_calls failed;
     {
       std::lock_guard lock(mu_);
-      state_ = state::idle;
-      queued_.clear();
-      failed.swap(pending_);
+      failed = leave_connection();
       t_.close(reason);
     }
     fail_all(failed, "connection to cluster node " + node_ + " lost: " + reason);
@@ -193,12 +222,12 @@ void sender::on_frame(bytes_view body) {
     drop_connection("bad response frame: " + f.error().message());
     return;
   }
-  wire::response_event ev;
+  wire::response_event& ev = response_;
   actor::reply_route route{};
   bool found = false;
   {
     std::lock_guard lock(mu_);
-    ev = responses_.push(*f);
+    responses_.push(*f, ev);
     if (ev.what != wire::response_event::kind::response) {
       if (ev.what == wire::response_event::kind::fatal) {
         // closing below, outside the lock
@@ -207,10 +236,8 @@ void sender::on_frame(bytes_view body) {
         return;
       }
     } else {
-      auto it = pending_.find(ev.message.session);
-      if (it != pending_.end()) {
-        route = it->second;
-        pending_.erase(it);
+      if (auto r = pending_.take(ev.message.session)) {
+        route = *r;
         found = true;
       } else {
         ++stats_.unknown_responses;

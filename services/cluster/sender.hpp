@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "common/actor/runtime.hpp"
+#include "common/actor/session_map.hpp"
 #include "common/wire/cluster_assembler.hpp"
 
 namespace csk::cluster {
@@ -44,6 +45,9 @@ class transport {
   virtual void connect(const endpoint& ep) = 0;
   /// Queues bytes on the open connection.
   virtual void write(byte_buffer bytes) = 0;
+  /// The same from a view: lets a transport copy straight into its send queue (the
+  /// sender frames every request in a reused buffer). By default, write() of a copy.
+  virtual void write_view(bytes_view bytes) { write(byte_buffer(bytes.begin(), bytes.end())); }
   /// Closes the connection; the sender gets on_closed() (or nothing if none is open).
   virtual void close(const std::string& reason) = 0;
   /// Bytes written and not yet sent on the open connection.
@@ -89,11 +93,15 @@ class sender {
  private:
   enum class state : std::uint8_t { idle, connecting, connected };
 
+  using failed_calls = std::vector<std::pair<std::uint32_t, actor::reply_route>>;
+
   std::uint32_t take_session();  // mu_ held
-  /// Writes (or queues while connecting) framed bytes; returns the transport action to
-  /// take after unlocking.
-  bool queue_or_write(byte_buffer bytes, bool& start_connect, bool& write_now, byte_buffer& out);
-  void fail_all(std::unordered_map<std::uint32_t, actor::reply_route>& calls, const std::string& why);
+  /// Writes framed bytes on the open connection, or queues them while connecting (from
+  /// idle: start_connect is set, connect after unlocking). mu_ held.
+  void queue_or_write(bytes_view bytes, bool& start_connect);
+  /// Leaves the connection (state idle, nothing queued); returns the calls to fail. mu_ held.
+  failed_calls leave_connection();
+  void fail_all(failed_calls& calls, const std::string& why);
 
   const std::string node_;
   actor::runtime& rt_;
@@ -105,9 +113,16 @@ class sender {
   state state_ = state::idle;
   std::uint32_t session_ = 0;
   byte_buffer queued_;  // frames written while connecting
-  std::unordered_map<std::uint32_t, actor::reply_route> pending_;
+  actor::session_map<actor::reply_route> pending_;
   wire::response_assembler responses_;
+  wire::response_event response_;  // reused by on_frame (the transport's thread only)
   sender_stats stats_;
+  // Push flow control without asking the transport every time: the connection's queue
+  // holds at most what it held when last asked plus what was written since, so while
+  // that bound leaves room the answer cannot be "backed up". mu_.
+  std::size_t queued_seen_ = 0;       // t_.queued() when last asked
+  std::size_t written_unseen_ = 0;    // bytes written since
+  bool queued_unknown_ = true;        // not asked yet on this connection
 };
 
 }  // namespace csk::cluster
