@@ -262,6 +262,17 @@ void connection::make_room() {
 void connection::on_read(std::error_code ec, std::size_t n) {
   read_in_flight_ = false;
   if (state_ != state::open) return;
+  if (detach_read_cancelled_ && (!ec || ec == asio::error::operation_aborted)) {  // net::detach
+    detach_read_cancelled_ = false;
+    if (!ec) {  // it completed before the cancel: keep the bytes, undelivered
+      counters::add(core_.stats().bytes_in, n);
+      counters::add(core_.stats().reads);
+      rend_ += n;
+    }
+    if (detach_done_) return try_finish_detach();
+    if (deliver()) do_read();  // the detach failed meanwhile: go on as before
+    return;
+  }
   if (ec) {
     if (ec == asio::error::eof) {
       if (draining_) {
@@ -452,6 +463,7 @@ void connection::do_write() {
     }
     if (idle) {
       if (draining_) finish(requested_reason_or("closed"), true, spdlog::level::debug);
+      if (detach_done_) try_finish_detach();  // net::detach waits for this
       return;
     }
   }
@@ -566,6 +578,204 @@ void connection::finish(const std::string& reason, bool graceful, spdlog::level:
     core_.log().error("conn {} ({}): on_close threw: {}", id_, peer_, e.what());
   } catch (...) {
     core_.log().error("conn {} ({}): on_close threw", id_, peer_);
+  }
+  if (detach_done_) fail_detach("connection closed: " + reason, false);
+}
+
+// ---------------------------------------------------------------------- hand-over --
+//
+// detach: paused_ stops delivery at a message boundary (deliver checks it before each
+// message), so rbuf_[rstart_, rend_) is always "undelivered, from a message start". The
+// detach then waits for: the send queue written (do_write going idle calls
+// try_finish_detach), the read in flight cancelled and completed (its bytes, if it got
+// any, are appended, not delivered). With nothing in flight on the socket, one
+// synchronous step on the net thread asks before_detach, refuses further sends, takes
+// the fd out of asio and forgets the id: no byte can be read, written or delivered in
+// between.
+
+result<void, std::string> connection::adopt_socket(int fd) {
+  const auto what = "adopt connection fd " + std::to_string(fd);
+  int type = 0;
+  socklen_t type_len = sizeof(type);
+  if (::getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &type_len) != 0) {
+    return unexpected{what + ": " + std::system_category().message(errno)};
+  }
+  if (type != SOCK_STREAM) return unexpected{what + ": not a stream socket"};
+  sockaddr_storage addr{};
+  socklen_t len = sizeof(addr);
+  if (::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+    return unexpected{what + ": " + std::system_category().message(errno)};
+  }
+  if (addr.ss_family != AF_INET && addr.ss_family != AF_INET6) return unexpected{what + ": not a TCP/IP socket"};
+  std::error_code ec;
+  socket_.assign(addr.ss_family == AF_INET ? asio::ip::tcp::v4() : asio::ip::tcp::v6(), fd, ec);
+  if (ec) return unexpected{what + ": " + ec.message()};
+  const auto ep = socket_.remote_endpoint(ec);
+  const int fd_flags = ::fcntl(fd, F_GETFD);
+  const int fl_flags = ::fcntl(fd, F_GETFL);
+  if (ec || fd_flags < 0 || ::fcntl(fd, F_SETFD, fd_flags | FD_CLOEXEC) != 0 || fl_flags < 0 ||
+      ::fcntl(fd, F_SETFL, fl_flags | O_NONBLOCK) != 0) {
+    const std::string why = ec ? "not connected: " + ec.message() : "fcntl: " + std::system_category().message(errno);
+    std::error_code ignored;
+    (void)socket_.release(ignored);  // give the fd back, not closed
+    return unexpected{what + ": " + why};
+  }
+  peer_ = format_endpoint(ep);
+  if (options_.no_delay) socket_.set_option(asio::ip::tcp::no_delay(true), ec);
+  return {};
+}
+
+bool connection::start_adopted(byte_buffer unread) {
+  if (!core_.add_connection(shared_from_this())) {
+    std::error_code ignored;
+    (void)socket_.release(ignored);
+    state_ = state::closed;
+    return false;
+  }
+  asio::post(ctx_, [self = shared_from_this(), unread = std::move(unread)]() mutable {
+    self->adopted(std::move(unread));
+  });
+  return true;
+}
+
+void connection::adopted(byte_buffer unread) {
+  if (state_ != state::starting) return;
+  if (close_requested_.load(std::memory_order_relaxed)) {  // closed (stop) before it began
+    state_ = state::closed;
+    std::error_code ignored;
+    socket_.close(ignored);
+    core_.remove_connection(id_);
+    return;
+  }
+  state_ = state::open;
+  counters::add(core_.stats().adopted);
+  core_.log().debug("conn {}: adopted, peer {}, {} unread bytes", id_, peer_, unread.size());
+  if (!guarded("on_adopt", [&] { handler_->on_adopt(id_, peer_); })) return;
+  // established(), with the unread bytes in front as if they had just been read.
+  rbuf_.resize(std::max({options_.read_chunk, min_read_chunk, unread.size()}));
+  std::copy(unread.begin(), unread.end(), rbuf_.begin());
+  rstart_ = 0;
+  rend_ = unread.size();
+  last_read_ = clock::now();
+  arm_idle();
+  if (deliver()) do_read();
+  do_write();
+}
+
+void connection::start_detach(std::chrono::milliseconds timeout, detach_done done) {
+  asio::post(ctx_, [self = shared_from_this(), timeout, done = std::move(done)]() mutable {
+    self->do_detach(timeout, std::move(done));
+  });
+}
+
+void connection::do_detach(std::chrono::milliseconds timeout, detach_done done) {
+  const auto refuse = [&](const std::string& why) {
+    if (done) done(unexpected("detach: connection " + std::to_string(id_) + ": " + why));
+  };
+  if (state_ != state::open) return refuse(state_ == state::closed ? "closed" : "not established");
+  if (close_requested_.load(std::memory_order_relaxed)) return refuse("closing");
+  if (detach_done_) return refuse("a detach is already in progress");
+  detach_done_ = done ? std::move(done) : detach_done([](result<detached_connection, std::string>) {});
+  detach_was_paused_ = paused_.exchange(true, std::memory_order_acq_rel);
+  const std::uint64_t seq = ++detach_seq_;
+  if (timeout.count() > 0) {
+    detach_timer_.expires_after(timeout);
+    detach_timer_.async_wait([self = shared_from_this(), seq](std::error_code ec) {
+      // Not this detach's any more (it ended; a stale expiry), done, or about to be.
+      if (ec || seq != self->detach_seq_ || !self->detach_done_ || self->detach_read_cancelled_) return;
+      self->fail_detach("the send queue was not written in time (" + std::to_string(self->outbound()) +
+                            " bytes left)",
+                        true);
+    });
+  }
+  try_finish_detach();
+}
+
+void connection::try_finish_detach() {
+  if (!detach_done_ || state_ != state::open) return;
+  if (write_in_flight_) return;  // do_write going idle calls again
+  {
+    std::lock_guard lock(mu_);
+    if (outbound_ != 0 || writer_active_) return;  // a do_write is posted or will be
+  }
+  if (read_in_flight_) {
+    if (!detach_read_cancelled_) {
+      detach_read_cancelled_ = true;
+      std::error_code ignored;
+      socket_.cancel(ignored);  // no write is in flight: only the read is cancelled
+    }
+    return;  // on_read calls again
+  }
+  std::string refused;
+  if (!guarded("before_detach", [&] { refused = handler_->before_detach(id_); })) return;  // closed: failed
+  if (!refused.empty()) return fail_detach("refused: " + refused, true);
+  {
+    std::lock_guard lock(mu_);
+    if (outbound_ != 0) return;  // before_detach sent something: write it first
+    accepting_ = false;
+    if (close_mode_ == close_mode::none) close_mode_ = close_mode::abort;
+  }
+  std::error_code ec;
+  const int fd = socket_.release(ec);
+  if (ec) {
+    std::lock_guard lock(mu_);
+    accepting_ = true;
+    close_mode_ = close_mode::none;
+    return fail_detach("cannot release the socket: " + ec.message(), true);
+  }
+  close_requested_.store(true, std::memory_order_relaxed);
+  state_ = state::closed;
+  idle_timer_.cancel();
+  deadline_.cancel();
+  detach_timer_.cancel();
+  detached_connection out;
+  out.fd = unique_fd(fd);
+  out.unread.assign(rbuf_.begin() + static_cast<std::ptrdiff_t>(rstart_),
+                    rbuf_.begin() + static_cast<std::ptrdiff_t>(rend_));
+  out.peer = peer_;
+  rstart_ = rend_ = 0;
+  core_.remove_connection(id_);
+  counters::add(core_.stats().detached);
+  core_.log().debug("conn {} ({}): detached with {} unread bytes", id_, peer_, out.unread.size());
+  try {
+    handler_->on_detach(id_);
+  } catch (const std::exception& e) {
+    core_.log().error("conn {} ({}): on_detach threw: {}", id_, peer_, e.what());
+  } catch (...) {
+    core_.log().error("conn {} ({}): on_detach threw", id_, peer_);
+  }
+  auto done = std::exchange(detach_done_, nullptr);
+  try {
+    done(std::move(out));
+  } catch (const std::exception& e) {
+    core_.log().error("conn {}: detach done callback threw: {}", id_, e.what());
+  } catch (...) {
+    core_.log().error("conn {}: detach done callback threw", id_);
+  }
+}
+
+void connection::fail_detach(std::string why, bool restore) {
+  auto done = std::exchange(detach_done_, nullptr);
+  if (!done) return;
+  detach_timer_.cancel();
+  core_.log().info("conn {} ({}): detach failed: {}", id_, peer_, why);
+  if (restore && state_ == state::open) {
+    paused_.store(detach_was_paused_, std::memory_order_release);
+    // As resume(), and also when no read was held (the cancelled read just completed).
+    if (!detach_was_paused_ && !reading_held()) {
+      read_held_ = false;
+      if (options_.idle_timeout.count() > 0) last_read_ = clock::now();  // the pause was ours
+      if (deliver()) do_read();
+    } else if (!read_in_flight_) {
+      read_held_ = true;  // resume() (or on_written draining) restarts it
+    }
+  }
+  try {
+    done(unexpected("detach: connection " + std::to_string(id_) + ": " + why));
+  } catch (const std::exception& e) {
+    core_.log().error("conn {}: detach done callback threw: {}", id_, e.what());
+  } catch (...) {
+    core_.log().error("conn {}: detach done callback threw", id_);
   }
 }
 

@@ -36,8 +36,10 @@
 #include <spdlog/common.h>
 
 #include "common/base/bytes.hpp"
+#include "common/base/result.hpp"
 #include "common/net/asio.hpp"
 #include "common/net/handler.hpp"
+#include "common/net/net.hpp"
 #include "common/net/unique_fd.hpp"
 
 namespace csk::net {
@@ -73,6 +75,17 @@ class connection : public std::enable_shared_from_this<connection> {
   void request_close(std::string reason, bool flush);
   /// See net::pause_reading / resume_reading. Any thread.
   void set_paused(bool paused);
+
+  // -- hand-over (net::detach / net::adopt_connection) --------------------------------
+  using detach_done = std::function<void(result<detached_connection, std::string>)>;
+  /// Takes an established socket handed over (assign, FD_CLOEXEC, O_NONBLOCK, no_delay,
+  /// peer). On failure the fd is not taken. Caller's thread, before start_adopted.
+  result<void, std::string> adopt_socket(int fd);
+  /// Registers, then on its net thread: on_adopt, delivers `unread`, reads. False (the
+  /// socket gave its fd back, not closed) if the net is stopping. Caller's thread, once.
+  bool start_adopted(byte_buffer unread);
+  /// See net::detach. Any thread (posts to the net thread).
+  void start_detach(std::chrono::milliseconds timeout, detach_done done);
 
  private:
   enum class state : std::uint8_t { starting, connecting, open, closed };
@@ -116,6 +129,16 @@ class connection : public std::enable_shared_from_this<connection> {
 
   template <class F>
   bool guarded(const char* hook, F&& f);
+
+  // hand-over, net thread
+  void adopted(byte_buffer unread);
+  void do_detach(std::chrono::milliseconds timeout, detach_done done);
+  /// Completes the detach once nothing is in flight; waits otherwise (re-entered from
+  /// do_write going idle and from on_read of the cancelled read).
+  void try_finish_detach();
+  /// Ends a detach with an error; `restore` = the connection is still open: reading
+  /// goes on as before the detach.
+  void fail_detach(std::string why, bool restore);
 
   asio::io_context& ctx_;
   core& core_;
@@ -164,6 +187,13 @@ class connection : public std::enable_shared_from_this<connection> {
   close_mode close_mode_ = close_mode::none;  // mu_
   std::string close_reason_;     // mu_
   spdlog::level::level_enum close_level_ = spdlog::level::debug;  // mu_: how to log it
+
+  // hand-over, net thread. A detach is in progress while detach_done_ is set.
+  detach_done detach_done_;
+  asio::steady_timer detach_timer_{ctx_};
+  bool detach_was_paused_ = false;   // paused_ before the detach (restored on failure)
+  bool detach_read_cancelled_ = false;  // the read in flight was cancelled for the detach
+  std::uint64_t detach_seq_ = 0;        // which detach a timer completion belongs to
 };
 
 }  // namespace csk::net

@@ -41,6 +41,8 @@ struct counters {
   std::atomic<std::uint64_t> reads{0};
   std::atomic<std::uint64_t> writes{0};
   std::atomic<std::uint64_t> messages{0};
+  std::atomic<std::uint64_t> detached{0};
+  std::atomic<std::uint64_t> adopted{0};
 
   static void add(std::atomic<std::uint64_t>& c, std::uint64_t n = 1) noexcept {
     c.fetch_add(n, std::memory_order_relaxed);

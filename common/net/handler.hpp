@@ -68,6 +68,21 @@ class handler {
   /// unknown to net::send. `reason`: "peer closed", "shutdown", the reason given to
   /// net::close, or the error that closed it.
   virtual void on_close(conn_id /*id*/, const std::string& /*reason*/) {}
+
+  // -- hand-over (net::detach / net::adopt_connection) ------------------------------
+
+  /// net::adopt_connection: an established connection handed over from another net (or
+  /// another process) joins this one. Runs before its unread bytes are delivered. The
+  /// default treats it as accepted: on_accept(id, peer).
+  virtual void on_adopt(conn_id id, const std::string& peer) { on_accept(id, peer); }
+  /// net::detach, on the connection's thread, once reading has stopped at a message
+  /// boundary and every queued byte is written, just before the socket is taken out.
+  /// Returning a non-empty reason refuses the detach: the connection goes on as before
+  /// (e.g. calls still in flight whose answers would be lost). Default: "" (agree).
+  virtual std::string before_detach(conn_id /*id*/) { return {}; }
+  /// net::detach succeeded: the socket has left this net, which forgets the id. There is
+  /// no on_close for it: drop the per-connection state here. Runs before detach's `done`.
+  virtual void on_detach(conn_id /*id*/) {}
 };
 
 }  // namespace csk::net

@@ -102,6 +102,35 @@ void net::close(conn_id id, std::string reason, bool flush) {
   });
 }
 
+void net::detach(conn_id id, std::chrono::milliseconds timeout, detach_done done) {
+  const bool known = core_->with_connection(id, [&](connection& c) {
+    c.start_detach(timeout, std::move(done));
+    return true;
+  });
+  if (!known && done) done(unexpected(std::string("detach: unknown connection ") + std::to_string(id)));
+}
+
+std::future<result<detached_connection, std::string>> net::detach(conn_id id, std::chrono::milliseconds timeout) {
+  auto p = std::make_shared<std::promise<result<detached_connection, std::string>>>();
+  auto f = p->get_future();
+  detach(id, timeout, [p](result<detached_connection, std::string> r) { p->set_value(std::move(r)); });
+  return f;
+}
+
+result<conn_id, std::string> net::adopt_connection(unique_fd&& fd, bytes_view unread, std::shared_ptr<handler> h,
+                                                   conn_options o) {
+  require(h);
+  const auto id = core_->new_conn_id();
+  auto c = std::make_shared<connection>(core_->next_context(), *core_, id, std::move(h), o,
+                                        connection::role::accepted);
+  if (auto adopted = c->adopt_socket(fd.get()); !adopted) return unexpected(adopted.error());
+  if (!c->start_adopted(byte_buffer(unread.begin(), unread.end()))) {  // the socket gave the fd back
+    return unexpected(std::string("adopt connection: the net is stopped"));
+  }
+  (void)fd.release();  // the connection's socket owns it now
+  return id;
+}
+
 net::stats net::get_stats() const {
   const auto& s = core_->stats();
   const auto get = [](const std::atomic<std::uint64_t>& c) { return c.load(std::memory_order_relaxed); };
@@ -114,6 +143,8 @@ net::stats net::get_stats() const {
   out.reads = get(s.reads);
   out.writes = get(s.writes);
   out.messages = get(s.messages);
+  out.detached = get(s.detached);
+  out.adopted = get(s.adopted);
   return out;
 }
 

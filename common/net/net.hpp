@@ -34,20 +34,41 @@
 //
 // Lifetime: start() once, stop() once (idempotent); a stopped net cannot be restarted.
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
+#include <future>
 #include <memory>
 #include <string>
 #include <system_error>
 
 #include "common/base/bytes.hpp"
 #include "common/base/result.hpp"
+#include "common/base/unique_fd.hpp"
 #include "common/net/framing.hpp"
 #include "common/net/handler.hpp"
 
 namespace csk::net {
 
 class core;
+
+/// An established TCP connection taken out of a net by net::detach, to be adopted by
+/// another net (net::adopt_connection), possibly in another process (pass `fd` with
+/// SCM_RIGHTS, `unread` and `peer` as bytes).
+///
+/// The invariant: the connection stopped at a message boundary. Every message before
+/// `unread` was delivered to on_message (whole), none of `unread` was: `unread` is the
+/// received bytes from the first undelivered message's first byte to the last byte read
+/// from the socket: zero or more whole messages (held back by a pause) followed by at
+/// most one partial message. The socket's own receive buffer holds what follows, in
+/// order. Every byte queued for sending was written to the socket before the detach
+/// (the kernel may still be transmitting it), so the new owner starts with an empty
+/// send queue. Nothing else (options, pause state, idle timer) travels.
+struct detached_connection {
+  unique_fd fd;         ///< the connected socket, close-on-exec
+  byte_buffer unread;   ///< received, not delivered; starts at a message boundary
+  std::string peer;     ///< "ip:port" of the remote end, for logs
+};
 
 class net {
  public:
@@ -61,6 +82,8 @@ class net {
     std::uint64_t reads = 0;      ///< completed reads that returned bytes
     std::uint64_t writes = 0;     ///< completed writes (one write syscall each)
     std::uint64_t messages = 0;   ///< on_message calls
+    std::uint64_t detached = 0;   ///< connections handed out by detach
+    std::uint64_t adopted = 0;    ///< connections taken in by adopt_connection
   };
 
   /// Creates `threads` io_contexts (at least 1); no thread runs until start().
@@ -146,6 +169,44 @@ class net {
   /// (the first close requested wins; an abort may cut short an earlier graceful close).
   /// Unknown ids are ignored. Threads: any thread, including hooks.
   void close(conn_id id, std::string reason, bool flush = true);
+
+  // -- hand-over of established connections ------------------------------------------
+
+  using detach_done = std::function<void(result<detached_connection, std::string>)>;
+
+  /// Takes an established connection out of this net without closing it, so that
+  /// another net (another worker) can adopt it and the peer sees no disconnect. On the
+  /// connection's thread: stops reading and delivering after the on_message in progress
+  /// (as pause_reading), waits until every queued byte is written, cancels the read in
+  /// flight (bytes it already got are kept), asks handler::before_detach, then takes the
+  /// socket out of asio (no shutdown, no close), forgets the id without on_close, calls
+  /// handler::on_detach(id) and done({fd, unread, peer}). See detached_connection.
+  ///
+  /// Fails, with the connection left as it was (reading resumes unless it was paused by
+  /// pause_reading before): unknown id, a connection not established (connecting) or
+  /// closing, another detach in progress, the queue not written within `timeout` (a peer
+  /// that does not read; 0 = no limit), before_detach refused. If the connection closes
+  /// meanwhile (peer gone, net::close, stop), done gets the error and on_close runs.
+  /// Sends made while the detach waits are written first; sends after it succeeded are
+  /// refused (the id is unknown): callers must have stopped producing for the id.
+  /// Do not call resume_reading on the id while its detach is in progress.
+  ///
+  /// `done` runs exactly once: on the connection's net thread, or at once on the
+  /// caller's thread for an unknown id. Threads: any thread, including hooks.
+  void detach(conn_id id, std::chrono::milliseconds timeout, detach_done done);
+  /// The same; the future is ready when done would run. Do not wait on it on a net thread.
+  std::future<result<detached_connection, std::string>> detach(conn_id id, std::chrono::milliseconds timeout);
+
+  /// Makes an established TCP socket (from detach, here or in another process) a
+  /// connection of this net, served by `h` and `o`: h->on_adopt(id, peer) (default:
+  /// on_accept), then `unread` is delivered as if it had just been read (unpack and
+  /// on_message for each whole message, a partial one waits for the rest), then normal
+  /// reading. The id is returned at once; the hooks run on its net thread, possibly
+  /// before this returns. On success the net owns the socket (moved out of `fd`) and sets
+  /// FD_CLOEXEC and O_NONBLOCK; on failure (not a connected TCP socket, net stopped)
+  /// `fd` is left untouched and still the caller's. Threads: any thread.
+  [[nodiscard]] result<conn_id, std::string> adopt_connection(unique_fd&& fd, bytes_view unread,
+                                                              std::shared_ptr<handler> h, conn_options o = {});
 
   /// Threads: any thread.
   stats get_stats() const;

@@ -281,4 +281,168 @@ response_event response_assembler::finish(std::uint32_t session, partial& p) {
   return ev;
 }
 
+// ------------------------------------------------------- hand-over state --
+//
+// request_assembler state, all integers little-endian:
+//   "CSRA"        4   magic
+//   version       u8  state_version (1)
+//   has_trace     u8  0/1: a trace tag waits for the next call
+//   trace_tag     u32 length + bytes
+//   count         u32 incomplete multi-part requests, then each, by ascending session:
+//     session     u32
+//     flags       u8  1 push, 2 orphan, 4 spoiled, 8 has_trace, 16 discard, 32 by_name
+//     address     u32 (target.address)
+//     name        u32 length + bytes (target.name, at most max_name_length)
+//     trace_tag   u32 length + bytes
+//     total       u64 announced size
+//     received    u64 bytes counted so far
+//     data        u64 length + bytes: == received unless discard (then 0); <= total
+// Nothing follows the last request.
+
+namespace {
+
+constexpr std::uint8_t flag_push = 1, flag_orphan = 2, flag_spoiled = 4, flag_trace = 8, flag_discard = 16,
+                       flag_by_name = 32;
+constexpr std::string_view state_magic = "CSRA";
+
+void put_u32(byte_buffer& out, std::uint32_t v) {
+  for (int i = 0; i < 4; ++i) out.push_back(static_cast<std::uint8_t>(v >> (8 * i)));
+}
+void put_u64(byte_buffer& out, std::uint64_t v) {
+  for (int i = 0; i < 8; ++i) out.push_back(static_cast<std::uint8_t>(v >> (8 * i)));
+}
+void put_bytes32(byte_buffer& out, bytes_view b) {
+  put_u32(out, static_cast<std::uint32_t>(b.size()));
+  out.insert(out.end(), b.begin(), b.end());
+}
+
+/// Reads the fields in order; any read past the end sets `bad` and yields zeros.
+struct state_reader {
+  bytes_view in;
+  bool bad = false;
+
+  bool take(std::size_t n, bytes_view& out) {
+    if (bad || in.size() < n) {
+      bad = true;
+      return false;
+    }
+    out = in.first(n);
+    in = in.subspan(n);
+    return true;
+  }
+  std::uint64_t uint(std::size_t n) {
+    bytes_view b;
+    if (!take(n, b)) return 0;
+    std::uint64_t v = 0;
+    for (std::size_t i = 0; i < n; ++i) v |= std::uint64_t{b[i]} << (8 * i);
+    return v;
+  }
+  std::uint8_t u8() { return static_cast<std::uint8_t>(uint(1)); }
+  std::uint32_t u32() { return static_cast<std::uint32_t>(uint(4)); }
+  std::uint64_t u64() { return uint(8); }
+  /// A length-prefixed byte string, the length checked against what is left first.
+  bytes_view bytes(std::uint64_t len) {
+    bytes_view b;
+    if (len > in.size()) {
+      bad = true;
+      return {};
+    }
+    take(static_cast<std::size_t>(len), b);
+    return b;
+  }
+};
+
+}  // namespace
+
+void request_assembler::export_state(byte_buffer& out) const {
+  out.insert(out.end(), state_magic.begin(), state_magic.end());
+  out.push_back(state_version);
+  out.push_back(has_trace_ ? 1 : 0);
+  put_bytes32(out, as_bytes(trace_tag_));
+  std::vector<std::uint32_t> sessions;
+  sessions.reserve(pending_.size());
+  for (const auto& [session, p] : pending_) sessions.push_back(session);
+  std::sort(sessions.begin(), sessions.end());
+  put_u32(out, static_cast<std::uint32_t>(sessions.size()));
+  for (const std::uint32_t session : sessions) {
+    const partial& p = pending_.at(session);
+    put_u32(out, session);
+    std::uint8_t flags = 0;
+    if (p.push) flags |= flag_push;
+    if (p.orphan) flags |= flag_orphan;
+    if (p.spoiled) flags |= flag_spoiled;
+    if (p.has_trace) flags |= flag_trace;
+    if (p.buf.discard) flags |= flag_discard;
+    if (p.to.by_name) flags |= flag_by_name;
+    out.push_back(flags);
+    put_u32(out, p.to.address);
+    put_bytes32(out, as_bytes(p.to.name));
+    put_bytes32(out, as_bytes(p.trace_tag));
+    put_u64(out, p.buf.total);
+    put_u64(out, p.buf.received);
+    put_u64(out, p.buf.discard ? 0 : p.buf.data.size());
+    if (!p.buf.discard) out.insert(out.end(), p.buf.data.begin(), p.buf.data.end());
+  }
+}
+
+result<void, std::string> request_assembler::import_state(bytes_view in) {
+  const auto fail = [](std::string why) { return unexpected("request assembler state: " + std::move(why)); };
+  state_reader r{in};
+  bytes_view magic;
+  if (!r.take(state_magic.size(), magic) || as_chars(magic) != state_magic) return fail("bad magic");
+  const std::uint8_t version = r.u8();
+  if (r.bad || version != state_version) {
+    return fail("unsupported version " + std::to_string(version) + " (this build reads " +
+                std::to_string(state_version) + ")");
+  }
+  const std::uint8_t has_trace = r.u8();
+  const bytes_view tag = r.bytes(r.u32());
+  const std::uint32_t count = r.u32();
+  if (r.bad) return fail("truncated header");
+  if (has_trace > 1) return fail("bad trace flag");
+  if (count > limits_.max_pending_messages) {
+    return fail(std::to_string(count) + " incomplete requests, over the limit of " +
+                std::to_string(limits_.max_pending_messages));
+  }
+  std::unordered_map<std::uint32_t, partial> pending;
+  for (std::uint32_t i = 0; i < count; ++i) {
+    const std::uint32_t session = r.u32();
+    const std::uint8_t flags = r.u8();
+    partial p;
+    p.to.address = r.u32();
+    const bytes_view name = r.bytes(r.u32());
+    const bytes_view ptag = r.bytes(r.u32());
+    p.buf.total = r.u64();
+    p.buf.received = r.u64();
+    const bytes_view data = r.bytes(r.u64());
+    if (r.bad) return fail("truncated at request " + std::to_string(i));
+    if ((flags & ~std::uint8_t{63}) != 0) return fail("unknown flags at session " + std::to_string(session));
+    if (name.size() > max_name_length) return fail("name too long at session " + std::to_string(session));
+    p.push = (flags & flag_push) != 0;
+    p.orphan = (flags & flag_orphan) != 0;
+    p.spoiled = (flags & flag_spoiled) != 0;
+    p.has_trace = (flags & flag_trace) != 0;
+    p.buf.discard = (flags & flag_discard) != 0;
+    p.to.by_name = (flags & flag_by_name) != 0;
+    p.to.name.assign(as_chars(name));
+    p.trace_tag.assign(as_chars(ptag));
+    if (p.buf.discard ? !data.empty() : (data.size() != p.buf.received || p.buf.received > p.buf.total)) {
+      return fail("inconsistent sizes at session " + std::to_string(session));
+    }
+    if ((p.orphan || p.spoiled) && !p.buf.discard) return fail("refused message not discarded at session " +
+                                                               std::to_string(session));
+    if (!p.buf.discard && p.buf.total > limits_.max_message_size) {
+      p.buf.discard = true;  // this assembler's limit: refused at its end, as on_header does
+    } else {
+      p.buf.data.assign(data.begin(), data.end());
+    }
+    if (!pending.emplace(session, std::move(p)).second) return fail("duplicate session " + std::to_string(session));
+  }
+  if (!r.in.empty()) return fail(std::to_string(r.in.size()) + " trailing bytes");
+  pending_ = std::move(pending);
+  has_trace_ = has_trace != 0;
+  trace_tag_.assign(as_chars(tag));
+  return {};
+}
+
 }  // namespace csk::wire

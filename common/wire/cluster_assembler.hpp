@@ -15,6 +15,7 @@
 #include <unordered_map>
 
 #include "common/base/bytes.hpp"
+#include "common/base/result.hpp"
 #include "common/wire/cluster_codec.hpp"
 
 namespace csk::wire {
@@ -84,6 +85,19 @@ class request_assembler {
   void push(const request_frame& f, request_event& ev);
 
   std::size_t pending() const noexcept { return pending_.size(); }
+
+  /// Hand-over (a connection moving to another worker): appends the whole state, i.e.
+  /// every incomplete multi-part request and the trace tag waiting for the next call, as
+  /// a versioned, self-delimiting blob (layout in cluster_assembler.cpp, state_version).
+  /// Deterministic: the same state gives the same bytes. Limits are not part of it.
+  void export_state(byte_buffer& out) const;
+  /// Replaces the state with an exported one, checked to its last byte (lengths against
+  /// the bytes present, counts against limits, no duplicate session, no trailing bytes).
+  /// This assembler's limits apply from now on: a message over max_message_size is
+  /// discarded as on_header would. On error the state is unchanged.
+  result<void, std::string> import_state(bytes_view in);
+  /// The blob's format version (its first byte after the magic).
+  static constexpr std::uint8_t state_version = 1;
 
  private:
   struct partial {

@@ -63,6 +63,13 @@ class agent::outbox final : public actor::runtime::turn_flusher {
 
   void write_now(byte_buffer b) { write_(std::move(b)); }
 
+  /// Calls dispatched whose completion has not finished, plus one while a flush is
+  /// arranged and not yet done: 0 means every answer owed has been handed to `write`.
+  std::size_t owed() const noexcept {
+    const int refs = refs_.load(std::memory_order_acquire);
+    return refs > 1 ? static_cast<std::size_t>(refs - 1) : 0;
+  }
+
   void flush() override {
     byte_buffer b;
     {
@@ -239,6 +246,47 @@ void agent::dispatch(wire::request_message& m) {
   };
   out_->acquire();
   rt_.call(to, std::move(*args), call_timeout_, complete{out_, m.session});
+}
+
+// ------------------------------------------------------------ hand-over --
+//
+// Agent state, all integers little-endian:
+//   "CSAG"       4   magic
+//   version      u8  state_version (1)
+//   assembler    u32 length + bytes: wire::request_assembler::export_state (its own
+//                    magic and version: the multi-part requests half received, the trace
+//                    tag waiting for the next call)
+// Nothing follows. Not part of it: calls in flight (export refuses while there are any),
+// the counters (stats() of the new agent start at 0), the limits and the call timeout
+// (the new agent's own).
+
+std::size_t agent::in_flight() const noexcept { return out_->owed(); }
+
+result<byte_buffer, std::string> agent::export_state() const {
+  if (closed_) return unexpected(std::string("agent state: the connection is closing"));
+  if (const std::size_t owed = in_flight(); owed != 0) {
+    return unexpected("agent state: " + std::to_string(owed) + " calls in flight (drain them first)");
+  }
+  byte_buffer assembled;
+  assembler_.export_state(assembled);
+  byte_buffer out;
+  out.reserve(9 + assembled.size());
+  out.insert(out.end(), {'C', 'S', 'A', 'G', state_version});
+  for (int i = 0; i < 4; ++i) out.push_back(static_cast<std::uint8_t>(assembled.size() >> (8 * i)));
+  out.insert(out.end(), assembled.begin(), assembled.end());
+  return out;
+}
+
+result<void, std::string> agent::import_state(bytes_view in) {
+  if (in.size() < 9 || as_chars(in.first(4)) != "CSAG") return unexpected(std::string("agent state: bad magic"));
+  if (in[4] != state_version) {
+    return unexpected("agent state: unsupported version " + std::to_string(in[4]) + " (this build reads " +
+                      std::to_string(state_version) + ")");
+  }
+  std::size_t len = 0;
+  for (std::size_t i = 0; i < 4; ++i) len |= std::size_t{in[5 + i]} << (8 * i);
+  if (len != in.size() - 9) return unexpected(std::string("agent state: length does not match the bytes"));
+  return assembler_.import_state(in.subspan(9));
 }
 
 }  // namespace csk::cluster

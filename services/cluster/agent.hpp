@@ -60,6 +60,21 @@ class agent {
 
   agent_stats stats() const;
 
+  // -- hand-over (a connection moving to another worker) -------------------------------
+  /// Calls dispatched and not yet answered, counting an answer as given once it has been
+  /// handed to `write` (0 = this agent owes its peer nothing). Any thread.
+  std::size_t in_flight() const noexcept;
+  /// The connection's protocol state (layout and version in agent.cpp): the multi-part
+  /// requests half received and the trace tag. Precondition, checked: no call in flight
+  /// (the orchestration stops delivery, then waits for in_flight() == 0); fails
+  /// otherwise, or once the agent closed its connection. The agent itself is unchanged.
+  /// Net thread of the connection (no on_frame may run meanwhile).
+  result<byte_buffer, std::string> export_state() const;
+  /// Takes over an exported state. Call it on a fresh agent, before its first frame; on
+  /// error nothing changed. Net thread of the connection (or before it is published).
+  result<void, std::string> import_state(bytes_view state);
+  static constexpr std::uint8_t state_version = 1;
+
  private:
   void dispatch(wire::request_message& m);
   void answer_error(std::uint32_t session, std::string_view text);

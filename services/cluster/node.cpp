@@ -1,5 +1,6 @@
 #include "services/cluster/node.hpp"
 
+#include <algorithm>
 #include <atomic>
 #include <cctype>
 #include <typeinfo>
@@ -165,6 +166,7 @@ class node::inbound : public net::handler {
                             [n, id](const std::string& reason) { n->close(id, reason, true); }, opts_.limits,
                             opts_.inbound_call_timeout));
     log()->info("cluster: accepted {} (connection {})", peer, id);
+    if (frozen_.load()) net_.pause_reading(id);  // node::pause_inbound: read nothing
   }
   void on_message(net::conn_id id, bytes_view body) override {
     // Only this connection's net thread uses its agent, and on_close (same thread) is
@@ -199,6 +201,100 @@ class node::inbound : public net::handler {
     std::lock_guard lock(mu_);
     return agents_.size();
   }
+
+  // -- hand-over (node::detach_inbound / adopt_inbound) --
+  void on_adopt(net::conn_id id, const std::string& peer) override {
+    {
+      std::lock_guard lock(mu_);  // adopt() holds it until the agent is in place
+      if (agents_.count(id) != 0) {
+        log()->info("cluster: adopted {} (connection {})", peer, id);
+        return;
+      }
+    }
+    on_accept(id, peer);  // adopted through the net directly: a fresh agent
+  }
+  std::string before_detach(net::conn_id id) override {
+    std::lock_guard lock(mu_);
+    auto it = agents_.find(id);
+    if (it == agents_.end()) return "no agent for the connection";
+    auto state = it->second->export_state();  // reading has stopped: no frame can come
+    if (!state) return state.error();
+    detached_states_[id] = std::move(*state);
+    return {};
+  }
+  void on_detach(net::conn_id id) override {
+    std::unique_ptr<agent> gone;
+    {
+      std::lock_guard lock(mu_);
+      auto it = agents_.find(id);
+      if (it == agents_.end()) return;
+      gone = std::move(it->second);
+      agents_.erase(it);
+    }
+    log()->info("cluster: connection {} handed over", id);
+  }
+  /// The state before_detach exported for `id` (once).
+  std::optional<byte_buffer> take_state(net::conn_id id) {
+    std::lock_guard lock(mu_);
+    auto it = detached_states_.find(id);
+    if (it == detached_states_.end()) return std::nullopt;
+    auto out = std::move(it->second);
+    detached_states_.erase(it);
+    return out;
+  }
+  result<net::conn_id, std::string> adopt(const std::shared_ptr<net::handler>& self, net::detached_connection& c,
+                                          bytes_view state, net::conn_options o) {
+    // The agent's write/close learn the id once the net has given it.
+    auto cid = std::make_shared<std::atomic<net::conn_id>>(0);
+    net::net* n = &net_;
+    auto a = std::make_unique<agent>(
+        rt_, c.peer, [n, cid](byte_buffer b) { n->send(cid->load(), std::move(b)); },
+        [n, cid](const std::string& reason) { n->close(cid->load(), reason, true); }, opts_.limits,
+        opts_.inbound_call_timeout);
+    if (auto imported = a->import_state(state); !imported) return unexpected(imported.error());
+    std::lock_guard lock(mu_);  // on_adopt and the first on_message of the id wait for it
+    if (agents_.size() >= opts_.max_connections) {
+      return unexpected("cannot adopt " + c.peer + ": " + std::to_string(agents_.size()) + " connections already");
+    }
+    auto id = net_.adopt_connection(std::move(c.fd), c.unread, self, o);
+    if (!id) return unexpected(id.error());
+    cid->store(*id);
+    agents_.emplace(*id, std::move(a));
+    if (frozen_.load()) net_.pause_reading(*id);
+    return *id;
+  }
+  bool has(net::conn_id id) const {
+    std::lock_guard lock(mu_);
+    return agents_.count(id) != 0;
+  }
+  std::vector<net::conn_id> ids() const {
+    std::lock_guard lock(mu_);
+    std::vector<net::conn_id> out;
+    out.reserve(agents_.size());
+    for (const auto& [id, a] : agents_) out.push_back(id);
+    std::sort(out.begin(), out.end());
+    return out;
+  }
+  std::size_t in_flight() const {
+    std::lock_guard lock(mu_);
+    std::size_t n = 0;
+    for (const auto& [id, a] : agents_) n += a->in_flight();
+    return n;
+  }
+  /// Freeze (true) or thaw every inbound connection, and those accepted meanwhile.
+  void set_frozen(bool frozen) {
+    std::lock_guard lock(mu_);
+    frozen_.store(frozen);
+    for (const auto& [id, a] : agents_) {
+      if (frozen) {
+        net_.pause_reading(id);
+      } else {
+        net_.resume_reading(id);
+      }
+    }
+  }
+  std::atomic<bool> frozen_{false};
+  std::unordered_map<net::conn_id, byte_buffer> detached_states_;  // mu_
 
  private:
   struct last_agent {
@@ -352,5 +448,41 @@ result<actor::handle_t, std::string> node::proxy(std::string_view node_name, con
 }
 
 std::size_t node::inbound_connections() const { return inbound_->count(); }
+
+// ------------------------------------------------------------ hand-over --
+
+std::vector<net::conn_id> node::inbound_ids() const { return inbound_->ids(); }
+
+void node::pause_inbound() { inbound_->set_frozen(true); }
+
+void node::resume_inbound() { inbound_->set_frozen(false); }
+
+std::size_t node::inbound_in_flight() const { return inbound_->in_flight(); }
+
+void node::detach_inbound(net::conn_id id, std::chrono::milliseconds timeout,
+                          std::function<void(result<inbound_handover, std::string>)> done) {
+  if (!inbound_->has(id)) {  // never detach another handler's connection: its socket would be lost here
+    return done(unexpected("connection " + std::to_string(id) + " is not an inbound cluster connection"));
+  }
+  auto in = inbound_;
+  net_.detach(id, timeout, [in, id, done = std::move(done)](result<net::detached_connection, std::string> r) {
+    auto state = in->take_state(id);  // exported by before_detach, or nothing
+    if (!r) return done(unexpected(r.error()));
+    if (!state) return done(unexpected("connection " + std::to_string(id) + " is not an inbound cluster connection"));
+    done(inbound_handover{std::move(*r), std::move(*state)});
+  });
+}
+
+std::future<result<node::inbound_handover, std::string>> node::detach_inbound(net::conn_id id,
+                                                                             std::chrono::milliseconds timeout) {
+  auto p = std::make_shared<std::promise<result<inbound_handover, std::string>>>();
+  auto f = p->get_future();
+  detach_inbound(id, timeout, [p](result<inbound_handover, std::string> r) { p->set_value(std::move(r)); });
+  return f;
+}
+
+result<net::conn_id, std::string> node::adopt_inbound(net::detached_connection& c, bytes_view agent_state) {
+  return inbound_->adopt(inbound_, c, agent_state, conn_options_for(opts_));
+}
 
 }  // namespace csk::cluster

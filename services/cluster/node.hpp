@@ -29,6 +29,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "common/actor/runtime.hpp"
 #include "common/config/config.hpp"
@@ -85,6 +86,45 @@ class node {
 
   /// Connections accepted and served now.
   std::size_t inbound_connections() const;
+
+  // -- hand-over of inbound connections (issue 6, docs/upgrade.md) ---------------------
+  //
+  // The old worker: pause_inbound() (the freeze; close_listener() too), wait until
+  // inbound_in_flight() == 0, then detach_inbound(id) for every inbound_ids(); pass each
+  // handover to the new worker, which calls adopt_inbound(). Rollback before the socket
+  // left: resume_inbound().
+
+  /// One inbound connection on its way to another node object (another worker).
+  struct inbound_handover {
+    net::detached_connection connection;  ///< the socket, its unread bytes, the peer
+    byte_buffer agent_state;              ///< agent::export_state (versioned)
+  };
+  /// The ids of the inbound connections served now, ascending. Any thread.
+  std::vector<net::conn_id> inbound_ids() const;
+  /// The freeze: every inbound connection, and every one accepted from now on, stops
+  /// reading and delivering after the message in progress (net::pause_reading: a frame
+  /// boundary). A message being delivered at the call may still dispatch a call: wait
+  /// for inbound_in_flight() == 0 afterwards (detach_inbound re-checks on the net
+  /// thread). Any thread.
+  void pause_inbound();
+  /// Ends the freeze (the upgrade was abandoned). Any thread.
+  void resume_inbound();
+  /// Calls from inbound connections dispatched and not yet answered (answers still in
+  /// an agent's outbox count). Any thread.
+  std::size_t inbound_in_flight() const;
+  /// net::detach of inbound connection `id`, with its agent's state exported on the net
+  /// thread right before the socket leaves; refused (the connection stays, reading as
+  /// before the detach) if the agent has calls in flight or the connection is not an
+  /// inbound one. `done` runs once, on the net thread (or at once for an unknown id).
+  void detach_inbound(net::conn_id id, std::chrono::milliseconds timeout,
+                      std::function<void(result<inbound_handover, std::string>)> done);
+  std::future<result<inbound_handover, std::string>> detach_inbound(net::conn_id id,
+                                                                    std::chrono::milliseconds timeout);
+  /// Serves a handed-over connection with a new agent that takes `agent_state` over;
+  /// its unread bytes are processed first (a multi-part request half received completes
+  /// with the next chunks). On failure (bad state, not a connected TCP socket, too many
+  /// connections) nothing was taken: `c.fd` is still the caller's. Any thread.
+  result<net::conn_id, std::string> adopt_inbound(net::detached_connection& c, bytes_view agent_state);
 
  private:
   class remote;
