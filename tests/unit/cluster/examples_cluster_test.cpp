@@ -9,6 +9,7 @@
 
 #include "common/config/load_config.hpp"
 #include "common/net/net.hpp"
+#include "examples/gate/kv_gate.hpp"
 #include "examples/service/hello.hpp"
 #include "examples/service/relay.hpp"
 #include "services/cluster/node.hpp"
@@ -35,6 +36,7 @@ struct example_node {
     lab::register_lab_types(*rt);
     examples::register_hello_types(*rt);
     examples::register_relay_types(*rt);
+    examples::register_kv_types(*rt);  // cluster1's kvstore (its gate is not started here)
     net = std::make_unique<net::net>(1);
     cluster::node_options o;
     o.self = cfg.cluster.self;

@@ -161,9 +161,10 @@ TEST_F(ops_cli_test, check_the_example_config) {
   auto r = run_cli({"check", "-c", CSK_SOURCE_DIR "/examples/cluster1/config.yaml"});
   EXPECT_EQ(r.code, 0) << r;
   EXPECT_EQ(r.out.rfind("ok: ", 0), 0u) << r;
-  EXPECT_NE(r.out.find("services: 4"), std::string::npos) << r;
+  EXPECT_NE(r.out.find("services: 5"), std::string::npos) << r;
   EXPECT_NE(r.out.find("echo     @echo .echo"), std::string::npos) << r;
-  EXPECT_NE(r.out.find("listeners: 1"), std::string::npos) << r;
+  EXPECT_NE(r.out.find("listeners: 2"), std::string::npos) << r;
+  EXPECT_NE(r.out.find("gate:kv  127.0.0.1:8001"), std::string::npos) << r;
   EXPECT_NE(r.out.find("cluster"), std::string::npos) << r;
   EXPECT_NE(r.out.find("control socket: "), std::string::npos) << r;
   EXPECT_EQ(r.err, "");
@@ -173,8 +174,9 @@ TEST_F(ops_cli_test, check_the_example_config) {
   auto parsed = json::parse(j.out, nullptr, false);
   ASSERT_TRUE(parsed.is_object()) << j;
   EXPECT_EQ(parsed["ok"], true);
-  EXPECT_EQ(parsed["services"].size(), 4u);
+  EXPECT_EQ(parsed["services"].size(), 5u);
   EXPECT_EQ(parsed["listeners"][0]["name"], "cluster");
+  EXPECT_EQ(parsed["listeners"][1]["name"], "gate:kv");
 }
 
 TEST_F(ops_cli_test, check_lists_every_error_with_its_key) {
