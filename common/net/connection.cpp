@@ -270,7 +270,7 @@ void connection::on_read(std::error_code ec, std::size_t n) {
       rend_ += n;
     }
     if (detach_done_) return try_finish_detach();
-    if (deliver()) do_read();  // the detach failed meanwhile: go on as before
+    if (deliver_and_write()) do_read();  // the detach failed meanwhile: go on as before
     return;
   }
   if (ec) {
@@ -657,8 +657,12 @@ void connection::adopted(byte_buffer unread) {
   rstart_ = 0;
   rend_ = unread.size();
   last_read_ = clock::now();
+  {
+    std::lock_guard lock(mu_);  // as established(): direct writes may use the socket
+    if (accepting_) direct_fd_ = socket_.native_handle();
+  }
   arm_idle();
-  if (deliver()) do_read();
+  if (deliver_and_write()) do_read();
   do_write();
 }
 
@@ -713,6 +717,7 @@ void connection::try_finish_detach() {
     std::lock_guard lock(mu_);
     if (outbound_ != 0) return;  // before_detach sent something: write it first
     accepting_ = false;
+    direct_fd_ = -1;  // no direct write may reach the fd once it has left
     if (close_mode_ == close_mode::none) close_mode_ = close_mode::abort;
   }
   std::error_code ec;
@@ -720,6 +725,7 @@ void connection::try_finish_detach() {
   if (ec) {
     std::lock_guard lock(mu_);
     accepting_ = true;
+    direct_fd_ = socket_.native_handle();
     close_mode_ = close_mode::none;
     return fail_detach("cannot release the socket: " + ec.message(), true);
   }
@@ -765,7 +771,7 @@ void connection::fail_detach(std::string why, bool restore) {
     if (!detach_was_paused_ && !reading_held()) {
       read_held_ = false;
       if (options_.idle_timeout.count() > 0) last_read_ = clock::now();  // the pause was ours
-      if (deliver()) do_read();
+      if (deliver_and_write()) do_read();
     } else if (!read_in_flight_) {
       read_held_ = true;  // resume() (or on_written draining) restarts it
     }
