@@ -472,6 +472,7 @@ result<void, std::string> runtime::add_name(handle_t h, std::string name) {
   auto& entry = names_[name];
   if (std::find(entry.handles.begin(), entry.handles.end(), h) == entry.handles.end()) entry.handles.push_back(h);
   cells_[index]->names.push_back(std::move(name));
+  names_version_.fetch_add(1, std::memory_order_release);
   return {};
 }
 
@@ -480,6 +481,22 @@ handle_t runtime::resolve(std::string_view name) {
   auto it = names_.find(name);
   if (it == names_.end() || it->second.handles.empty()) return 0;
   auto& e = it->second;
+  return e.handles[e.next.fetch_add(1, std::memory_order_relaxed) % e.handles.size()];
+}
+
+handle_t runtime::resolve(std::string_view name, name_cache& cache) {
+  const std::uint64_t version = names_version_.load(std::memory_order_acquire);
+  if (cache.version == version && cache.handle != 0 && cache.name == name) return cache.handle;
+  std::shared_lock lock(reg_mu_);
+  auto it = names_.find(name);
+  if (it == names_.end() || it->second.handles.empty()) return 0;
+  auto& e = it->second;
+  if (e.handles.size() == 1) {
+    cache.name.assign(name);
+    cache.handle = e.handles[0];
+    cache.version = version;  // read before the lookup: a change since makes it stale
+    return cache.handle;
+  }
   return e.handles[e.next.fetch_add(1, std::memory_order_relaxed) % e.handles.size()];
 }
 
@@ -1044,6 +1061,7 @@ void runtime::retire(cell& c, call_errc why) {
       hs.erase(std::remove(hs.begin(), hs.end(), c.handle), hs.end());
       if (hs.empty()) names_.erase(it);
     }
+    names_version_.fetch_add(1, std::memory_order_release);
   }
   {
     std::lock_guard lock(c.mu);

@@ -97,6 +97,19 @@ class runtime {
   result<void, std::string> add_name(handle_t h, std::string name);
   /// The next handle for `name` (round robin), or 0.
   handle_t resolve(std::string_view name);
+  /// What resolve(name, cache) remembers: one name's single service, while no name
+  /// changed anywhere in the runtime.
+  struct name_cache {
+    std::string name;
+    handle_t handle = 0;
+    std::uint64_t version = 0;
+  };
+  /// resolve() for a caller that resolves the same name again and again (the cluster
+  /// agent, per message): while no service gained or lost a name since `cache` was
+  /// filled and the name has one service, the answer comes from the cache (an atomic
+  /// load instead of a lock and a hash). A name shared by several services still goes
+  /// round robin, every time.
+  handle_t resolve(std::string_view name, name_cache& cache);
   /// Every handle currently registered under `name`.
   std::vector<handle_t> handles_of(std::string_view name) const;
   bool alive(handle_t h) const;
@@ -230,6 +243,7 @@ class runtime {
     std::atomic<std::size_t> next{0};  // round-robin cursor: advanced under the shared lock
   };
   std::unordered_map<std::string, name_entry, string_hash, std::equal_to<>> names_;
+  std::atomic<std::uint64_t> names_version_{1};  // bumped (under reg_mu_) when names_ changes
   std::unordered_map<std::string, factory, string_hash, std::equal_to<>> types_;
 
   std::mutex run_mu_;

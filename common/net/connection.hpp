@@ -21,6 +21,8 @@
 // for it (a cluster answer written by a runtime worker). Whatever the socket does not
 // take at once is queued as usual. The net thread clears `direct_fd_` under mu_ before it
 // closes the socket, so a direct write never reaches a closed (or reused) descriptor.
+// A send within 10 us of the last direct write is queued instead: a producer streaming
+// small sends is then coalesced by the net thread, not written one syscall each.
 
 #include <atomic>
 #include <chrono>
@@ -96,6 +98,8 @@ class connection : public std::enable_shared_from_this<connection> {
   bool enqueue(bytes_view bytes, Append&& append);
   /// The direct write (mu_ held): bytes the socket took at once, 0 if none.
   std::size_t write_directly(bytes_view bytes);
+  /// Whether a send finding the writer idle may write directly now (mu_ held).
+  bool direct_now();
 
   // -- net thread ----------------------------------------------------------------------
   void do_connect(const std::string& host, std::uint16_t port);
@@ -183,6 +187,7 @@ class connection : public std::enable_shared_from_this<connection> {
   std::atomic<bool> delivering_{false};  // net thread writes; senders read under mu_
   bool write_deferred_ = false;  // mu_: a send left its write to the delivering net thread
   int direct_fd_ = -1;           // mu_: the socket while direct writes may use it
+  std::chrono::steady_clock::time_point last_direct_{};  // mu_: the last direct write
   bool accepting_ = true;        // mu_: send() takes bytes
   close_mode close_mode_ = close_mode::none;  // mu_
   std::string close_reason_;     // mu_

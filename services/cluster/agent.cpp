@@ -171,13 +171,22 @@ actor::handle_t agent::resolve(const wire::request_message& m, std::string_view&
   }
   const std::string& name = m.to.name;
   if (!name.empty() && (name[0] == '@' || name[0] == '.' || name[0] == ':')) {
-    const actor::handle_t h = name[0] == ':' ? rt_.resolve_address(actor::address(name)) : rt_.resolve(name);
+    const actor::handle_t h = name[0] == ':' ? rt_.resolve_address(actor::address(name)) : resolve_name(name);
     if (h != 0) return h;
     error_text = name[0] == '@' ? wire::error_invalid_name : invalid_address;
     return 0;
   }
   error_text = wire::error_invalid_name;  // a bare skynet global name: never resolvable here
   return 0;
+}
+
+actor::handle_t agent::resolve_name(std::string_view name) {
+  for (auto& c : names_) {
+    if (c.handle != 0 && c.name == name) return rt_.resolve(name, c);
+  }
+  auto& c = names_[next_name_slot_++ % names_.size()];  // a name not cached: take a slot
+  c = actor::runtime::name_cache{};
+  return rt_.resolve(name, c);
 }
 
 void agent::dispatch(wire::request_message& m) {

@@ -25,6 +25,7 @@
 // Answers that no turn produces (timeouts, shutdown) are written at once. Errors found
 // on the net thread (bad address, bad payload) are written directly.
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <functional>
@@ -79,6 +80,7 @@ class agent {
   void dispatch(wire::request_message& m);
   void answer_error(std::uint32_t session, std::string_view text);
   actor::handle_t resolve(const wire::request_message& m, std::string_view& error_text);
+  actor::handle_t resolve_name(std::string_view name);
 
   /// What the completions of this agent's calls share with it: the outbox, `write` and
   /// the counters. Reference-counted by hand (the agent holds one reference, each call
@@ -91,6 +93,8 @@ class agent {
   close_fn close_;
   wire::request_assembler assembler_;
   wire::request_event event_;  // reused for every frame (no allocation per request)
+  std::array<actor::runtime::name_cache, 4> names_{};  // the names called lately (net thread)
+  std::size_t next_name_slot_ = 0;
   std::chrono::milliseconds call_timeout_;
   bool closed_ = false;
   outbox* out_;
