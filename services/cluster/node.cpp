@@ -379,25 +379,42 @@ void node::close_listener() {
   net_.close_listener(std::exchange(listener_, 0));
 }
 
-std::shared_ptr<node::remote> node::remote_for(std::string_view name, std::string& error) {
+node::remote* node::remote_for(std::string_view name, std::string& error) {
+  // Every request looks its remote up: a per-thread cache of the last one found spares
+  // the lock and the map search. Safe because a remote lives as long as its node, and
+  // the cache is keyed by the node's id (a node made later at the same address differs).
+  struct last_remote {
+    std::uint64_t node = 0;
+    std::string name;
+    remote* r = nullptr;
+  };
+  thread_local last_remote cached;
+  if (cached.node == id_ && cached.name == name) return cached.r;
   std::lock_guard lock(mu_);
-  auto it = remotes_.find(name);
-  if (it != remotes_.end()) return it->second;
-  auto t = table_.nodes.find(std::string(name));
-  if (t == table_.nodes.end()) {
-    error = "cluster node " + std::string(name) + " is absent";
-    return nullptr;
+  remote* found = nullptr;
+  if (auto it = remotes_.find(name); it != remotes_.end()) {
+    found = it->second.get();
+  } else {
+    auto t = table_.nodes.find(std::string(name));
+    if (t == table_.nodes.end()) {
+      error = "cluster node " + std::string(name) + " is absent";
+      return nullptr;
+    }
+    auto r = std::make_shared<remote>(std::string(name), rt_, net_, conn_options_for(opts_), opts_.limits);
+    r->s().set_endpoint(endpoint_of(t->second));
+    found = r.get();
+    remotes_.emplace(std::string(name), std::move(r));
   }
-  auto r = std::make_shared<remote>(std::string(name), rt_, net_, conn_options_for(opts_), opts_.limits);
-  r->s().set_endpoint(endpoint_of(t->second));
-  remotes_.emplace(std::string(name), r);
-  return r;
+  cached.node = id_;
+  cached.name.assign(name);
+  cached.r = found;
+  return found;
 }
 
 void node::start_call(std::string_view node_name, wire::target to, actor::values args, actor::reply_route route) {
   std::string error;
-  auto r = remote_for(node_name, error);
-  if (!r) {
+  remote* r = remote_for(node_name, error);
+  if (r == nullptr) {
     rt_.complete(route, unexpected(actor::call_error{actor::call_errc::invalid_address, error}));
     return;
   }
@@ -429,8 +446,8 @@ std::future<actor::call_result> node::call(std::string_view node_name, wire::tar
 
 bool node::send(std::string_view node_name, const wire::target& to, const actor::values& args) {
   std::string error;
-  auto r = remote_for(node_name, error);
-  if (!r) {
+  remote* r = remote_for(node_name, error);
+  if (r == nullptr) {
     log()->warn("cluster: push dropped: {}", error);
     return false;
   }

@@ -20,6 +20,7 @@
 // Thread rules: every public method is safe from any thread, but call(ctx, ...) must be
 // awaited from the service that owns ctx.
 
+#include <atomic>
 #include <chrono>
 #include <functional>
 #include <future>
@@ -131,9 +132,12 @@ class node {
   class inbound;
 
   /// The remote for `name`, created on first use; nullptr (with `error`) if absent.
-  std::shared_ptr<remote> remote_for(std::string_view name, std::string& error);
+  /// Remotes live as long as the node (remotes_ never drops one).
+  remote* remote_for(std::string_view name, std::string& error);
   void start_call(std::string_view node, wire::target to, actor::values args, actor::reply_route route);
 
+  static inline std::atomic<std::uint64_t> next_id_{0};
+  const std::uint64_t id_ = ++next_id_;  // unique per node made in this process (remote_for's cache)
   actor::runtime& rt_;
   net::net& net_;
   const node_options opts_;
