@@ -1,6 +1,7 @@
 #include "common/actor/runtime.hpp"
 
 #include <algorithm>
+#include <array>
 #include <cstdio>
 #include <limits>
 #include <optional>
@@ -780,7 +781,40 @@ cell* runtime::pop_ready(bool wait) {
 
 namespace {
 // The flushers registered during the turn this thread is running (nullptr: no turn).
-thread_local std::vector<runtime::turn_flusher*>* turn_flushers = nullptr;
+/// The flushers of one turn: a few inline (a turn usually answers one or two agents).
+class turn_flush_list {
+ public:
+  void add(runtime::turn_flusher* f) {
+    if (n_ < inline_.size()) {
+      inline_[n_++] = f;
+    } else {
+      more_.push_back(f);
+    }
+  }
+  void flush_all() {
+    for (std::size_t i = 0; i < n_; ++i) inline_[i]->flush();
+    for (auto* f : more_) f->flush();
+  }
+
+ private:
+  std::array<runtime::turn_flusher*, 8> inline_{};
+  std::size_t n_ = 0;
+  std::vector<runtime::turn_flusher*> more_;
+};
+thread_local turn_flush_list* turn_flushers = nullptr;
+
+/// Installs a turn's flush list for this thread and puts the outer one (a nested turn's
+/// caller, usually none) back when the turn ends, even by an exception.
+class turn_flush_scope {
+ public:
+  explicit turn_flush_scope(turn_flush_list& l) : outer_(std::exchange(turn_flushers, &l)) {}
+  ~turn_flush_scope() { turn_flushers = outer_; }
+  turn_flush_scope(const turn_flush_scope&) = delete;
+  turn_flush_scope& operator=(const turn_flush_scope&) = delete;
+
+ private:
+  turn_flush_list* outer_;
+};
 
 /// The messages of one turn. One per thread, reused: a turn allocates nothing for it.
 struct turn_batch {
@@ -794,7 +828,7 @@ thread_local turn_batch this_turn_batch;
 
 void runtime::flush_after_turn(turn_flusher& f) {
   if (turn_flushers != nullptr) {
-    turn_flushers->push_back(&f);
+    turn_flushers->add(&f);
     return;
   }
   f.flush();
@@ -816,9 +850,8 @@ std::size_t runtime::run_turn(cell* cp, int weight, std::size_t worker) {
   }
   worker_state* ws = worker < workers_.size() ? workers_[worker].get() : nullptr;
   std::size_t done = 0;
-  std::vector<turn_flusher*> flushers;
-  auto* const outer_flushers = turn_flushers;
-  turn_flushers = &flushers;
+  turn_flush_list flushers;
+  std::optional<turn_flush_scope> flush_scope(std::in_place, flushers);
   if (!c.started && !c.retired && running_.load()) start_service(c);
   while (!batch.empty() && !c.exit_requested && !c.retired) {
     message m = std::move(batch.msgs[batch.next++]);
@@ -836,8 +869,8 @@ std::size_t runtime::run_turn(cell* cp, int weight, std::size_t worker) {
   }
   dispatched_.fetch_add(done, std::memory_order_relaxed);
   if (c.exit_requested && !c.retired) retire(c, call_errc::service_exited);
-  turn_flushers = outer_flushers;
-  for (auto& f : flushers) f->flush();
+  flush_scope.reset();  // flushers run outside the turn: what they cause is not deferred
+  flushers.flush_all();
 
   std::vector<message> orphans;
   bool again = false;

@@ -4,6 +4,10 @@
 //   BM_BaselineSpscRing    the same through a lock-free single-producer ring
 //   BM_LocalSends          a service sends N one-way messages to another (pool threads)
 //   BM_LocalCalls          C callers each make sequential calls to an echo service
+//   BM_ExternalCalls       calls from outside any service (the cluster agent's path):
+//                          external route, post, echo, completion, W in flight
+//   BM_SessionMap / BM_UnorderedMap  the pending-call table (insert a session, take the
+//                          oldest, W open) in csk::actor::session_map and std::unordered_map
 
 #include <benchmark/benchmark.h>
 
@@ -15,6 +19,9 @@
 #include <thread>
 
 #include "common/actor/runtime.hpp"
+#include "common/actor/session_map.hpp"
+
+#include <unordered_map>
 
 namespace {
 
@@ -175,6 +182,71 @@ void BM_LocalCalls(benchmark::State& state) {
   rt.shutdown();
 }
 BENCHMARK(BM_LocalCalls)->Arg(1)->Arg(8)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+/// `window` closed loops of external calls (runtime::call with a completion) to echo.
+void BM_ExternalCalls(benchmark::State& state) {
+  const auto window = static_cast<std::int64_t>(state.range(0));
+  runtime_options o;
+  o.threads = 1;
+  runtime rt(o);
+  const handle_t eh = *rt.spawn(std::make_unique<echo>());
+  rt.start();
+  const std::int64_t per_round = batch / 4;
+  for (auto _ : state) {
+    std::atomic<std::int64_t> left{per_round};
+    std::atomic<std::int64_t> failed{0};
+    std::promise<void> done;
+    std::function<void()> issue = [&] {
+      rt.call(eh, values{"x"}, 10s, [&](call_result r) {
+        if (!r) failed.fetch_add(1);
+        const auto n = left.fetch_sub(1) - 1;
+        if (n == 0) done.set_value();
+        if (n >= window) issue();  // keep `window` in flight until the last ones
+      });
+    };
+    for (std::int64_t i = 0; i < window; ++i) issue();
+    done.get_future().wait();
+    if (failed.load() != 0) state.SkipWithError("call failed");
+  }
+  state.SetItemsProcessed(state.iterations() * per_round);
+  rt.shutdown();
+}
+BENCHMARK(BM_ExternalCalls)->Arg(1)->Arg(256)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+template <class Map, class Insert, class Take>
+void session_table(benchmark::State& state, Insert insert, Take take) {
+  const auto window = static_cast<std::uint32_t>(state.range(0));
+  Map m;
+  std::uint32_t next = 1;
+  for (std::uint32_t i = 0; i < window; ++i, ++next) insert(m, next);
+  std::uint32_t oldest = 1;
+  std::uint64_t sum = 0;
+  for (auto _ : state) {
+    insert(m, next++);
+    sum += take(m, oldest++);
+  }
+  benchmark::DoNotOptimize(sum);
+  if (sum != (static_cast<std::uint64_t>(oldest) - 1) * oldest / 2) state.SkipWithError("wrong values");
+  state.SetItemsProcessed(state.iterations());
+}
+
+void BM_SessionMap(benchmark::State& state) {
+  session_table<session_map<std::uint64_t>>(
+      state, [](auto& m, std::uint32_t k) { m.insert(k, k); }, [](auto& m, std::uint32_t k) { return *m.take(k); });
+}
+BENCHMARK(BM_SessionMap)->Arg(16)->Arg(256)->Arg(65536);
+
+void BM_UnorderedMap(benchmark::State& state) {
+  session_table<std::unordered_map<std::uint32_t, std::uint64_t>>(
+      state, [](auto& m, std::uint32_t k) { m.emplace(k, k); },
+      [](auto& m, std::uint32_t k) {
+        auto it = m.find(k);
+        const auto v = it->second;
+        m.erase(it);
+        return v;
+      });
+}
+BENCHMARK(BM_UnorderedMap)->Arg(16)->Arg(256)->Arg(65536);
 
 }  // namespace
 
