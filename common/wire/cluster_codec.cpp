@@ -33,6 +33,36 @@ void make_room(byte_buffer& out, std::size_t more) {
   out.reserve(std::max(out.size() + more, 2 * out.capacity()));
 }
 
+/// Writes a single frame in place: grows `out` by `size` bytes once and fills them
+/// through a cursor (no per-byte capacity checks).
+class frame_writer {
+ public:
+  frame_writer(byte_buffer& out, std::size_t size) {
+    make_room(out, size);
+    const std::size_t at = out.size();
+    out.resize(at + size);
+    p_ = out.data() + at;
+  }
+  void u8(std::uint8_t v) noexcept { *p_++ = v; }
+  void u16be(std::size_t v) noexcept {
+    *p_++ = static_cast<std::uint8_t>(v >> 8);
+    *p_++ = static_cast<std::uint8_t>(v);
+  }
+  void u32le(std::uint32_t v) noexcept {
+    *p_++ = static_cast<std::uint8_t>(v);
+    *p_++ = static_cast<std::uint8_t>(v >> 8);
+    *p_++ = static_cast<std::uint8_t>(v >> 16);
+    *p_++ = static_cast<std::uint8_t>(v >> 24);
+  }
+  void bytes(bytes_view b) noexcept {
+    if (!b.empty()) std::memcpy(p_, b.data(), b.size());
+    p_ += b.size();
+  }
+
+ private:
+  std::uint8_t* p_;
+};
+
 frame_error err(frame_errc code, std::uint8_t type, std::size_t offset, const char* detail) {
   return frame_error{code, type, offset, detail};
 }
@@ -224,19 +254,19 @@ result<void, frame_error> encode_request(const target& to, std::uint32_t session
   const std::size_t k = to.name.size();
   if (payload.size() <= max_single_request_payload) {
     const std::uint32_t s = push ? 0 : session;
-    make_room(out, frame_header_size + (to.by_name ? 6 + k : 9) + payload.size());
+    const std::size_t body = (to.by_name ? 6 + k : 9) + payload.size();
+    frame_writer w(out, frame_header_size + body);
+    w.u16be(body);
     if (to.by_name) {
-      put_u16be(out, 6 + k + payload.size());
-      out.push_back(static_cast<std::uint8_t>(request_type::req_name));
-      out.push_back(static_cast<std::uint8_t>(k));
-      put_bytes(out, as_bytes(to.name));
+      w.u8(static_cast<std::uint8_t>(request_type::req_name));
+      w.u8(static_cast<std::uint8_t>(k));
+      w.bytes(as_bytes(to.name));
     } else {
-      put_u16be(out, 9 + payload.size());
-      out.push_back(static_cast<std::uint8_t>(request_type::req_addr));
-      put_u32le(out, to.address);
+      w.u8(static_cast<std::uint8_t>(request_type::req_addr));
+      w.u32le(to.address);
     }
-    put_u32le(out, s);
-    put_bytes(out, payload);
+    w.u32le(s);
+    w.bytes(payload);
     return {};
   }
   // Multi-part: header, then 32768-byte chunks, the last one typed MPART_END.
@@ -280,22 +310,22 @@ result<void, frame_error> encode_response(std::uint32_t session, bool ok, bytes_
                                           byte_buffer& out) {
   if (!ok) {
     const auto text = payload.first(std::min(payload.size(), max_error_text));
-    make_room(out, frame_header_size + 5 + text.size());
-    put_u16be(out, 5 + text.size());
-    put_u32le(out, session);
-    out.push_back(static_cast<std::uint8_t>(response_type::error));
-    put_bytes(out, text);
+    frame_writer w(out, frame_header_size + 5 + text.size());
+    w.u16be(5 + text.size());
+    w.u32le(session);
+    w.u8(static_cast<std::uint8_t>(response_type::error));
+    w.bytes(text);
     return {};
   }
   if (payload.size() > max_wire_message) {
     return unexpected(err(frame_errc::too_large, 1, 0, "payload must be below 2^31 bytes"));
   }
   if (payload.size() <= max_single_response_payload) {
-    make_room(out, frame_header_size + 5 + payload.size());
-    put_u16be(out, 5 + payload.size());
-    put_u32le(out, session);
-    out.push_back(static_cast<std::uint8_t>(response_type::ok));
-    put_bytes(out, payload);
+    frame_writer w(out, frame_header_size + 5 + payload.size());
+    w.u16be(5 + payload.size());
+    w.u32le(session);
+    w.u8(static_cast<std::uint8_t>(response_type::ok));
+    w.bytes(payload);
     return {};
   }
   const std::size_t nchunks = (payload.size() + multipart_chunk_size - 1) / multipart_chunk_size;
