@@ -11,6 +11,34 @@
 
 namespace csk::actor {
 
+namespace {
+/// Locks `m`, trying a little before sleeping on it. The hot locks here (a mailbox, the
+/// run queue, a shard of the external calls) are held for tens of nanoseconds, by a net
+/// thread on one side and a worker on the other: blocking on the futex at the first
+/// miss made both sides sleep and wake each other in turn (a convoy) under load.
+void lock_spinning(std::mutex& m) {
+  for (int i = 0; i < 64; ++i) {
+    if (m.try_lock()) return;
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+  }
+  m.lock();
+}
+
+/// lock_guard over lock_spinning.
+class spin_guard {
+ public:
+  explicit spin_guard(std::mutex& m) : m_(m) { lock_spinning(m_); }
+  ~spin_guard() { m_.unlock(); }
+  spin_guard(const spin_guard&) = delete;
+  spin_guard& operator=(const spin_guard&) = delete;
+
+ private:
+  std::mutex& m_;
+};
+}  // namespace
+
 // ------------------------------------------------------------------ cell --
 
 namespace detail {
@@ -546,7 +574,7 @@ void runtime::post(handle_t to, message m) {
   bool run = false;
   std::size_t overloaded = 0;
   {
-    std::lock_guard lock(c->mu);
+    spin_guard lock(c->mu);
     if (!c->dead.load(std::memory_order_relaxed)) {
       c->queue.push_back(std::move(m));
       if (!c->in_global) {
@@ -599,8 +627,9 @@ void runtime::deliver_external(message& m) {
   }
   std::optional<ext_call> call;
   {
-    std::lock_guard lock(ext_mu_);
-    call = ext_calls_.take(m.session);
+    ext_shard& sh = ext_shard_of(m.session);
+    spin_guard lock(sh.mu);
+    call = sh.calls.take(m.session);
   }
   if (!call) {  // a late reply (the call timed out), or a second answer
     dropped_.fetch_add(1, std::memory_order_relaxed);
@@ -657,40 +686,43 @@ reply_route runtime::external_route(std::chrono::milliseconds timeout, std::func
   const auto d = timeout.count() > 0 ? timeout : opts_.call_timeout;
   const auto tick = opts_.tick.count();
   const auto ticks = static_cast<std::uint64_t>(std::max<std::int64_t>(0, (d.count() + tick - 1) / tick));
-  std::lock_guard lock(ext_mu_);
-  do {
-    ++ext_session_;
-    if (ext_session_ == 0) ext_session_ = 1;
-  } while (ext_calls_.contains(ext_session_));
-  const session_t s = ext_session_;
-  const std::uint64_t seq = ++ext_seq_;
-  ext_calls_.insert(s, ext_call{std::move(done), seq});
-  // Expires on the tick the timer wheel would have chosen: its now() plus the delay.
-  const std::uint64_t due = ticks > std::numeric_limits<std::uint64_t>::max() - ext_now_
-                                ? std::numeric_limits<std::uint64_t>::max()
-                                : ext_now_ + ticks;
-  ext_deadlines_.push_back(ext_deadline{s, seq, due});
-  std::push_heap(ext_deadlines_.begin(), ext_deadlines_.end(), deadline_later{});
-  // Answered calls leave their deadline behind; drop those once they are the majority.
-  if (ext_deadlines_.size() > 2 * ext_calls_.size() + 1024) {
-    std::erase_if(ext_deadlines_, [this](const ext_deadline& e) {
-      const ext_call* c = ext_calls_.find(e.session);
-      return c == nullptr || c->seq != e.seq;
-    });
-    std::make_heap(ext_deadlines_.begin(), ext_deadlines_.end(), deadline_later{});
+  for (;;) {
+    // Sessions count up (0 skipped) as before; one that wrapped onto a call still open
+    // is skipped too.
+    const std::uint64_t seq = ext_counter_.fetch_add(1, std::memory_order_relaxed) + 1;
+    const auto s = static_cast<session_t>(seq);
+    if (s == 0) continue;
+    ext_shard& sh = ext_shard_of(s);
+    spin_guard lock(sh.mu);
+    if (sh.calls.contains(s)) continue;
+    sh.calls.insert(s, ext_call{std::move(done), seq});
+    // Expires on the tick the timer wheel would have chosen: its now() plus the delay.
+    const std::uint64_t now = ext_now_.load(std::memory_order_relaxed);
+    const std::uint64_t due =
+        ticks > std::numeric_limits<std::uint64_t>::max() - now ? std::numeric_limits<std::uint64_t>::max() : now + ticks;
+    sh.deadlines.push_back(ext_deadline{s, seq, due});
+    std::push_heap(sh.deadlines.begin(), sh.deadlines.end(), deadline_later{});
+    // Answered calls leave their deadline behind; drop those once they are the majority.
+    if (sh.deadlines.size() > 2 * sh.calls.size() + 256) {
+      std::erase_if(sh.deadlines, [&sh](const ext_deadline& e) {
+        const ext_call* c = sh.calls.find(e.session);
+        return c == nullptr || c->seq != e.seq;
+      });
+      std::make_heap(sh.deadlines.begin(), sh.deadlines.end(), deadline_later{});
+    }
+    return reply_route{0, s};
   }
-  return reply_route{0, s};
 }
 
-void runtime::expire_external(std::uint64_t tick, std::vector<ext_expired>& out) {
-  while (!ext_deadlines_.empty() && ext_deadlines_.front().due <= tick) {
-    std::pop_heap(ext_deadlines_.begin(), ext_deadlines_.end(), deadline_later{});
-    const ext_deadline e = ext_deadlines_.back();
-    ext_deadlines_.pop_back();
-    ext_call* c = ext_calls_.find(e.session);
+void runtime::ext_shard::expire(std::uint64_t tick, std::vector<ext_expired>& out) {
+  while (!deadlines.empty() && deadlines.front().due <= tick) {
+    std::pop_heap(deadlines.begin(), deadlines.end(), deadline_later{});
+    const ext_deadline e = deadlines.back();
+    deadlines.pop_back();
+    ext_call* c = calls.find(e.session);
     if (c == nullptr || c->seq != e.seq) continue;  // answered already
     out.push_back(ext_expired{e.due, e.seq, std::move(c->done)});
-    ext_calls_.erase(e.session);
+    calls.erase(e.session);
   }
 }
 
@@ -719,17 +751,24 @@ bool runtime::cancel_timer(timer_id id) {
 
 void runtime::fire_timers(std::uint64_t tick) {
   std::vector<std::pair<std::uint64_t, timer_event>> fired;  // (expiry tick, event)
+  bool moved = false;
   {
     std::lock_guard lock(timer_mu_);
     wheel_.advance_to(tick, [&](const timer_event& e) { fired.emplace_back(wheel_.now(), e); });
+    if (tick > ext_now_.load(std::memory_order_relaxed)) {
+      ext_now_.store(tick, std::memory_order_relaxed);
+      moved = true;
+    }
   }
   std::vector<ext_expired> expired;
-  {
-    std::lock_guard lock(ext_mu_);
-    if (tick > ext_now_) {
-      ext_now_ = tick;
-      expire_external(tick, expired);
+  if (moved) {
+    for (auto& sh : ext_shards_) {
+      std::lock_guard lock(sh.mu);
+      sh.expire(tick, expired);
     }
+    std::sort(expired.begin(), expired.end(), [](const ext_expired& a, const ext_expired& b) {
+      return a.due != b.due ? a.due < b.due : a.seq < b.seq;
+    });
   }
   // In expiry order across both, as when external calls were wheel timers too.
   std::size_t j = 0;
@@ -750,7 +789,7 @@ void runtime::advance_time(std::chrono::milliseconds d) {
 
 void runtime::schedule(cell* c) {
   {
-    std::lock_guard lock(run_mu_);
+    spin_guard lock(run_mu_);
     run_queue_.push_back(c);
     run_queue_ready_.store(true, std::memory_order_relaxed);
   }
@@ -758,7 +797,8 @@ void runtime::schedule(cell* c) {
 }
 
 cell* runtime::pop_ready(bool wait) {
-  std::unique_lock lock(run_mu_);
+  lock_spinning(run_mu_);
+  std::unique_lock lock(run_mu_, std::adopt_lock);
   if (wait && run_queue_.empty() && opts_.idle_spin.count() > 0 && !stopping_threads_.load()) {
     // Look for work a little longer before sleeping (see runtime_options::idle_spin).
     lock.unlock();
@@ -842,7 +882,7 @@ std::size_t runtime::run_turn(cell* cp, int weight, std::size_t worker) {
   batch.msgs.clear();
   batch.next = 0;
   {
-    std::lock_guard lock(c.mu);
+    spin_guard lock(c.mu);
     std::size_t n = c.queue.size();
     n = weight < 0 ? 1 : std::max<std::size_t>(1, n >> weight);
     n = std::min({n, opts_.batch_limit, c.queue.size()});
@@ -875,7 +915,7 @@ std::size_t runtime::run_turn(cell* cp, int weight, std::size_t worker) {
   std::vector<message> orphans;
   bool again = false;
   {
-    std::lock_guard lock(c.mu);
+    spin_guard lock(c.mu);
     if (c.dead.load(std::memory_order_relaxed)) {
       c.queue.drain([&](message&& m) { orphans.push_back(std::move(m)); });
       c.in_global = false;
@@ -898,7 +938,7 @@ std::size_t runtime::run_turn(cell* cp, int weight, std::size_t worker) {
   for (auto& m : orphans) bounce(m, call_errc::service_exited);
   if (again) schedule(cp);
   {
-    std::lock_guard lock(run_mu_);
+    spin_guard lock(run_mu_);
     busy_.fetch_sub(1);
   }
   // Only shutdown() waits for the turns to end (workers wait for schedule()'s notify):
@@ -1177,10 +1217,10 @@ void runtime::shutdown() {
   }
   // 4. Calls from outside that are still open fail explicitly.
   std::vector<std::pair<session_t, ext_call>> ext;
-  {
-    std::lock_guard lock(ext_mu_);
-    ext = ext_calls_.drain();
-    ext_deadlines_.clear();
+  for (auto& sh : ext_shards_) {
+    std::lock_guard lock(sh.mu);
+    for (auto& e : sh.calls.drain()) ext.push_back(std::move(e));
+    sh.deadlines.clear();
   }
   for (auto& [s, c] : ext) c.done(unexpected(call_error{call_errc::shutting_down, "node is shutting down"}));
   if (unfinished != 0) actor_log()->warn("shutdown: {} unfinished messages or handlers were failed", unfinished);

@@ -13,6 +13,7 @@
 // run_until_idle / dispatch_one / advance_time (manual mode, owner thread only)
 // and register_type (before spawning that type).
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -214,14 +215,11 @@ class runtime {
   void timer_main();
   void fire_timers(std::uint64_t tick);
   void check_slow_handlers();
-  /// External calls whose deadline is <= tick (ext_mu_ held): moved to `out`, in
-  /// expiry order.
   struct ext_expired {
     std::uint64_t due;
     std::uint64_t seq;
     std::function<void(call_result)> done;
   };
-  void expire_external(std::uint64_t tick, std::vector<ext_expired>& out);
 
   runtime_options opts_;
 
@@ -263,6 +261,12 @@ class runtime {
   // come due, and external_route() drops them in bulk once they outnumber the open
   // calls (amortised O(1) per call). Calls expire on the ticks the wheel would have
   // chosen (its now() + the delay), in (due, order made) order.
+  //
+  // The table is split in ext_shard_count shards by session (a prime count: the
+  // calls being answered are the ones made a window ago, and a window of N calls
+  // falls on the shard being filled only when N is a multiple of the count), so the
+  // thread making calls (the cluster agent's net thread) and the one answering them
+  // (a worker) seldom want the same lock: one lock had them convoying on its futex.
   struct ext_call {
     std::function<void(call_result)> done;
     std::uint64_t seq = 0;  // unique per call: a deadline matches only its own call
@@ -272,12 +276,18 @@ class runtime {
     std::uint64_t seq;
     std::uint64_t due;
   };
-  std::mutex ext_mu_;
-  session_t ext_session_ = 0;
-  std::uint64_t ext_seq_ = 0;
-  std::uint64_t ext_now_ = 0;  // the last tick fire_timers() reached (the wheel's now)
-  session_map<ext_call> ext_calls_;
-  std::vector<ext_deadline> ext_deadlines_;  // a min-heap on (due, seq)
+  struct alignas(64) ext_shard {
+    std::mutex mu;
+    session_map<ext_call> calls;
+    std::vector<ext_deadline> deadlines;  // a min-heap on (due, seq)
+    /// Moves the calls whose deadline is <= tick to `out`, in expiry order (mu held).
+    void expire(std::uint64_t tick, std::vector<ext_expired>& out);
+  };
+  static constexpr std::size_t ext_shard_count = 7;
+  ext_shard& ext_shard_of(session_t s) noexcept { return ext_shards_[s % ext_shard_count]; }
+  std::array<ext_shard, ext_shard_count> ext_shards_;
+  std::atomic<std::uint64_t> ext_counter_{0};  // sessions are its low 32 bits, seq all of it
+  std::atomic<std::uint64_t> ext_now_{0};      // the last tick fire_timers() reached (the wheel's now)
 
   struct worker_state {
     std::atomic<std::uint64_t> version{0};   // bumped at each message start/end
