@@ -49,6 +49,12 @@
 //   delta                      -> delta since the mark (bytes); sets a new mark
 //   restore bytes [rebase]     -> entries       into an empty store (else an error)
 //   apply bytes [rebase]       -> changed, deleted   a page or a delta
+//   seal / unseal              -> (nothing)     sealed: every write (set, update, mutate,
+//                                 delete, expire, persist, schedule, cancel, clear) is
+//                                 refused with an error and no timer fires; reads,
+//                                 snapshots, restore and apply still work. The old worker
+//                                 seals with its final delta, the new one until it serves.
+//   delta true                 -> the delta, and seals the store in the same turn
 //
 // Errors are error replies naming the type and key; a failed message changes nothing.
 //
@@ -303,10 +309,22 @@ class entity_service final : public actor::service {
         {"delta", &entity_service::cmd_delta},
         {"restore", &entity_service::cmd_restore},
         {"apply", &entity_service::cmd_apply},
+        {"seal", &entity_service::cmd_seal},
+        {"unseal", &entity_service::cmd_unseal},
     };
     auto it = table.find(a[0].as_string());
     if (it == table.end()) throw std::invalid_argument(who() + ": unknown command '" + a[0].as_string() + "'");
+    if (sealed_ && writes(it->second)) {
+      throw std::runtime_error(who() + ": sealed for an upgrade, '" + a[0].as_string() + "' refused");
+    }
     return (this->*(it->second))(ctx, a);
+  }
+
+  static bool writes(handler h) {
+    return h == &entity_service::cmd_set || h == &entity_service::cmd_update || h == &entity_service::cmd_mutate ||
+           h == &entity_service::cmd_delete || h == &entity_service::cmd_expire ||
+           h == &entity_service::cmd_persist || h == &entity_service::cmd_schedule ||
+           h == &entity_service::cmd_cancel || h == &entity_service::cmd_clear;
   }
 
   // -- data commands ------------------------------------------------------------------
@@ -416,7 +434,7 @@ class entity_service final : public actor::service {
 
   // Keeps one runtime timer armed for the earliest deadline of the store.
   void rearm(actor::context& ctx) {
-    const auto next = store_.next_deadline();
+    const auto next = sealed_ ? std::nullopt : store_.next_deadline();
     if (!next) {
       if (armed_) ctx.cancel_timeout(armed_id_);
       armed_ = false;
@@ -432,6 +450,7 @@ class entity_service final : public actor::service {
 
   void fire(actor::context& ctx) {
     armed_ = false;
+    if (sealed_) return;  // unseal re-arms (handle() calls rearm after every command)
     const std::int64_t now = store_.now_ms();
     // A hook that keeps re-scheduling itself in the past cannot hold the service: at
     // most this many timers per turn, the rest at the next tick.
@@ -477,7 +496,8 @@ class entity_service final : public actor::service {
         .set("id", id_)
         .set("count", static_cast<std::int64_t>(store_.size()))
         .set("timers", static_cast<std::int64_t>(store_.timer_count()))
-        .set("tracking", store_.tracking());
+        .set("tracking", store_.tracking())
+        .set("sealed", sealed_);
     return {lua_value(std::move(t))};
   }
   values cmd_header(actor::context&, values&) {
@@ -509,10 +529,19 @@ class entity_service final : public actor::service {
     const auto ch = store_.changes();
     return {static_cast<std::int64_t>(ch.changed.size()), static_cast<std::int64_t>(ch.deleted.size())};
   }
-  values cmd_delta(actor::context&, values&) {
+  values cmd_delta(actor::context&, values& a) {
     byte_buffer out;
     if (auto r = store_.delta_snapshot(out, true); !r) throw std::invalid_argument(r.error());
+    if (a.size() > 1 && a[1].truthy()) sealed_ = true;
     return {bytes_value(std::move(out))};
+  }
+  values cmd_seal(actor::context&, values&) {
+    sealed_ = true;
+    return {};
+  }
+  values cmd_unseal(actor::context&, values&) {
+    sealed_ = false;
+    return {};
   }
   values cmd_restore(actor::context&, values& a) {
     auto r = store_.restore(as_bytes(bytes_arg(a)), base_arg(a));
@@ -530,6 +559,7 @@ class entity_service final : public actor::service {
   std::string id_;
   std::string notify_;
   directory* listed_ = nullptr;
+  bool sealed_ = false;  ///< see seal: writes refused, timers not armed
   bool armed_ = false;
   actor::timer_id armed_id_ = 0;
   std::int64_t armed_for_ = 0;

@@ -290,6 +290,47 @@ TEST_F(EntityService, NamedTimersRunHooksOrNotify) {
   EXPECT_EQ(notified[0], (values{"timer", "players2", "bob", "dance"}));
 }
 
+TEST_F(EntityService, SealedStoreRefusesWritesHoldsTimersAndStillApplies) {
+  manual_clock clk;
+  runtime rt(manual());
+  use_clock(rt, &clk);
+  ASSERT_TRUE(rt.spawn(std::make_unique<entity_service<player>>(), {}, {".p"}).has_value());
+  rt.start();
+  call(rt, ".p", {"set", "ann", player_value("Ann", 100)});
+  call(rt, ".p", {"schedule", "ann", "regen", 50});
+  call(rt, ".p", {"track"});
+  call(rt, ".p", {"set", "bob", player_value("Bob", 7)});
+  // The final delta seals in the same turn: nothing can slip in between.
+  const values delta = call(rt, ".p", {"delta", true});
+  ASSERT_TRUE(delta.at(0).is_string());
+  EXPECT_TRUE(call(rt, ".p", {"info"}).at(0).as_table().find("sealed")->as_boolean());
+  for (values w : {values{"set", "cid", player_value("Cid", 1)}, values{"mutate", "ann", "heal", 5},
+                   values{"delete", "ann"}, values{"update", "ann", "hp", 1}, values{"expire", "ann", 10},
+                   values{"schedule", "ann", "regen", 10}, values{"cancel", "ann", "regen"}, values{"clear"}}) {
+    const std::string cmd = w.at(0).as_string();
+    EXPECT_NE(call_error(rt, ".p", std::move(w)).find("sealed for an upgrade, '" + cmd + "' refused"), std::string::npos)
+        << cmd;
+  }
+  // Reads still work; the due timer does not fire while sealed.
+  clk.advance(rt, 60ms);
+  rt.run_until_idle();
+  EXPECT_EQ(as_player(call(rt, ".p", {"get", "ann"}).at(0)).hp, 100);
+  EXPECT_EQ(call(rt, ".p", {"count"}).at(0).as_integer(), 2);
+  // apply works on a sealed store (the new worker's side).
+  ASSERT_TRUE(rt.spawn(std::make_unique<entity_service<player>>(), {lua_value(lua_table{}.set("id", "p2"))}, {".q"})
+                  .has_value());
+  call(rt, ".q", {"seal"});
+  EXPECT_EQ(call(rt, ".q", {"apply", delta.at(0)}).at(0).as_integer(), 1);
+  EXPECT_EQ(as_player(call(rt, ".q", {"get", "bob"}).at(0)).hp, 7);
+  // Unsealed, the overdue timer fires at the next tick and writes work again.
+  call(rt, ".p", {"unseal"});
+  clk.advance(rt, 10ms);
+  rt.run_until_idle();
+  EXPECT_EQ(as_player(call(rt, ".p", {"get", "ann"}).at(0)).hp, 110);
+  call(rt, ".p", {"set", "cid", player_value("Cid", 1)});
+  EXPECT_EQ(call(rt, ".p", {"count"}).at(0).as_integer(), 3);
+}
+
 TEST_F(EntityService, IntegerKeysAndMutations) {
   manual_clock clk;
   runtime rt(manual());
