@@ -10,98 +10,7 @@
 #include <cereal/types/string.hpp>
 #include <cereal/types/vector.hpp>
 
-// --- the archives ----------------------------------------------------------------
-// cereal's own binary archives write the host's byte order and, loading, resize a string
-// or vector to whatever length the stream claims before reading it (USCiLab/cereal#103).
-// These two write little-endian into a byte_buffer and read from a bytes_view, refusing
-// any length larger than the bytes left: a 64 KiB record can never make them allocate
-// more than about 64 KiB worth of elements.
-
-namespace csk::channel::detail {
-
-class output_archive : public cereal::OutputArchive<output_archive, cereal::AllowEmptyClassElision> {
- public:
-  explicit output_archive(byte_buffer& out) : OutputArchive(this), out_(out) {}
-  void save_bytes(const void* p, std::size_t n) {
-    const auto* b = static_cast<const std::uint8_t*>(p);
-    out_.insert(out_.end(), b, b + n);
-  }
-
- private:
-  byte_buffer& out_;
-};
-
-class input_archive : public cereal::InputArchive<input_archive, cereal::AllowEmptyClassElision> {
- public:
-  explicit input_archive(bytes_view in) : InputArchive(this), in_(in) {}
-  void load_bytes(void* p, std::size_t n) {
-    if (n > in_.size()) {
-      throw cereal::Exception("truncated: needs " + std::to_string(n) + " more bytes, " +
-                              std::to_string(in_.size()) + " left");
-    }
-    std::memcpy(p, in_.data(), n);
-    in_ = in_.subspan(n);
-  }
-  std::size_t remaining() const noexcept { return in_.size(); }
-
- private:
-  bytes_view in_;
-};
-
-template <class T>
-std::enable_if_t<std::is_arithmetic_v<T>> CEREAL_SAVE_FUNCTION_NAME(output_archive& ar, const T& t) {
-  std::uint8_t b[sizeof(T)];
-  std::memcpy(b, &t, sizeof(T));
-  if constexpr (std::endian::native == std::endian::big) std::reverse(b, b + sizeof(T));
-  ar.save_bytes(b, sizeof(T));
-}
-
-template <class T>
-std::enable_if_t<std::is_arithmetic_v<T>> CEREAL_LOAD_FUNCTION_NAME(input_archive& ar, T& t) {
-  std::uint8_t b[sizeof(T)];
-  ar.load_bytes(b, sizeof(T));
-  if constexpr (std::endian::native == std::endian::big) std::reverse(b, b + sizeof(T));
-  std::memcpy(&t, b, sizeof(T));
-}
-
-template <class Archive, class T>
-CEREAL_ARCHIVE_RESTRICT(input_archive, output_archive)
-CEREAL_SERIALIZE_FUNCTION_NAME(Archive& ar, cereal::NameValuePair<T>& t) {
-  ar(t.value);
-}
-
-template <class T>
-void CEREAL_SAVE_FUNCTION_NAME(output_archive& ar, const cereal::SizeTag<T>& t) {
-  ar(t.size);
-}
-
-// Every element takes at least one byte, so a count above the bytes left is a lie.
-template <class T>
-void CEREAL_LOAD_FUNCTION_NAME(input_archive& ar, cereal::SizeTag<T>& t) {
-  ar(t.size);
-  if (t.size > ar.remaining()) {
-    throw cereal::Exception("length " + std::to_string(t.size) + " exceeds the " +
-                            std::to_string(ar.remaining()) + " bytes left");
-  }
-}
-
-template <class T>
-void CEREAL_SAVE_FUNCTION_NAME(output_archive& ar, const cereal::BinaryData<T>& bd) {
-  static_assert(sizeof(std::remove_pointer_t<T>) == 1, "only byte data travels raw (no byte order)");
-  ar.save_bytes(bd.data, static_cast<std::size_t>(bd.size));
-}
-
-template <class T>
-void CEREAL_LOAD_FUNCTION_NAME(input_archive& ar, cereal::BinaryData<T>& bd) {
-  static_assert(sizeof(std::remove_pointer_t<T>) == 1, "only byte data travels raw (no byte order)");
-  ar.load_bytes(bd.data, static_cast<std::size_t>(bd.size));
-}
-
-}  // namespace csk::channel::detail
-
-CEREAL_REGISTER_ARCHIVE(csk::channel::detail::output_archive)
-CEREAL_REGISTER_ARCHIVE(csk::channel::detail::input_archive)
-CEREAL_SETUP_ARCHIVE_TRAITS(csk::channel::detail::input_archive, csk::channel::detail::output_archive)
+#include "common/channel/archive.hpp"
 
 namespace csk::channel {
 
@@ -121,6 +30,12 @@ template <class A> void serialize(A& ar, drain& m) { ar(m.deadline_ms); }
 template <class A> void serialize(A&, drained&) {}
 template <class A> void serialize(A& ar, stop& m) { ar(m.deadline_ms); }
 template <class A> void serialize(A&, stopped&) {}
+template <class A> void serialize(A& ar, handover& m) { ar(m.to_generation, m.deadline_ms); }
+template <class A> void serialize(A& ar, takeover& m) { ar(m.from_generation, m.deadline_ms); }
+template <class A> void serialize(A& ar, upgrade_result& m) {
+  ar(m.ok, m.reason, m.phase, m.total_us, m.precopy_us, m.frozen_us, m.entities, m.delta_entities, m.final_delta,
+     m.state_bytes, m.connections);
+}
 
 namespace {
 
@@ -128,7 +43,7 @@ constexpr std::uint8_t magic[4] = {'C', 'S', 'K', 'C'};
 constexpr std::size_t max_reason = 4096;
 
 // The variant's alternatives in kind order: kind k is alternative k - 1.
-static_assert(std::variant_size_v<message> == static_cast<std::size_t>(kind::stopped));
+static_assert(std::variant_size_v<message> == static_cast<std::size_t>(kind::upgrade_result));
 static_assert(std::is_same_v<std::variant_alternative_t<static_cast<std::size_t>(kind::listeners) - 1, message>,
                              listeners>);
 static_assert(std::is_same_v<std::variant_alternative_t<static_cast<std::size_t>(kind::stopped) - 1, message>,
@@ -136,7 +51,8 @@ static_assert(std::is_same_v<std::variant_alternative_t<static_cast<std::size_t>
 
 constexpr std::string_view kind_names[] = {"hello",      "welcome", "refuse",  "listeners",
                                            "ready",      "heartbeat", "reload", "log_reopen",
-                                           "drain",      "drained", "stop",    "stopped"};
+                                           "drain",      "drained", "stop",    "stopped",
+                                           "handover",   "takeover", "upgrade_result"};
 
 void put_le(byte_buffer& out, std::uint64_t v, int bytes) {
   for (int i = 0; i < bytes; ++i) out.push_back(static_cast<std::uint8_t>(v >> (8 * i)));
@@ -168,6 +84,7 @@ std::string_view name_of(kind k) {
 
 std::size_t fds_announced(const message& m) {
   if (const auto* l = std::get_if<listeners>(&m)) return l->names.size();
+  if (std::holds_alternative<handover>(m) || std::holds_alternative<takeover>(m)) return 1;
   return 0;
 }
 
@@ -187,6 +104,10 @@ std::string check(const message& m) {
   }
   if (const auto* r = std::get_if<refuse>(&m); r != nullptr && r->reason.size() > max_reason) {
     return "refuse: reason longer than " + std::to_string(max_reason) + " bytes";
+  }
+  if (const auto* u = std::get_if<upgrade_result>(&m);
+      u != nullptr && (u->ok > 1 || u->reason.size() > max_reason || u->phase.size() > 64)) {
+    return "upgrade_result: ok is 0 or 1, reason at most " + std::to_string(max_reason) + " bytes, phase at most 64";
   }
   return "";
 }

@@ -32,6 +32,15 @@
 //   W->S drained
 //   S->W stop         orderly stop within deadline_ms, then exit
 //   W->S stopped      sent just before a requested exit
+//   S->W handover     to the serving worker (N) at an upgrade: hand everything over to
+//                     generation to_generation; one fd: N's end of the transfer socket
+//   S->W takeover     to the new worker (N+1), right after listeners: take over from
+//                     from_generation; one fd: its end of the transfer socket
+//   W->S upgrade_result  from N: the upgrade's verdict (ok, or why it was abandoned and
+//                     N serves on) and its timings; N exits after an ok one
+//
+// The two workers talk to each other over the transfer socket (transfer.hpp), never
+// through the supervisor.
 //
 // Decoding never throws and never trusts a length: every size is checked against the
 // bytes that are actually there before anything is allocated.
@@ -49,7 +58,7 @@
 namespace csk::channel {
 
 /// The catalog's version, carried in hello. Bump on any incompatible change.
-inline constexpr std::uint32_t protocol_version = 1;
+inline constexpr std::uint32_t protocol_version = 2;
 /// The header's format field. Never changes (see above).
 inline constexpr std::uint16_t header_format = 1;
 inline constexpr std::size_t header_size = 12;
@@ -72,6 +81,9 @@ enum class kind : std::uint16_t {
   drained = 10,
   stop = 11,
   stopped = 12,
+  handover = 13,
+  takeover = 14,
+  upgrade_result = 15,
 };
 
 struct hello {
@@ -126,14 +138,41 @@ struct stopped {
   friend bool operator==(const stopped&, const stopped&) = default;
 };
 
+struct handover {
+  std::uint32_t to_generation = 0;
+  std::uint32_t deadline_ms = 0;  ///< the whole upgrade; past it N abandons and serves on
+  friend bool operator==(const handover&, const handover&) = default;
+};
+struct takeover {
+  std::uint32_t from_generation = 0;
+  std::uint32_t deadline_ms = 0;
+  friend bool operator==(const takeover&, const takeover&) = default;
+};
+/// The old worker's verdict. Durations in microseconds, measured by N.
+struct upgrade_result {
+  std::uint8_t ok = 0;             ///< 1: N+1 serves, N exits; 0: abandoned, N serves on
+  std::string reason;              ///< why it was abandoned ("" when ok); at most 4 KiB
+  std::string phase;               ///< where it ended: "offer", "pre-copy", "freeze", "hand-over", "cutover", "done"
+  std::uint64_t total_us = 0;      ///< handover received -> serving (or abandoned)
+  std::uint64_t precopy_us = 0;    ///< offer accepted -> freeze
+  std::uint64_t frozen_us = 0;     ///< freeze -> the new worker serving: no inbound request read meanwhile
+  std::uint64_t entities = 0;      ///< entities in the pre-copy pages
+  std::uint64_t delta_entities = 0;  ///< changed + deleted keys sent in deltas (final included)
+  std::uint64_t final_delta = 0;   ///< of which in the final (frozen) delta
+  std::uint64_t state_bytes = 0;   ///< snapshot bytes sent
+  std::uint64_t connections = 0;   ///< connections handed over (cluster + gates)
+  friend bool operator==(const upgrade_result&, const upgrade_result&) = default;
+};
+
 using message = std::variant<hello, welcome, refuse, listeners, ready, heartbeat, reload, log_reopen, drain,
-                             drained, stop, stopped>;
+                             drained, stop, stopped, handover, takeover, upgrade_result>;
 
 /// The kind of a message, and its name ("hello", "listeners", ...) for logs.
 kind kind_of(const message& m);
 std::string_view name_of(kind k);
 
-/// How many fds must travel with this record (listeners: one per name; others: none).
+/// How many fds must travel with this record (listeners: one per name; handover and
+/// takeover: one; others: none).
 std::size_t fds_announced(const message& m);
 
 /// Header + payload. Pure; never fails for a message that passes check().
@@ -144,7 +183,8 @@ byte_buffer encode(const message& m);
 result<message, std::string> decode(bytes_view record);
 
 /// The rules a message must keep beyond its encoding (listeners: batch < batches, at most
-/// max_fds_per_record names, no empty name; refuse: reason under 4 KiB). "" when fine.
+/// max_fds_per_record names, no empty name; refuse, upgrade_result: reason under 4 KiB).
+/// "" when fine.
 /// encode() does not check; decode() does.
 std::string check(const message& m);
 

@@ -28,6 +28,9 @@ std::vector<message> one_of_each() {
       drained{},
       stop{10000},
       stopped{},
+      handover{3, 30000},
+      takeover{2, 30000},
+      upgrade_result{1, "", "done", 812000, 700000, 4100, 10000, 120, 3, 1200000, 2},
   };
 }
 
@@ -65,6 +68,11 @@ TEST(ChannelMessages, NamesAndFdCounts) {
   EXPECT_EQ(kind_of(stop{1}), kind::stop);
   EXPECT_EQ(fds_announced(listeners{{"a", "b"}, 0, 1}), 2u);
   EXPECT_EQ(fds_announced(hello{}), 0u);
+  EXPECT_EQ(fds_announced(handover{}), 1u);
+  EXPECT_EQ(fds_announced(takeover{}), 1u);
+  EXPECT_EQ(name_of(kind::upgrade_result), "upgrade_result");
+  EXPECT_EQ(check(upgrade_result{2, "", "", 0, 0, 0, 0, 0, 0, 0, 0}),
+            "upgrade_result: ok is 0 or 1, reason at most 4096 bytes, phase at most 64");
 }
 
 TEST(ChannelMessages, EveryTruncationIsAnErrorNeverACrash) {
