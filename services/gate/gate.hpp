@@ -32,6 +32,54 @@
 // Lifetime: the gate's connection state is shared with the net layer's handler, so net
 // events that race with the service's exit find a closed gate and are dropped; the net
 // must be stopped before the runtime is destroyed (as run_node does).
+//
+// Hand-over (hot upgrade, docs/upgrade.md "Gate connections"): the worker's orchestrator
+// moves every established connection of a gate to the same gate in the new worker with
+// calls to the gate's address whose args[0] is "__handover". They are handled before
+// on_request (a user command cannot be named "__handover"); a bad verb or argument is an
+// error reply. Replies:
+//
+//   "__handover", "freeze"       -> nothing. Stops accepting (the listener is closed; the
+//                                   gate keeps its own copy of the listening socket) and
+//                                   pauses reading on every connection, and on every one
+//                                   accepted, connected or adopted later, at a message
+//                                   boundary. Idempotent.
+//   "__handover", "in_flight"    -> integer: messages received and not yet answered
+//                                   (handlers running + answers waiting for an earlier
+//                                   one), all connections. Poll until 0 after a freeze.
+//   "__handover", "detach", ms   -> one table, an array of {fd = int, unread = string
+//                                   (raw bytes), peer = "ip:port"} (plus outgoing = true
+//                                   for a connection made by connect()), ascending conn
+//                                   id. Frozen only; ms (1..3600000) bounds each
+//                                   connection's flush. The fds now belong to the caller:
+//                                   one that drops the reply leaks them. The connections
+//                                   leave the gate without on_close. Rules: in_flight
+//                                   must be 0 (else an error, nothing detached); a
+//                                   connection closing at the time is not handed over (it
+//                                   gets its on_close); a connection whose detach fails
+//                                   otherwise (a message slipped in at the freeze, a peer
+//                                   that does not read its answers within ms) fails the
+//                                   whole call: the connections already detached are
+//                                   adopted back by this gate (new ids: on_close(old id,
+//                                   "hand-over rolled back"), then on_adopt(new id)) and
+//                                   the error says so; the gate stays frozen.
+//   "__handover", "resume"       -> nothing. Rollback of a freeze: the listener reopens
+//                                   from the gate's copy, every connection reads again.
+//   "__handover", "adopt", fd, unread, peer [, outgoing]
+//                                -> integer: the new conn id. In the new worker: the
+//                                   connection joins this gate (net::adopt_connection with
+//                                   the gate's framing and options), on_adopt runs (not
+//                                   on_accept), `unread` is processed first. The gate owns
+//                                   `fd` from the moment the message arrives: on any
+//                                   failure it is closed and the reply is an error.
+//   "__handover", "start"        -> nothing. A gate spawned with `standby` opens its
+//                                   listener now (and serves the connections adopted
+//                                   meanwhile, which wait paused until then); otherwise a
+//                                   no-op.
+//
+// A gate in standby (gate_options::standby) has its listening socket (bound or adopted)
+// but accepts nothing until "start"; connections it adopts meanwhile are not read either,
+// so an upgrade abandoned before "start" has consumed no byte of them.
 
 #include <chrono>
 #include <cstdint>
@@ -74,6 +122,9 @@ struct gate_options {
   std::chrono::milliseconds idle_timeout{0};  ///< 0 = none
   std::size_t max_message = net::length16_max_body + net::length16_header;  ///< header + body
   std::chrono::milliseconds message_timeout{0};  ///< per on_message; 0 = the node's call timeout
+  /// Hand-over target: the listener is ready but accepts nothing, and adopted connections
+  /// are not read, until the "__handover", "start" message (see the header comment).
+  bool standby = false;
 };
 
 struct gate_stats {
@@ -85,6 +136,8 @@ struct gate_stats {
   std::uint64_t answers = 0;    ///< answers written
   std::uint64_t failures = 0;   ///< on_message threw or timed out
   std::uint64_t pauses = 0;     ///< times a connection hit max_in_flight
+  std::uint64_t detached = 0;   ///< connections handed over ("__handover", "detach")
+  std::uint64_t adopted = 0;    ///< connections taken over ("__handover", "adopt")
 };
 
 namespace detail {
@@ -109,6 +162,10 @@ class gate_service : public actor::service {
   virtual void on_accept(actor::context& /*ctx*/, conn_id /*id*/, const std::string& /*peer*/) {}
   virtual void on_connect(actor::context& /*ctx*/, conn_id /*id*/, const std::string& /*peer*/) {}
   virtual void on_close(actor::context& /*ctx*/, conn_id /*id*/, const std::string& /*reason*/) {}
+  /// A connection handed over by another worker's gate ("__handover", "adopt"), instead
+  /// of on_accept/on_connect: the client is already talking to us (no greeting). Runs
+  /// before the connection's first message.
+  virtual void on_adopt(actor::context& /*ctx*/, conn_id /*id*/, const std::string& /*peer*/) {}
   /// One message (the body, header stripped). Returns the answer's body, or nullopt for
   /// none. Throwing skips the answer (logged).
   virtual actor::task<std::optional<byte_buffer>> on_message(actor::context& ctx, conn_id id, byte_buffer msg) = 0;
@@ -146,13 +203,19 @@ class gate_service : public actor::service {
 
  private:
   actor::task<actor::values> run_message(actor::context& ctx, std::uint64_t token);
+  actor::task<actor::values> handover(actor::context& ctx, actor::message& msg);
+  actor::task<actor::values> handover_detach(actor::context& ctx, std::int64_t timeout_ms);
+  actor::values handover_adopt(actor::message& msg);
+  /// Opens the net listener from a dup of the gate's listening socket. Service thread.
+  void start_listening();
 
   std::shared_ptr<detail::gate_state> state_;
 };
 
 /// The gate options a config's `gates:` entry or a spawn argument table gives:
 /// {listen = "host:port", fd = N (a listening socket to adopt), max_connections,
-///  max_in_flight, max_outbound_kb, idle_timeout_ms, max_message, message_timeout_ms}.
+///  max_in_flight, max_outbound_kb, idle_timeout_ms, max_message, message_timeout_ms,
+///  standby = true|false}.
 /// Unknown keys are errors; nil gives the defaults.
 result<gate_options, std::string> gate_options_from(const lua_value& table);
 
