@@ -50,7 +50,24 @@ struct worker {
   bool refused = false;     ///< another protocol version: never restarted
   bool kill_sent = false;
   std::string kill_reason;  ///< why we sent SIGKILL, for the exit line
+  bool takeover = false;    ///< the new generation of the upgrade in progress
+  bool retiring = false;    ///< handed over to its successor: its exit is expected
+  std::string binary;       ///< the program it runs
   channel::heartbeat heartbeat;
+};
+
+/// The upgrade in progress (at most one): generation `from` hands over to `to`.
+struct upgrade_run {
+  std::uint32_t from = 0, to = 0;
+  pid_t from_pid = -1, to_pid = -1;
+  std::string binary;
+  std::uint32_t budget_ms = 0;
+  clock::time_point started, deadline;
+  unique_fd old_end, new_end;                    ///< the transfer socket, until passed on
+  std::vector<control_reply> waiters;            ///< `cppskynet upgrade` clients
+  bool new_ready = false, new_gone = false, old_gone = false;
+  std::optional<channel::upgrade_result> verdict;  ///< the old worker's
+  std::string failure;                            ///< what the supervisor saw go wrong
 };
 
 const char* state_name(worker::state s) {
@@ -93,9 +110,16 @@ class supervisor {
   void on_ready(worker& w);
   void check_timers(clock::time_point now);
   void on_control(const control_request& req, const control_reply& reply);
+  void on_upgrade_result(worker& w, const channel::upgrade_result& r);
+
+  // -- the upgrade (docs/upgrade.md) --
+  void begin_upgrade(const std::string& binary, std::uint32_t budget_ms, control_reply reply);
+  void start_transfer(worker& next);
+  void settle_upgrade();
+  json upgrade_json() const;
 
   // -- actions --
-  void start_worker();
+  worker* start_worker(const std::string& binary, bool takeover = false);
   void schedule_restart(const std::string& what);
   void kill_worker(worker& w, const std::string& reason);
   void begin_stop(const std::string& why);
@@ -109,7 +133,7 @@ class supervisor {
   node_config cfg_;
   const supervisor_config& sup_;
   const std::string config_path_;
-  const std::string binary_;
+  std::string binary_;  ///< the worker program; a successful upgrade replaces it
   std::vector<bound_listener> listeners_;
   unique_fd daemon_ready_;
   restart_policy policy_;
@@ -117,6 +141,9 @@ class supervisor {
   unique_fd signals_;
   unique_fd log_file_;  ///< where workers' stderr lines go (log.file), else closed
   std::vector<std::unique_ptr<worker>> workers_;
+  std::optional<upgrade_run> upgrade_;
+  std::uint64_t upgrades_ok_ = 0, upgrades_failed_ = 0;
+  json last_upgrade_;
   std::uint32_t next_generation_ = 1;
   std::optional<clock::time_point> restart_at_;
   std::optional<clock::time_point> death_at_;  ///< when the last unplanned death was seen
@@ -154,7 +181,7 @@ int supervisor::run() {
   for (const auto& l : listeners_) log()->info("listener {} bound to {} (fd {})", l.spec.name, l.address, l.fd.get());
   log()->info("supervisor running: config {}, worker {}, control socket {}", config_path_, binary_,
               sup_.control_socket);
-  start_worker();
+  start_worker(binary_);
   loop();
   control_.reset();
   if (!sup_.pid_file.empty()) remove_pid_file(sup_.pid_file);
@@ -174,6 +201,10 @@ result<void, std::string> supervisor::open_signals() {
 }
 
 // What one poll entry stands for.
+// How long past its budget the supervisor waits for an upgrade's verdict before it kills
+// the new worker (the old one gives up at the budget itself and reports).
+constexpr std::uint32_t upgrade_grace_ms = 2000;
+
 struct watch {
   enum class what { signals, control, control_client, channel, log } is;
   std::uint32_t generation = 0;
@@ -222,10 +253,13 @@ void supervisor::loop() {
 int supervisor::poll_timeout(clock::time_point now) const {
   std::optional<clock::time_point> next = restart_at_;
   const auto consider = [&](clock::time_point t) { next = next ? std::min(*next, t) : t; };
+  if (upgrade_) consider(upgrade_->deadline + ms(upgrade_grace_ms));
   for (const auto& w : workers_) {
     if (w->kill_sent) continue;
     switch (w->st) {
-      case worker::state::starting: consider(w->spawned + ms(sup_.ready_timeout_ms)); break;
+      case worker::state::starting:
+        if (!w->takeover) consider(w->spawned + ms(sup_.ready_timeout_ms));
+        break;
       case worker::state::ready: consider(w->last_heard + ms(sup_.heartbeat_timeout_ms)); break;
       case worker::state::stopping: consider(w->kill_at); break;
     }
@@ -268,7 +302,8 @@ void supervisor::on_signal() {
     } else if (sig == SIGUSR1) {
       reopen_logs();
     } else if (sig == SIGUSR2) {
-      log()->warn("SIGUSR2: upgrade: not implemented yet (issue 6)");
+      log()->info("SIGUSR2: upgrade to {}", binary_);
+      begin_upgrade("", sup_.upgrade_timeout_ms, nullptr);
     }
   }
 }
@@ -300,7 +335,29 @@ void supervisor::on_exit(std::size_t index, int status) {
   const std::string how = describe_exit(status) + (w->kill_reason.empty() ? "" : " (" + w->kill_reason + ")");
   last_exit_ = how;
   const std::string who = "worker gen " + std::to_string(w->generation) + " (pid " + std::to_string(w->pid) + ")";
-  if (w->refused) {
+  if (upgrade_) {
+    upgrade_run& u = *upgrade_;
+    if (w->generation == u.to) {
+      u.new_gone = true;
+      if (u.old_end) {  // it never got its transfer socket: the old worker was never asked
+        u.verdict = channel::upgrade_result{};
+        u.verdict->phase = "start";
+      }
+      if (u.failure.empty() && !(u.verdict && u.verdict->ok != 0 && u.new_ready)) {
+        u.failure = "the new worker (gen " + std::to_string(w->generation) + ") " + how;
+      }
+    } else if (w->generation == u.from) {
+      u.old_gone = true;
+      if (!w->retiring) {
+        if (u.failure.empty()) u.failure = "the old worker (gen " + std::to_string(w->generation) + ") " + how;
+        for (auto& other : workers_) {
+          if (other->generation == u.to) kill_worker(*other, "its predecessor died during the upgrade");
+        }
+      }
+    }
+    settle_upgrade();
+  }
+  if (w->refused && !w->takeover) {
     log()->critical("{} {}; not restarting a worker this supervisor cannot talk to: giving up", who, how);
     finish(exit_gave_up);
     return;
@@ -309,6 +366,17 @@ void supervisor::on_exit(std::size_t index, int status) {
     log()->info("{} {}", who, how);
     if (workers_.empty()) finish(exit_stopped);
     return;
+  }
+  // Another worker serves or is on its way (an upgrade's successor, a restart): this exit
+  // is part of an upgrade (a successor that failed, a predecessor that handed over) and
+  // nothing needs restarting.
+  bool covered = restart_at_.has_value();
+  for (const auto& other : workers_) covered = covered || (!other->kill_sent && !other->retiring && other->st != worker::state::stopping);
+  if (covered || w->retiring || w->takeover) {
+    if (covered) {
+      log()->info("{} {}{}", who, how, w->retiring ? ": handed over to its successor" : "");
+      return;
+    }
   }
   schedule_restart(who + " " + how);
 }
@@ -350,6 +418,8 @@ void supervisor::on_channel(std::uint32_t generation) {
     on_ready(*w);
   } else if (const auto* hb = std::get_if<channel::heartbeat>(&r->msg)) {
     w->heartbeat = *hb;
+  } else if (const auto* u = std::get_if<channel::upgrade_result>(&r->msg)) {
+    on_upgrade_result(*w, *u);
   } else if (std::holds_alternative<channel::stopped>(r->msg) || std::holds_alternative<channel::drained>(r->msg)) {
     log()->info("worker gen {}: {}", w->generation, channel::name_of(channel::kind_of(r->msg)));
   } else {
@@ -372,6 +442,7 @@ void supervisor::on_hello(worker& w, const channel::hello& h) {
   if (!refusal.empty()) {
     log()->critical("worker gen {} (pid {}) refused: {}", w.generation, w.pid, refusal);
     w.refused = true;
+    if (upgrade_ && upgrade_->to == w.generation) upgrade_->failure = "the new worker was refused: " + refusal;
     w.st = worker::state::stopping;  // it exits on its own (or is killed at kill_at)
     w.kill_at = clock::now() + ms(sup_.stop_timeout_ms);
     if (!channel::send_message(w.channel.get(), channel::refuse{refusal})) kill_worker(w, "refused");
@@ -391,7 +462,11 @@ void supervisor::on_hello(worker& w, const channel::hello& h) {
     return;
   }
   log()->info("worker gen {} (pid {}) said hello; {} listeners passed", w.generation, w.pid, listeners_.size());
-  if (stopping_) send_stop(w);
+  if (stopping_) {
+    send_stop(w);
+    return;
+  }
+  if (w.takeover) start_transfer(w);
 }
 
 void supervisor::on_ready(worker& w) {
@@ -403,6 +478,11 @@ void supervisor::on_ready(worker& w) {
   w.st = worker::state::ready;
   w.ready_at = now;
   policy_.on_ready();
+  if (w.takeover && upgrade_ && upgrade_->to == w.generation) {
+    log()->info("worker gen {} (pid {}) serves: it took over in {} ms", w.generation, w.pid, ms_between(upgrade_->started, now));
+    upgrade_->new_ready = true;
+    settle_upgrade();
+  }
   log()->info("worker gen {} (pid {}) ready in {} ms", w.generation, w.pid, ms_between(w.spawned, now));
   if (death_at_) {
     log()->warn("worker gen {} ready: restart took {} ms (from the death of the previous worker to ready)",
@@ -423,11 +503,24 @@ void supervisor::on_ready(worker& w) {
 void supervisor::check_timers(clock::time_point now) {
   if (restart_at_ && now >= *restart_at_) {
     restart_at_.reset();
-    start_worker();
+    start_worker(binary_);
+  }
+  if (upgrade_ && now >= upgrade_->deadline + ms(upgrade_grace_ms)) {
+    if (upgrade_->failure.empty()) {
+      upgrade_->failure = "timed out after " + std::to_string(upgrade_->budget_ms) + " ms";
+    }
+    for (auto& w : workers_) {
+      if (w->generation == upgrade_->to) kill_worker(*w, "upgrade timed out");
+    }
+    if (now >= upgrade_->deadline + ms(4 * upgrade_grace_ms)) {
+      upgrade_->verdict.reset();  // the old worker never said: give up waiting for it
+      upgrade_->old_gone = true;
+    }
+    settle_upgrade();
   }
   for (auto& w : workers_) {
     if (w->kill_sent) continue;
-    if (w->st == worker::state::starting && now >= w->spawned + ms(sup_.ready_timeout_ms)) {
+    if (w->st == worker::state::starting && !w->takeover && now >= w->spawned + ms(sup_.ready_timeout_ms)) {
       kill_worker(*w, "not ready after " + std::to_string(sup_.ready_timeout_ms) + " ms");
     } else if (w->st == worker::state::ready && now >= w->last_heard + ms(sup_.heartbeat_timeout_ms)) {
       kill_worker(*w, "no heartbeat for " + std::to_string(ms_between(w->last_heard, now)) + " ms");
@@ -446,19 +539,185 @@ void supervisor::on_control(const control_request& req, const control_reply& rep
   } else if (req.cmd == "reload") {
     const std::size_t n = broadcast(channel::reload{}, "control: reload");
     reply(json{{"ok", true}, {"workers", n}});
+  } else if (req.cmd == "upgrade") {
+    std::string binary;
+    std::uint32_t budget = sup_.upgrade_timeout_ms;
+    if (req.args.contains("worker") && req.args["worker"].is_string()) binary = req.args["worker"].get<std::string>();
+    if (req.args.contains("timeout_ms") && req.args["timeout_ms"].is_number_unsigned()) {
+      budget = static_cast<std::uint32_t>(std::clamp<std::uint64_t>(req.args["timeout_ms"].get<std::uint64_t>(), 100, 3600000));
+    }
+    begin_upgrade(binary, budget, reply);
   } else {
     reply(json{{"error", "unknown command " + req.cmd}});
   }
 }
 
+// --------------------------------------------------------------- upgrade --
+//
+// The supervisor only starts the new generation, connects the two workers with a transfer
+// socket, and waits for the verdicts: the old worker's upgrade_result and the new one's
+// ready. It never reads what the workers exchange (docs/upgrade.md).
+
+void supervisor::begin_upgrade(const std::string& binary, std::uint32_t budget_ms, control_reply reply) {
+  const auto refuse = [&](const std::string& why) {
+    log()->error("upgrade refused: {}", why);
+    if (reply) reply(json{{"ok", false}, {"error", why}});
+  };
+  if (stopping_) return refuse("the supervisor is stopping");
+  if (upgrade_) {
+    return refuse("an upgrade is already in progress (gen " + std::to_string(upgrade_->from) + " -> gen " +
+                  std::to_string(upgrade_->to) + ")");
+  }
+  worker* old = nullptr;
+  for (auto& w : workers_) {
+    if (w->st == worker::state::ready && !w->retiring && !w->kill_sent) old = w.get();
+  }
+  if (old == nullptr || workers_.size() != 1) return refuse("no single ready worker to upgrade (a worker is starting or stopping)");
+  std::string program = binary_;
+  if (!binary.empty()) {
+    auto found = find_worker_binary(binary);
+    if (!found) return refuse(found.error());
+    program = *found;
+  }
+  auto pair = channel::make_socket_pair();
+  if (!pair) return refuse("transfer socket: " + pair.error());
+  upgrade_run u;
+  u.from = old->generation;
+  u.from_pid = old->pid;
+  u.binary = program;
+  u.budget_ms = budget_ms;
+  u.started = clock::now();
+  u.deadline = u.started + ms(budget_ms);
+  u.old_end = std::move(pair->first);
+  u.new_end = std::move(pair->second);
+  if (reply) u.waiters.push_back(std::move(reply));
+  upgrade_ = std::move(u);
+  worker* next = start_worker(program, true);
+  if (next == nullptr) {
+    upgrade_->failure = "cannot start " + program;
+    upgrade_->new_gone = true;
+    upgrade_->old_gone = false;
+    upgrade_->verdict = channel::upgrade_result{};  // nothing was asked of the old worker
+    upgrade_->verdict->phase = "start";
+    settle_upgrade();
+    return;
+  }
+  upgrade_->to = next->generation;
+  upgrade_->to_pid = next->pid;
+  log()->info("upgrade: gen {} (pid {}) -> gen {} (pid {}, {}), budget {} ms", upgrade_->from, upgrade_->from_pid,
+              upgrade_->to, upgrade_->to_pid, program, budget_ms);
+}
+
+// The new worker said hello and has its listeners: give each worker its end of the
+// transfer socket. From here on they talk to each other.
+void supervisor::start_transfer(worker& next) {
+  if (!upgrade_ || upgrade_->to != next.generation || !upgrade_->new_end) return;
+  worker* old = find(upgrade_->from);
+  const auto left = std::chrono::ceil<ms>(upgrade_->deadline - clock::now()).count();
+  const auto budget = static_cast<std::uint32_t>(std::max<long long>(left, 1));
+  const int new_fd[] = {upgrade_->new_end.get()};
+  auto sent = channel::send_message(next.channel.get(), channel::takeover{upgrade_->from, budget}, new_fd);
+  if (sent && old != nullptr && old->channel) {
+    const int old_fd[] = {upgrade_->old_end.get()};
+    sent = channel::send_message(old->channel.get(), channel::handover{next.generation, budget}, old_fd);
+  } else if (sent) {
+    sent = unexpected(std::string("the old worker is gone"));
+  }
+  upgrade_->old_end.reset();  // the workers hold the only copies now: either end closing is seen
+  upgrade_->new_end.reset();
+  if (!sent) {
+    upgrade_->failure = "handing out the transfer socket: " + sent.error();
+    upgrade_->verdict = channel::upgrade_result{};
+    upgrade_->verdict->phase = "start";
+    kill_worker(next, "upgrade could not start");
+    settle_upgrade();
+  }
+}
+
+void supervisor::on_upgrade_result(worker& w, const channel::upgrade_result& r) {
+  if (!upgrade_ || upgrade_->from != w.generation) {
+    log()->warn("worker gen {}: upgrade_result outside an upgrade: ignored", w.generation);
+    return;
+  }
+  upgrade_->verdict = r;
+  if (r.ok != 0) {
+    // It exits on its own now; its exit is expected.
+    w.retiring = true;
+    w.st = worker::state::stopping;
+    w.kill_at = clock::now() + ms(sup_.stop_timeout_ms);
+  } else {
+    log()->error("upgrade abandoned by gen {} in {}: {}", w.generation, r.phase, r.reason);
+    for (auto& other : workers_) {
+      if (other->generation == upgrade_->to) kill_worker(*other, "the upgrade was abandoned");
+    }
+  }
+  settle_upgrade();
+}
+
+// Ends the upgrade once its outcome is certain: success when the old worker handed over
+// and the new one serves; failure once no new generation is left running.
+void supervisor::settle_upgrade() {
+  if (!upgrade_) return;
+  upgrade_run& u = *upgrade_;
+  const bool handed_over = u.verdict && u.verdict->ok != 0;
+  bool ok = false;
+  if (handed_over && u.new_ready && !u.new_gone) {
+    ok = true;
+  } else if (u.verdict || u.old_gone) {
+    if (!u.new_gone) return;  // wait until the new worker is reaped: no generation left behind
+  } else {
+    return;  // the old worker has not said yet
+  }
+  json out = upgrade_json();
+  out["ok"] = ok;
+  if (!ok) {
+    std::string why = u.failure;
+    if (u.verdict && !u.verdict->reason.empty()) why = why.empty() ? u.verdict->reason : why + "; " + u.verdict->reason;
+    if (why.empty()) why = "failed";
+    out["error"] = why;
+    out["serving"] = u.old_gone ? "none (a new worker is started)" : "the old worker, gen " + std::to_string(u.from);
+    ++upgrades_failed_;
+    log()->error("upgrade gen {} -> gen {} failed: {}", u.from, u.to, why);
+  } else {
+    ++upgrades_ok_;
+    binary_ = u.binary;
+    if (worker* next = find(u.to)) next->takeover = false;
+    log()->info("upgrade gen {} -> gen {} done in {} ms (frozen {} us, {} connections handed over)", u.from, u.to,
+                ms_between(u.started, clock::now()), u.verdict->frozen_us, u.verdict->connections);
+  }
+  last_upgrade_ = out;
+  auto waiters = std::move(u.waiters);
+  upgrade_.reset();
+  for (auto& reply : waiters) reply(out);
+}
+
+json supervisor::upgrade_json() const {
+  const upgrade_run& u = *upgrade_;
+  json out = {{"from_generation", u.from}, {"from_pid", u.from_pid}, {"to_generation", u.to}, {"to_pid", u.to_pid},
+              {"worker", u.binary}, {"elapsed_ms", ms_between(u.started, clock::now())}};
+  if (u.verdict) {
+    const auto& v = *u.verdict;
+    out["phase"] = v.phase;
+    out["total_us"] = v.total_us;
+    out["precopy_us"] = v.precopy_us;
+    out["frozen_us"] = v.frozen_us;
+    out["entities"] = v.entities;
+    out["delta_entities"] = v.delta_entities;
+    out["final_delta"] = v.final_delta;
+    out["state_bytes"] = v.state_bytes;
+    out["connections"] = v.connections;
+  }
+  return out;
+}
+
 // --------------------------------------------------------------- actions --
 
-void supervisor::start_worker() {
+worker* supervisor::start_worker(const std::string& binary, bool takeover) {
   const std::uint32_t generation = next_generation_++;
   auto pair = channel::make_socket_pair();
   if (!pair) {
-    schedule_restart("cannot start worker gen " + std::to_string(generation) + ": " + pair.error());
-    return;
+    if (!takeover) schedule_restart("cannot start worker gen " + std::to_string(generation) + ": " + pair.error());
+    return nullptr;
   }
   ::fcntl(pair->first.get(), F_SETFL, O_NONBLOCK);  // the loop never waits on a send
   unique_fd log_read, log_write;
@@ -470,10 +729,10 @@ void supervisor::start_worker() {
       ::fcntl(log_read.get(), F_SETFL, O_NONBLOCK);
     }
   }
-  auto pid = spawn_worker({binary_, config_path_, generation, pair->second.get(), log_write.get()});
+  auto pid = spawn_worker({binary, config_path_, generation, pair->second.get(), log_write.get(), takeover});
   if (!pid) {
-    schedule_restart("cannot start worker gen " + std::to_string(generation) + ": " + pid.error());
-    return;
+    if (!takeover) schedule_restart("cannot start worker gen " + std::to_string(generation) + ": " + pid.error());
+    return nullptr;
   }
   auto w = std::make_unique<worker>();
   w->pid = *pid;
@@ -481,8 +740,11 @@ void supervisor::start_worker() {
   w->channel = std::move(pair->first);
   w->log_pipe = std::move(log_read);
   w->spawned = w->last_heard = clock::now();
-  log()->info("worker gen {} started: pid {}", generation, w->pid);
+  w->takeover = takeover;
+  w->binary = binary;
+  log()->info("worker gen {} started: pid {}{}", generation, w->pid, takeover ? " (upgrade: takes over)" : "");
   workers_.push_back(std::move(w));
+  return workers_.back().get();
 }
 
 void supervisor::kill_worker(worker& w, const std::string& reason) {
@@ -491,7 +753,7 @@ void supervisor::kill_worker(worker& w, const std::string& reason) {
   ::kill(w.pid, SIGKILL);
   w.kill_sent = true;
   w.kill_reason = reason;
-  if (!stopping_ && !death_at_) death_at_ = clock::now();
+  if (!stopping_ && !death_at_ && !w.takeover) death_at_ = clock::now();
 }
 
 void supervisor::begin_stop(const std::string& why) {
@@ -580,6 +842,7 @@ json supervisor::status() const {
     workers.push_back({{"pid", w->pid}, {"generation", w->generation}, {"state", state_name(w->st)},
                        {"uptime_s", static_cast<double>(ms_between(w->spawned, now)) / 1000.0},
                        {"restarts", restarts_}, {"last_exit", last_exit_.empty() ? "-" : last_exit_},
+                       {"binary", w->binary}, {"retiring", w->retiring}, {"takeover", w->takeover},
                        {"heartbeat", hb}});
   }
   return {{"pid", ::getpid()},
@@ -590,6 +853,9 @@ json supervisor::status() const {
           {"worker_binary", binary_},
           {"control_socket", sup_.control_socket},
           {"restarts", restarts_},
+          {"upgrades", {{"ok", upgrades_ok_}, {"failed", upgrades_failed_},
+                        {"in_progress", upgrade_ ? upgrade_json() : json(nullptr)},
+                        {"last", last_upgrade_.is_null() ? json(nullptr) : last_upgrade_}}},
           {"listeners", listeners},
           {"workers", workers}};
 }

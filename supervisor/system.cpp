@@ -61,11 +61,15 @@ result<pid_t, std::string> spawn_worker(const spawn_request& r) {
   std::vector<std::string> env;
   for (char** e = environ; *e != nullptr; ++e) {
     const std::string_view v(*e);
-    if (v.starts_with("CSK_CHANNEL_FD=") || v.starts_with("CSK_GENERATION=") || v.starts_with("NOTIFY_SOCKET=")) continue;
+    if (v.starts_with("CSK_CHANNEL_FD=") || v.starts_with("CSK_GENERATION=") || v.starts_with("CSK_TAKEOVER=") ||
+        v.starts_with("NOTIFY_SOCKET=")) {
+      continue;
+    }
     env.emplace_back(v);
   }
   env.push_back("CSK_CHANNEL_FD=" + std::to_string(worker_channel_fd));
   env.push_back("CSK_GENERATION=" + std::to_string(r.generation));
+  if (r.takeover) env.push_back("CSK_TAKEOVER=1");
   std::vector<char*> envp;
   for (auto& e : env) envp.push_back(e.data());
   envp.push_back(nullptr);

@@ -20,13 +20,15 @@ struct spawn_request {
   std::uint32_t generation = 0;
   int channel_fd = -1;       ///< becomes fd 3 in the child (CSK_CHANNEL_FD=3), close-on-exec cleared there only
   int stderr_fd = -1;        ///< becomes fd 2 in the child; -1 = inherit ours
+  bool takeover = false;     ///< CSK_TAKEOVER=1: the new generation of an upgrade
 };
 
 /// The fd number the worker finds its channel on.
 inline constexpr int worker_channel_fd = 3;
 
 /// posix_spawn (no fork of the supervisor) of `binary config_path` with our environment
-/// plus CSK_CHANNEL_FD and CSK_GENERATION (minus NOTIFY_SOCKET), an empty signal mask,
+/// plus CSK_CHANNEL_FD and CSK_GENERATION (and CSK_TAKEOVER=1 for an upgrade's new worker;
+/// minus NOTIFY_SOCKET), an empty signal mask,
 /// default signal dispositions, in its own process group (a terminal's Ctrl-C reaches the
 /// supervisor only, which then stops the worker in order). Every other fd of ours is
 /// close-on-exec, so the worker inherits nothing else.

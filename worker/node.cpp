@@ -1,5 +1,6 @@
 #include "worker/node.hpp"
 
+#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <sys/signalfd.h>
@@ -8,13 +9,18 @@
 
 #include <algorithm>
 #include <ctime>
+#include <future>
 #include <map>
+#include <thread>
 #include <typeindex>
 
 #include "common/config/load_config.hpp"
 #include "common/log/log.hpp"
 #include "common/net/net.hpp"
 #include "services/cluster/node.hpp"
+#include "services/entity/directory.hpp"
+#include "services/entity/registry.hpp"
+#include "worker/upgrade.hpp"
 
 namespace csk {
 
@@ -62,10 +68,12 @@ sigset_t stop_signals() {
 // The node's main loop waits here: on stop signals (a signalfd over the signals
 // block_stop_signals() blocked) and, under a supervisor, on its orders.
 struct node_event {
-  enum class what { none, stop, reload, log_reopen, drain };
+  enum class what { none, stop, reload, log_reopen, drain, handover };
   what is = what::none;
   std::string why;                ///< for the log: "signal 15", "supervisor: stop", ...
-  std::uint32_t deadline_ms = 0;  ///< stop/drain from the supervisor
+  std::uint32_t deadline_ms = 0;  ///< stop/drain/handover from the supervisor
+  std::uint32_t to_generation = 0;  ///< handover
+  unique_fd transfer{};             ///< handover: this worker's end of the transfer socket
 };
 
 class node_events {
@@ -90,12 +98,20 @@ class node_events {
       }
     }
     if (fds[1].revents == 0) return {};
-    auto m = link_->receive(std::chrono::milliseconds(0));
-    if (!m) {
-      if (m.error().why == channel::recv_error::kind::timeout) return {};
+    auto got = link_->receive_with_fds(std::chrono::milliseconds(0));
+    if (!got) {
+      const auto& err = got.error();
+      if (err.why == channel::recv_error::kind::timeout) return {};
       // The supervisor is gone (or talks nonsense): stop as it would have asked us to.
       gone_ = true;
-      return {node_event::what::stop, "supervisor channel: " + m.error().text};
+      return {node_event::what::stop, "supervisor channel: " + err.text};
+    }
+    const channel::message* m = &got->msg;
+    if (const auto* h = std::get_if<channel::handover>(m)) {
+      node_event e{node_event::what::handover, "supervisor: handover", h->deadline_ms};
+      e.to_generation = h->to_generation;
+      e.transfer = std::move(got->fds.at(0));
+      return e;
     }
     if (const auto* s = std::get_if<channel::stop>(&*m)) return {node_event::what::stop, "supervisor: stop", s->deadline_ms};
     if (const auto* d = std::get_if<channel::drain>(&*m)) return {node_event::what::drain, "supervisor: drain", d->deadline_ms};
@@ -135,7 +151,7 @@ result<std::uint16_t, std::string> open_cluster_listener(cluster::node& cluster,
 // the supervisor passed as "gate:<name>", or bound here when standalone. Local name
 // ".gate.<name>".
 result<void, std::string> boot_gates(actor::runtime& rt, const std::vector<gate_config>& gates,
-                                     std::map<std::string, unique_fd>& inherited, bool supervised) {
+                                     std::map<std::string, unique_fd>& inherited, bool supervised, bool standby) {
   for (const auto& g : gates) {
     lua_table opts;
     opts.set("listen", g.listen)
@@ -144,6 +160,7 @@ result<void, std::string> boot_gates(actor::runtime& rt, const std::vector<gate_
         .set("max_outbound_kb", g.max_outbound_kb)
         .set("idle_timeout_ms", g.idle_timeout_ms)
         .set("max_message", g.max_message);
+    if (standby) opts.set("standby", true);  // a takeover worker: accept only at the cutover
     auto it = inherited.find("gate:" + g.name);
     if (supervised) {
       if (it == inherited.end()) {
@@ -180,8 +197,12 @@ result<void, std::string> run_node(const node_config& cfg,
                                    const std::function<void(actor::runtime&)>& register_types,
                                    supervisor_link* link) {
   const auto started = std::chrono::steady_clock::now();
+  const bool takeover = link != nullptr && link->takeover();
   actor::runtime rt(runtime_options_from(cfg.runtime));
+  entity::directory entities;  // the upgrade pairs entity services by id (outlives rt's services)
+  entity::attach_directory(rt, &entities);
   register_types(rt);
+  entity::install_service_types(rt);  // "entity:<type>" for every entity type registered
   net::net n(1);
   cluster::node_options co;
   co.self = cfg.cluster.self;
@@ -199,28 +220,61 @@ result<void, std::string> run_node(const node_config& cfg,
     if (!table) return unexpected(table.error());
     cluster.reload(*table);
   }
-  if (auto r = boot_services(rt, cfg.services); !r) return r;
-  n.start();
-  // Listening sockets: under a supervisor every one is inherited by name ("cluster",
-  // "gate:<name>", "admin"; see listeners_of) and adopted, never bound here.
-  std::map<std::string, unique_fd> inherited;
-  if (link != nullptr) inherited = std::move(link->listeners());
-  if (!cfg.cluster.self.empty()) {
-    auto port = open_cluster_listener(cluster, inherited, link != nullptr);
-    if (!port) {
-      n.stop();
-      rt.shutdown();
-      return unexpected(port.error());
-    }
-  }
-  rt.set_extension(std::type_index(typeid(net::net)), &n);  // gates find the net here
-  if (auto r = boot_gates(rt, cfg.gates, inherited, link != nullptr); !r) {
+  const auto fail = [&](std::string why) -> result<void, std::string> {
     n.stop();
     rt.shutdown();
     rt.set_extension(std::type_index(typeid(net::net)), nullptr);
-    return r;
+    entity::attach_directory(rt, nullptr);
+    return unexpected(std::move(why));
+  };
+  if (auto r = boot_services(rt, cfg.services); !r) return fail(r.error());
+  n.start();
+  // Listening sockets: under a supervisor every one is inherited by name ("cluster",
+  // "gate:<name>", "admin"; see listeners_of) and adopted, never bound here. A spare
+  // copy of the cluster listener stays here: an upgrade closes the net's and opens it
+  // again from the spare (rollback in the old worker, cutover in the new one).
+  std::map<std::string, unique_fd> inherited;
+  if (link != nullptr) inherited = std::move(link->listeners());
+  unique_fd cluster_spare;
+  if (!cfg.cluster.self.empty()) {
+    if (link != nullptr) {
+      auto it = inherited.find("cluster");
+      if (it != inherited.end()) cluster_spare.reset(::fcntl(it->second.get(), F_DUPFD_CLOEXEC, 0));
+    }
+    if (!takeover) {
+      auto port = open_cluster_listener(cluster, inherited, link != nullptr);
+      if (!port) return fail(port.error());
+    }
   }
+  rt.set_extension(std::type_index(typeid(net::net)), &n);  // gates find the net here
+  if (auto r = boot_gates(rt, cfg.gates, inherited, link != nullptr, takeover); !r) return fail(r.error());
   rt.start();
+
+  upgrade::node_parts parts;
+  parts.rt = &rt;
+  parts.cluster = cfg.cluster.self.empty() ? nullptr : &cluster;
+  for (const auto& g : cfg.gates) parts.gates.push_back(g.name);
+  parts.entities = &entities;
+  parts.close_cluster_listener = [&cluster] { cluster.close_listener(); };
+  parts.open_cluster_listener = [&cluster, &cluster_spare]() -> result<void, std::string> {
+    if (!cluster_spare) return unexpected(std::string("no spare of the cluster listener"));
+    unique_fd copy(::fcntl(cluster_spare.get(), F_DUPFD_CLOEXEC, 0));
+    auto port = cluster.open_adopted(copy.get());
+    if (!port) return unexpected(port.error());
+    (void)copy.release();  // the net owns it now
+    return {};
+  };
+
+  if (takeover) {
+    const auto& order = link->takeover_order();
+    logger("handover")->info("taking over from generation {} (budget {} ms)", order.from_generation, order.deadline_ms);
+    auto t = upgrade::take_over(parts, link->transfer_socket().get(), std::chrono::milliseconds(order.deadline_ms));
+    link->transfer_socket().reset();
+    if (!t) return fail("takeover from generation " + std::to_string(order.from_generation) + " failed: " + t.error());
+    logger("handover")->info("took over from generation {}: {} stores, {} pages, {} connections ({} lost); serving",
+                            order.from_generation, t->stores, t->pages, t->connections, t->connections_lost);
+  }
+
   node_events events(link);
   if (link != nullptr) {
     if (auto r = link->send(channel::ready{}); !r) logger("supervisor")->error("channel: {}", r.error());
@@ -238,19 +292,48 @@ result<void, std::string> run_node(const node_config& cfg,
   }
   using clock = std::chrono::steady_clock;
   const auto heartbeat = link != nullptr ? link->heartbeat_interval() : std::chrono::milliseconds(1000);
-  const auto tick = std::min(heartbeat, std::chrono::milliseconds(1000));
   auto next_heartbeat = clock::now() + heartbeat;
   auto next_watch = clock::now() + std::chrono::milliseconds(1000);
   std::uint64_t seq = 0;
   node_event stop;
+  // An upgrade in progress (this worker handing over): its thread and verdict.
+  std::future<channel::upgrade_result> handing_over;
+  unique_fd transfer;
   for (;;) {
-    const node_event e = events.wait(tick);
+    // While handing over, look at the verdict often: the pause ends when we exit.
+    const auto tick = handing_over.valid() ? std::chrono::milliseconds(1) : std::min(heartbeat, std::chrono::milliseconds(1000));
+    node_event e = events.wait(tick);
     const auto now = clock::now();
+    if (handing_over.valid() &&
+        (e.is == node_event::what::stop || handing_over.wait_for(std::chrono::seconds(0)) == std::future_status::ready)) {
+      const channel::upgrade_result verdict = handing_over.get();  // a stop waits for the verdict
+      transfer.reset();
+      if (events.connected()) (void)link->send(verdict);
+      if (verdict.ok != 0) {
+        logger("handover")->info("handed over in {} us (frozen {} us): exiting", verdict.total_us, verdict.frozen_us);
+        stop = node_event{node_event::what::stop, "handed over to the new worker"};
+        break;
+      }
+      logger("handover")->warn("upgrade abandoned in {}: {}", verdict.phase, verdict.reason);
+    }
     if (e.is == node_event::what::stop) {
-      stop = e;
+      stop = std::move(e);
       break;
     }
-    if (e.is == node_event::what::reload) {
+    if (e.is == node_event::what::handover) {
+      if (handing_over.valid()) {
+        logger("handover")->error("{}: an upgrade is already in progress: ignored", e.why);
+      } else {
+        logger("handover")->info("{}: handing over to generation {} (budget {} ms)", e.why, e.to_generation, e.deadline_ms);
+        transfer = std::move(e.transfer);
+        const int fd = transfer.get();
+        const std::uint32_t generation = link != nullptr ? link->generation() : 0;
+        const auto budget = std::chrono::milliseconds(e.deadline_ms);
+        handing_over = std::async(std::launch::async, [&parts, fd, generation, budget] {
+          return upgrade::hand_over(parts, fd, generation, budget);
+        });
+      }
+    } else if (e.is == node_event::what::reload) {
       if (watcher) {
         reload_names(cluster, cfg.cluster.names_file, e.why);
       } else {
@@ -259,7 +342,7 @@ result<void, std::string> run_node(const node_config& cfg,
     } else if (e.is == node_event::what::log_reopen) {
       logger("service")->info("{}: logs reopened", e.why);  // stderr: the supervisor owns the file
     } else if (e.is == node_event::what::drain) {
-      cluster.close_listener();  // new connections wait in the supervisor's backlog
+      if (!handing_over.valid()) cluster.close_listener();  // new connections wait in the supervisor's backlog
       logger("service")->info("{}: stopped accepting", e.why);
       if (events.connected()) (void)link->send(channel::drained{});
     }
@@ -294,6 +377,7 @@ result<void, std::string> run_node(const node_config& cfg,
   rt.shutdown();
   n.stop();
   rt.set_extension(std::type_index(typeid(net::net)), nullptr);
+  entity::attach_directory(rt, nullptr);
   if (events.connected()) (void)link->send(channel::stopped{});
   return {};
 }

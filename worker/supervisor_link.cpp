@@ -34,8 +34,11 @@ result<std::unique_ptr<supervisor_link>, std::string> supervisor_link::from_envi
   std::string error;
   const auto fd = env_number("CSK_CHANNEL_FD", error);
   const auto generation = fd ? env_number("CSK_GENERATION", error) : std::nullopt;
+  const char* takeover = std::getenv("CSK_TAKEOVER");  // NOLINT(concurrency-mt-unsafe): before threads
+  const bool is_takeover = takeover != nullptr && std::string_view(takeover) == "1";
   ::unsetenv("CSK_CHANNEL_FD");
   ::unsetenv("CSK_GENERATION");
+  ::unsetenv("CSK_TAKEOVER");
   if (!fd || !generation) return unexpected(error);
   int type = 0;
   socklen_t len = sizeof type;
@@ -44,7 +47,9 @@ result<std::unique_ptr<supervisor_link>, std::string> supervisor_link::from_envi
     return unexpected("CSK_CHANNEL_FD=" + std::to_string(*fd) + " is not a SOCK_SEQPACKET socket");
   }
   ::fcntl(sock, F_SETFD, FD_CLOEXEC);  // the supervisor cleared it for us; our children get nothing
-  return std::make_unique<supervisor_link>(unique_fd(sock), *generation);
+  auto link = std::make_unique<supervisor_link>(unique_fd(sock), *generation);
+  link->takeover_ = is_takeover;
+  return link;
 }
 
 supervisor_link::supervisor_link(unique_fd sock, std::uint32_t generation)
@@ -71,6 +76,16 @@ result<void, std::string> supervisor_link::handshake(std::chrono::milliseconds t
   auto set = channel::recv_listeners(sock_.get(), std::max(left, std::chrono::milliseconds(0)));
   if (!set) return unexpected("receiving listeners: " + set.error().text);
   for (auto& l : *set) listeners_.emplace(std::move(l.name), std::move(l.fd));
+  if (!takeover_) return {};
+  const auto rest = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+  auto order = receive_with_fds(std::max(rest, std::chrono::milliseconds(0)));
+  if (!order) return unexpected("waiting for takeover: " + order.error().text);
+  auto* t = std::get_if<channel::takeover>(&order->msg);
+  if (t == nullptr) {
+    return unexpected("expected takeover, got " + std::string(channel::name_of(channel::kind_of(order->msg))));
+  }
+  takeover_order_ = *t;
+  transfer_ = std::move(order->fds.at(0));
   return {};
 }
 
@@ -83,6 +98,10 @@ result<channel::message, channel::recv_error> supervisor_link::receive(std::chro
   auto r = channel::recv_message(sock_.get(), timeout);
   if (!r) return unexpected(r.error());
   return std::move(r->msg);
+}
+
+result<channel::received, channel::recv_error> supervisor_link::receive_with_fds(std::chrono::milliseconds timeout) {
+  return channel::recv_message(sock_.get(), timeout);
 }
 
 }  // namespace csk

@@ -7,6 +7,9 @@
 // environment variables:
 //   CSK_CHANNEL_FD=3      the worker's end of the SOCK_SEQPACKET pair
 //   CSK_GENERATION=N      this worker's generation (1, 2, ...: one per process started)
+//   CSK_TAKEOVER=1        (upgrades only) this worker takes over from a running one: the
+//                         handshake also waits for the takeover message and its transfer
+//                         socket, and the node must not serve until the hand-over is done
 // Without CSK_CHANNEL_FD the worker runs standalone (cppskynet-node) and binds its own
 // listeners. CSK_TEST_PROTOCOL_VERSION (tests only) replaces the protocol version in hello.
 //
@@ -37,7 +40,8 @@ class supervisor_link {
   supervisor_link(unique_fd sock, std::uint32_t generation);
 
   /// hello -> welcome (a refuse becomes the error, with the supervisor's reason) ->
-  /// the listener set. Within `timeout`.
+  /// the listener set (-> takeover and its transfer socket, when CSK_TAKEOVER was set).
+  /// Within `timeout`.
   result<void, std::string> handshake(std::chrono::milliseconds timeout);
 
   std::uint32_t generation() const noexcept { return generation_; }
@@ -48,17 +52,27 @@ class supervisor_link {
   std::map<std::string, unique_fd>& listeners() noexcept { return listeners_; }
   /// The socket, for poll().
   int fd() const noexcept { return sock_.get(); }
+  /// CSK_TAKEOVER was set: this worker is the new generation of an upgrade.
+  bool takeover() const noexcept { return takeover_; }
+  /// After the handshake of a takeover worker: the order and the transfer socket.
+  const channel::takeover& takeover_order() const noexcept { return takeover_order_; }
+  unique_fd& transfer_socket() noexcept { return transfer_; }
 
   /// Sends one message. Threads: any.
   result<void, std::string> send(const channel::message& m);
-  /// The next order, waiting at most `timeout`.
+  /// The next order, waiting at most `timeout` (fds that came with it are closed).
   result<channel::message, channel::recv_error> receive(std::chrono::milliseconds timeout);
+  /// The same, with the fds (handover carries one).
+  result<channel::received, channel::recv_error> receive_with_fds(std::chrono::milliseconds timeout);
 
  private:
   unique_fd sock_;
   std::uint32_t generation_ = 0;
   std::chrono::milliseconds heartbeat_{1000};
   std::map<std::string, unique_fd> listeners_;
+  bool takeover_ = false;
+  channel::takeover takeover_order_;
+  unique_fd transfer_;
   std::mutex send_mu_;
 };
 

@@ -62,6 +62,7 @@ struct supervisor_config {
   std::uint32_t restart_backoff_max_ms = 5000; ///< the doubling stops here, >= restart_backoff_ms
   std::uint32_t crash_loop_restarts = 5;       ///< this many restarts within the window: give up, >= 1
   std::uint32_t crash_loop_window_ms = 60000;  ///< >= 1
+  std::uint32_t upgrade_timeout_ms = 30000;    ///< an upgrade's budget (SIGUSR2; `cppskynet upgrade` default), >= 100
 };
 
 /// One gate: a listener for a custom protocol, served by a service type (`gates:` list).

@@ -588,6 +588,8 @@ class loader {
         read_int(f, sup.heartbeat_timeout_ms, 1, u32_max, positive);
       } else if (key == "ready_timeout_ms") {
         read_int(f, sup.ready_timeout_ms, 1, u32_max, positive);
+      } else if (key == "upgrade_timeout_ms") {
+        read_int(f, sup.upgrade_timeout_ms, 100, 3600000, "must be between 100 and 3600000");
       } else if (key == "stop_timeout_ms") {
         read_int(f, sup.stop_timeout_ms, 0, u32_max, "must be between 0 and 4294967295");
       } else if (key == "restart_backoff_ms") {

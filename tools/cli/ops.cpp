@@ -34,6 +34,7 @@ struct options {
   std::string socket;  // --socket
   bool json_out = false;
   std::optional<std::chrono::milliseconds> timeout;
+  std::string worker;  // upgrade --worker
 };
 
 int usage(const std::string& why) {
@@ -190,10 +191,21 @@ int call_verb(const options& o) {
   auto path = resolve_socket(o, rc);
   if (!path) return rc;
   const bool is_stop = o.verb == "stop";
-  const auto total = o.timeout.value_or(is_stop ? std::chrono::milliseconds(30000) : std::chrono::milliseconds(10000));
+  const bool is_upgrade = o.verb == "upgrade";
+  auto total = o.timeout.value_or(is_stop ? std::chrono::milliseconds(30000) : std::chrono::milliseconds(10000));
+  json request = {{"cmd", o.verb}, {"args", json::object()}};
+  if (is_upgrade) {
+    // --timeout is the upgrade's budget (the supervisor's default when absent); we wait
+    // for the verdict a while longer: the supervisor always answers, after its grace.
+    if (o.timeout) request["args"]["timeout_ms"] = static_cast<std::uint64_t>(o.timeout->count());
+    if (!o.worker.empty()) {
+      std::error_code ec;
+      request["args"]["worker"] = std::filesystem::absolute(o.worker, ec).lexically_normal().string();
+    }
+    total = o.timeout.value_or(std::chrono::milliseconds(30000)) + std::chrono::milliseconds(30000);
+  }
   const auto deadline = steady::now() + total;
 
-  json request = {{"cmd", o.verb}, {"args", json::object()}};
   auto r = supervisor::control_call_ex(*path, request, total);
   json reply;
   if (!r) {
@@ -237,6 +249,22 @@ int call_verb(const options& o) {
     std::cout << dump(reply) << "\n";
   } else if (o.verb == "status") {
     print_status(reply);
+  } else if (is_upgrade) {
+    const auto us = [&](const char* key) {
+      if (!reply.contains(key) || !reply[key].is_number()) return std::string("-");
+      char text[32];
+      std::snprintf(text, sizeof text, "%.3f ms", reply[key].get<double>() / 1000.0);
+      return std::string(text);
+    };
+    std::cout << "upgrade: ok: gen " << cell(reply, "from_generation") << " (pid " << cell(reply, "from_pid")
+              << ") -> gen " << cell(reply, "to_generation") << " (pid " << cell(reply, "to_pid") << ")\n"
+              << "  worker       " << cell(reply, "worker") << "\n"
+              << "  total        " << us("total_us") << "\n"
+              << "  pre-copy     " << us("precopy_us") << "\n"
+              << "  frozen       " << us("frozen_us") << "  (no request read meanwhile)\n"
+              << "  entities     " << cell(reply, "entities") << " copied, " << cell(reply, "delta_entities")
+              << " in deltas (" << cell(reply, "final_delta") << " frozen), " << cell(reply, "state_bytes") << " bytes\n"
+              << "  connections  " << cell(reply, "connections") << " handed over\n";
   } else if (is_stop) {
     std::cout << "stopped" << (reply.is_object() && reply.contains("pid") ? " (supervisor pid " + cell(reply, "pid") + ")" : "")
               << "\n";
@@ -350,14 +378,17 @@ std::optional<std::chrono::milliseconds> parse_seconds(const std::string& text) 
 }  // namespace
 
 bool is_ops_verb(std::string_view verb) {
-  return verb == "status" || verb == "stop" || verb == "reload" || verb == "check";
+  return verb == "status" || verb == "stop" || verb == "reload" || verb == "check" || verb == "upgrade";
 }
 
 const char* ops_usage() {
   return "  cppskynet status [-c node.yaml | --socket PATH] [--json] [--timeout S]\n"
          "  cppskynet stop   [-c node.yaml | --socket PATH] [--json] [--timeout S]  (default 30 s)\n"
          "  cppskynet reload [-c node.yaml | --socket PATH] [--json] [--timeout S]\n"
-         "  cppskynet check  -c node.yaml [--json]\n";
+         "  cppskynet check  -c node.yaml [--json]\n"
+         "  cppskynet upgrade [-c node.yaml | --socket PATH] [--worker PATH] [--timeout S] [--json]\n"
+         "                   hand the node over to a new worker (default: the same binary) without\n"
+         "                   downtime; exits 0 once it serves, 1 if the upgrade was rolled back\n";
 }
 
 int run_ops(const std::vector<std::string>& args) {
@@ -375,6 +406,8 @@ int run_ops(const std::vector<std::string>& args) {
       if (!o.timeout) return usage("--timeout needs a positive number of seconds");
     } else if (a == "--json") {
       o.json_out = true;
+    } else if (a == "--worker" && has_value && o.verb == "upgrade") {
+      o.worker = args[++i];
     } else if (a == "-h" || a == "--help") {
       std::cout << "usage:\n" << ops_usage();
       return exit_ok;
