@@ -180,8 +180,10 @@ class old_side {
       }
     }
     for (const auto& g : n_.gates) {
-      auto r = call(*n_.rt, gate_address(g), values{"__handover", "detach", static_cast<std::int64_t>(left(deadline_).count())},
-                    deadline_);
+      // The detach's own limit is half the time left: its reply (which owns the fds) must
+      // come back before this call gives up on it.
+      const auto detach_ms = std::max<std::int64_t>(1, left(deadline_).count() / 2);
+      auto r = call(*n_.rt, gate_address(g), values{"__handover", "detach", detach_ms}, deadline_);
       if (!r) return "gate " + g + ": detach: " + r.error();
       if (r->empty() || !r->at(0).is_table()) continue;
       for (const auto& entry : r->at(0).as_table().array) {
@@ -189,10 +191,13 @@ class old_side {
         const lua_value* fd = t.find("fd");
         const lua_value* unread = t.find("unread");
         const lua_value* peer = t.find("peer");
+        const lua_value* outgoing = t.find("outgoing");
         if (fd == nullptr || !fd->is_integer()) continue;
         unique_fd owned(static_cast<int>(fd->as_integer()));  // ours now: closed once sent
+        // A gate connection's state is one byte: 1 for one the gate made (connect()).
         tx::conn c{"gate:" + g, peer != nullptr && peer->is_string() ? peer->as_string() : "",
-                   unread != nullptr && unread->is_string() ? bytes_of(*unread) : byte_buffer{}, {}};
+                   unread != nullptr && unread->is_string() ? bytes_of(*unread) : byte_buffer{},
+                   byte_buffer{static_cast<std::uint8_t>(outgoing != nullptr && outgoing->truthy() ? 1 : 0)}};
         const int fds[] = {owned.get()};
         if (auto s = tx::send(fd_, c, left(deadline_), fds); !s) return s.error();
         ++sent;
@@ -382,8 +387,10 @@ class new_side {
     } else if (c.listener.rfind("gate:", 0) == 0) {
       const std::string g = c.listener.substr(5);
       const int raw = fd.release();  // the gate owns it from the call on (closes it on failure)
+      const bool outgoing = !c.state.empty() && c.state[0] == 1;
       auto r = call(*n_.rt, gate_address(g),
-                    values{"__handover", "adopt", static_cast<std::int64_t>(raw), string_of(c.unread), c.peer}, deadline_);
+                    values{"__handover", "adopt", static_cast<std::int64_t>(raw), string_of(c.unread), c.peer, outgoing},
+                    deadline_);
       if (r) {
         ++stats_.connections;
         return;

@@ -1,0 +1,425 @@
+// Hot upgrade with real processes: `cppskynet run` serving the upgrade test worker
+// (upgrade_worker.cpp), a client on ONE skynet-protocol TCP connection calling
+// continuously, and `cppskynet upgrade` run as the operator would.
+//
+//   - 20 upgrades in a row under load: no failed call, no refused connection, the client's
+//     connection never closes (no reconnect), every increment is counted exactly, and the
+//     worker's pid changes each time;
+//   - a multi-part request half sent when the upgrade starts completes after it, on the
+//     same connection;
+//   - rollback: a new worker that crashes at start, one whose restore fails, one whose
+//     entity version the old snapshots cannot satisfy, one that hangs past the budget,
+//     and a freeze whose in-flight call outlasts the budget: each leaves the old worker
+//     serving with its state, and the command fails with the reason.
+
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+
+#include <atomic>
+#include <cstring>
+#include <map>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "common/wire/cluster_codec.hpp"
+#include "common/wire/seri.hpp"
+#include "tests/process/process_harness.hpp"
+#include "tests/support/temp_dir.hpp"
+
+namespace csk::test {
+namespace {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+// A skynet cluster client on one blocking TCP connection: what a Lua node's clusterd
+// sender does, minus the coroutines. Every failure is recorded, never retried.
+class skynet_client {
+ public:
+  explicit skynet_client(std::uint16_t port) {
+    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    connected_ = ::connect(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+    const int one = 1;
+    ::setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  }
+  ~skynet_client() { ::close(fd_); }
+  bool connected() const { return connected_; }
+
+  /// Sends the frames of a call (all of them, or only the first `frames`).
+  bool send_call(std::uint32_t session, const std::string& to, const std::vector<lua_value>& args,
+                 std::size_t frames = SIZE_MAX, std::size_t skip = 0) {
+    auto payload = seri::pack(args);
+    if (!payload) return false;
+    byte_buffer out;
+    if (!wire::encode_request(wire::target::named(to), session, false, *payload, out)) return false;
+    // Cut at a frame boundary: frames [skip, skip + frames).
+    std::size_t at = 0, begin = 0, end = out.size();
+    for (std::size_t i = 0; at < out.size(); ++i) {
+      const std::size_t len = (std::size_t{out[at]} << 8) | out[at + 1];
+      if (i == skip) begin = at;
+      at += 2 + len;
+      if (frames != SIZE_MAX && i + 1 == skip + frames) {
+        end = at;
+        break;
+      }
+    }
+    return write_all(bytes_view(out.data() + begin, end - begin));
+  }
+
+  struct answer {
+    bool ok = false;
+    std::vector<lua_value> values;
+    std::string error;  ///< the error text, or what went wrong with the connection
+    bool closed = false;
+  };
+  /// Reads until the whole response to `session` (single or multi-part) is in.
+  answer read_answer(std::uint32_t session, std::chrono::milliseconds limit = 20s) {
+    const auto deadline = steady::now() + limit;
+    byte_buffer multi;
+    for (;;) {
+      while (auto body = reader_.next()) {
+        auto f = wire::decode_response_frame(*body);
+        if (!f) return {false, {}, "bad response frame", true};
+        if (f->session != session) return {false, {}, "answer for another session " + std::to_string(f->session), true};
+        switch (f->type) {
+          case wire::response_type::error: return {false, {}, std::string(as_chars(f->data))};
+          case wire::response_type::multi_begin: multi.clear(); break;
+          case wire::response_type::multi_part: multi.insert(multi.end(), f->data.begin(), f->data.end()); break;
+          case wire::response_type::multi_end:
+          case wire::response_type::ok: {
+            byte_buffer all = std::move(multi);
+            all.insert(all.end(), f->data.begin(), f->data.end());
+            auto v = seri::unpack(all);
+            if (!v) return {false, {}, "bad payload", true};
+            return {true, std::move(*v), ""};
+          }
+        }
+      }
+      pollfd p{fd_, POLLIN, 0};
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - steady::now()).count();
+      if (left <= 0 || ::poll(&p, 1, static_cast<int>(left)) <= 0) return {false, {}, "no answer in time", true};
+      std::uint8_t buf[65536];
+      const ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
+      if (n <= 0) return {false, {}, "connection closed", true};
+      reader_.feed(bytes_view(buf, static_cast<std::size_t>(n)));
+    }
+  }
+
+  answer call(const std::string& to, const std::vector<lua_value>& args) {
+    const std::uint32_t s = next_session_++;
+    if (!send_call(s, to, args)) return {false, {}, "send failed", true};
+    return read_answer(s);
+  }
+  std::uint32_t take_session() { return next_session_++; }
+
+ private:
+  bool write_all(bytes_view b) {
+    while (!b.empty()) {
+      const ssize_t n = ::send(fd_, b.data(), b.size(), MSG_NOSIGNAL);
+      if (n <= 0) return false;
+      b = b.subspan(static_cast<std::size_t>(n));
+    }
+    return true;
+  }
+  int fd_ = -1;
+  bool connected_ = false;
+  wire::frame_reader reader_;
+  std::uint32_t next_session_ = 1;
+};
+
+struct command_result {
+  int exit_code = -1;
+  std::string output;
+};
+
+// Runs `cppskynet ARGS...` to completion.
+command_result cppskynet(const fs::path& dir, std::vector<std::string> args, const std::string& tag) {
+  args.insert(args.begin(), CSK_CLI_BIN);
+  const fs::path out = dir / ("cmd-" + tag + ".out");
+  child_process p(args, out);
+  const auto st = p.wait_exit(120s);
+  command_result r;
+  r.output = read_file(out);
+  if (st && WIFEXITED(*st)) r.exit_code = WEXITSTATUS(*st);
+  return r;
+}
+
+class Upgrade : public temp_dir_test {
+ protected:
+  void start(const std::string& extra_supervisor = "", std::uint32_t upgrade_timeout_ms = 20000) {
+    socket_ = (dir_ / "ctl.sock").string();
+    std::ofstream(dir_ / "names.yaml") << "up: \"127.0.0.1:1\"\n";  // the listen below wins
+    std::ofstream(dir_ / "node.yaml")
+        << "runtime: {threads: 2, call_timeout_ms: 20000}\n"
+        << "log: {level: info}\n"
+        << "cluster: {self: up, listen: \"127.0.0.1:0\", names_file: names.yaml}\n"
+        << "services:\n"
+        << "  - {type: \"entity:test.tally\", names: [\"@tally\", .tally], args: [{id: tallies}]}\n"
+        << "  - {type: echo, names: [\"@echo\"]}\n"
+        << "  - {type: slow, names: [\"@slow\"]}\n"
+        << "supervisor:\n"
+        << "  worker: " << CSK_UPGRADE_WORKER_BIN << "\n"
+        << "  control_socket: " << socket_ << "\n"
+        << "  upgrade_timeout_ms: " << upgrade_timeout_ms << "\n"
+        << extra_supervisor;
+    sup_.emplace(dir_);
+    ASSERT_TRUE(sup_->wait_for("ready in")) << sup_->output();
+    port_ = sup_->cluster_port();
+    ASSERT_NE(port_, 0) << sup_->output();
+  }
+  void TearDown() override {
+    if (sup_) {
+      sup_->proc().signal(SIGTERM);
+      EXPECT_TRUE(sup_->proc().wait_exit().has_value());
+      sup_.reset();
+    }
+    temp_dir_test::TearDown();
+  }
+
+  command_result upgrade(std::vector<std::string> extra = {}) {
+    std::vector<std::string> args{"upgrade", "--socket", socket_, "--json"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    return cppskynet(dir_, args, std::to_string(++commands_));
+  }
+  json status() {
+    auto r = cppskynet(dir_, {"status", "--socket", socket_, "--json"}, std::to_string(++commands_));
+    return json::parse(r.output, nullptr, false);
+  }
+  // A wrapper program: the test worker with CSK_TEST_FAULT set (only the new worker runs it).
+  std::string faulty_worker(const std::string& fault, const std::string& binary = CSK_UPGRADE_WORKER_BIN) {
+    const fs::path p = dir_ / ("worker-" + fault + ".sh");
+    std::ofstream(p) << "#!/bin/sh\nCSK_TEST_FAULT=" << fault << " exec " << binary << " \"$@\"\n";
+    fs::permissions(p, fs::perms::owner_all);
+    return p.string();
+  }
+  pid_t serving_pid() {
+    const json s = status();
+    if (!s.is_object() || s["workers"].size() != 1) return -1;
+    return s["workers"][0]["pid"].get<pid_t>();
+  }
+
+  // The rollback check: the command failed naming `why`, the same worker serves the same
+  // state (the counter goes on from `before`), and no other worker is left.
+  void expect_rolled_back(const command_result& r, const std::string& why, pid_t old_pid, skynet_client& c,
+                          std::int64_t before) {
+    EXPECT_NE(r.exit_code, 0) << r.output;
+    EXPECT_NE(r.output.find(why), std::string::npos) << r.output;
+    auto a = c.call("@tally", {"mutate", "k", "incr"});
+    ASSERT_TRUE(a.ok) << a.error;
+    EXPECT_EQ(a.values.at(0).as_integer(), before + 1);
+    EXPECT_EQ(serving_pid(), old_pid);
+    skynet_client fresh(port_);
+    ASSERT_TRUE(fresh.connected());
+    auto g = fresh.call("@tally", {"get", "k"});
+    ASSERT_TRUE(g.ok) << g.error;
+    EXPECT_EQ(g.values.at(0).as_table().find("n")->as_integer(), before + 1);
+  }
+
+  std::optional<supervisor_process> sup_;
+  std::string socket_;
+  std::uint16_t port_ = 0;
+  int commands_ = 0;
+};
+
+TEST_F(Upgrade, TwentyUpgradesUnderLoadLoseNothing) {
+  start();
+  std::atomic<bool> stop{false};
+  std::atomic<std::int64_t> increments{0}, failures{0}, fresh_ok{0}, refused{0};
+  std::string first_failure;
+  std::mutex mu;
+  // The caller: one connection for the whole test, one call after another.
+  std::thread caller([&] {
+    skynet_client c(port_);
+    if (!c.connected()) {
+      ++failures;
+      return;
+    }
+    std::int64_t expect = 1;
+    while (!stop) {
+      auto a = c.call("@tally", {"mutate", "hits", "incr"});
+      if (!a.ok || a.values.at(0).as_integer() != expect) {
+        std::lock_guard lock(mu);
+        if (first_failure.empty()) {
+          first_failure = a.ok ? "got " + std::to_string(a.values.at(0).as_integer()) + ", expected " + std::to_string(expect)
+                               : a.error;
+        }
+        ++failures;
+        if (a.closed) return;  // a reconnect would be a failure anyway
+        continue;
+      }
+      ++expect;
+      ++increments;
+    }
+  });
+  // New connections all along: none may be refused.
+  std::thread connector([&] {
+    while (!stop) {
+      skynet_client c(port_);
+      if (!c.connected()) {
+        ++refused;
+        continue;
+      }
+      auto a = c.call("@echo", {"hi"});
+      if (a.ok) {
+        ++fresh_ok;
+      } else {
+        std::lock_guard lock(mu);
+        if (first_failure.empty()) first_failure = "fresh connection: " + a.error;
+        ++failures;
+      }
+    }
+  });
+  ASSERT_TRUE(eventually([&] { return increments > 100; }));
+  std::vector<pid_t> pids{serving_pid()};
+  std::vector<double> frozen_ms;
+  for (int i = 0; i < 20; ++i) {
+    const auto before = increments.load();
+    auto r = upgrade();
+    ASSERT_EQ(r.exit_code, 0) << "upgrade " << i + 1 << ": " << r.output;
+    const json v = json::parse(r.output, nullptr, false);
+    ASSERT_TRUE(v.is_object()) << r.output;
+    EXPECT_TRUE(v["ok"].get<bool>());
+    EXPECT_EQ(v["from_pid"].get<pid_t>(), pids.back());
+    EXPECT_NE(v["to_pid"].get<pid_t>(), pids.back());
+    EXPECT_EQ(v["connections"].get<int>() >= 1, true) << r.output;  // at least the caller's
+    pids.push_back(v["to_pid"].get<pid_t>());
+    frozen_ms.push_back(v["frozen_us"].get<double>() / 1000.0);
+    // The load goes on between upgrades (the caller is not stuck).
+    ASSERT_TRUE(eventually([&] { return increments > before + 20; })) << "upgrade " << i + 1;
+  }
+  stop = true;
+  caller.join();
+  connector.join();
+  EXPECT_EQ(failures, 0) << first_failure;
+  EXPECT_EQ(refused, 0);
+  EXPECT_GT(fresh_ok, 0);
+  // Exactly the increments the caller saw succeed, no more, no less.
+  skynet_client check(port_);
+  auto g = check.call("@tally", {"get", "hits"});
+  ASSERT_TRUE(g.ok) << g.error;
+  EXPECT_EQ(g.values.at(0).as_table().find("n")->as_integer(), increments.load());
+  EXPECT_EQ(pids.back(), serving_pid());
+  std::sort(pids.begin(), pids.end());
+  EXPECT_EQ(std::unique(pids.begin(), pids.end()), pids.end()) << "a pid came back";
+  double worst = 0;
+  for (double f : frozen_ms) worst = std::max(worst, f);
+  std::cout << "20 upgrades: " << increments << " increments, " << fresh_ok << " fresh connections; longest freeze "
+            << worst << " ms (as the old worker measured it)\n";
+}
+
+TEST_F(Upgrade, HalfReceivedMultiPartRequestCompletesAfterTheSwap) {
+  start();
+  skynet_client c(port_);
+  ASSERT_TRUE(c.connected());
+  const std::string big(100000, 'x');  // 4 frames: header + 3 parts (32 KiB each, then the rest)
+  const std::uint32_t s = c.take_session();
+  ASSERT_TRUE(c.send_call(s, "@echo", {big, 42}, 2));  // the header and the first part
+  // Make sure the old worker has read them: a call on another connection is served after.
+  skynet_client other(port_);
+  ASSERT_TRUE(other.call("@echo", {"sync"}).ok);
+  const pid_t old_pid = serving_pid();
+  auto r = upgrade();
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(serving_pid(), old_pid);
+  ASSERT_TRUE(c.send_call(s, "@echo", {big, 42}, SIZE_MAX, 2));  // the rest, to the new worker
+  auto a = c.read_answer(s);
+  ASSERT_TRUE(a.ok) << a.error;
+  ASSERT_EQ(a.values.size(), 2u);
+  EXPECT_EQ(a.values[0].as_string(), big);
+  EXPECT_EQ(a.values[1].as_integer(), 42);
+  auto again = c.call("@echo", {"same connection"});  // and the connection goes on
+  ASSERT_TRUE(again.ok) << again.error;
+}
+
+TEST_F(Upgrade, NewWorkerThatCrashesAtStartIsRolledBack) {
+  start();
+  skynet_client c(port_);
+  ASSERT_TRUE(c.call("@tally", {"mutate", "k", "incr"}).ok);
+  const pid_t old_pid = serving_pid();
+  auto r = upgrade({"--worker", faulty_worker("crash")});
+  expect_rolled_back(r, "killed by signal 6", old_pid, c, 1);
+}
+
+TEST_F(Upgrade, NewWorkerWhoseRestoreFailsIsRolledBack) {
+  start();
+  skynet_client c(port_);
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(c.call("@tally", {"mutate", "k", "incr"}).ok);
+  const pid_t old_pid = serving_pid();
+  auto r = upgrade({"--worker", faulty_worker("fail_restore")});
+  expect_rolled_back(r, "cannot read a tally", old_pid, c, 3);
+}
+
+TEST_F(Upgrade, IncompatibleEntityVersionIsRefusedBeforeAnyDataMoves) {
+  start();
+  skynet_client c(port_);
+  for (int i = 0; i < 2; ++i) ASSERT_TRUE(c.call("@tally", {"mutate", "k", "incr"}).ok);
+  const pid_t old_pid = serving_pid();
+  auto r = upgrade({"--worker", CSK_UPGRADE_WORKER_V9_BIN});
+  expect_rolled_back(r, "snapshot version 1 is older than the oldest version this binary reads (9", old_pid, c, 2);
+  EXPECT_NE(r.output.find("refused"), std::string::npos) << r.output;
+}
+
+TEST_F(Upgrade, NewWorkerThatHangsPastTheBudgetIsRolledBack) {
+  start();
+  skynet_client c(port_);
+  ASSERT_TRUE(c.call("@tally", {"mutate", "k", "incr"}).ok);
+  const pid_t old_pid = serving_pid();
+  auto r = upgrade({"--worker", faulty_worker("hang_restore"), "--timeout", "1.5"});
+  expect_rolled_back(r, "timed out", old_pid, c, 1);
+  const json s = status();
+  EXPECT_EQ(s["upgrades"]["failed"].get<int>(), 1);
+}
+
+TEST_F(Upgrade, CallThatOutlastsTheFreezeAbandonsTheUpgradeAndIsStillAnswered) {
+  start();
+  skynet_client c(port_), slow(port_);
+  ASSERT_TRUE(c.call("@tally", {"mutate", "k", "incr"}).ok);
+  const std::uint32_t s = slow.take_session();
+  ASSERT_TRUE(slow.send_call(s, "@slow", {3000}));
+  skynet_client other(port_);
+  ASSERT_TRUE(other.call("@echo", {"sync"}).ok);  // the slow call is in flight now
+  const pid_t old_pid = serving_pid();
+  auto r = upgrade({"--timeout", "1"});
+  expect_rolled_back(r, "in flight", old_pid, c, 1);
+  auto a = slow.read_answer(s);  // answered on its connection after the rollback
+  ASSERT_TRUE(a.ok) << a.error;
+  EXPECT_EQ(a.values.at(0).as_integer(), 3000);
+  // And a later upgrade, with nothing in flight, succeeds.
+  auto ok = upgrade();
+  EXPECT_EQ(ok.exit_code, 0) << ok.output;
+  auto after = c.call("@tally", {"mutate", "k", "incr"});
+  ASSERT_TRUE(after.ok) << after.error;
+  EXPECT_EQ(after.values.at(0).as_integer(), 3);
+}
+
+TEST_F(Upgrade, OnlyOneUpgradeAtATimeAndSigusr2Upgrades) {
+  start();
+  skynet_client c(port_);
+  ASSERT_TRUE(c.call("@tally", {"mutate", "k", "incr"}).ok);
+  const pid_t old_pid = serving_pid();
+  sup_->proc().signal(SIGUSR2);
+  ASSERT_TRUE(sup_->wait_for("upgrade gen 1 -> gen 2 done")) << sup_->output();
+  EXPECT_TRUE(eventually([&] { return serving_pid() != old_pid && serving_pid() > 0; }));
+  auto a = c.call("@tally", {"mutate", "k", "incr"});
+  ASSERT_TRUE(a.ok) << a.error;
+  EXPECT_EQ(a.values.at(0).as_integer(), 2);
+  // Two at once: the second is refused while the first runs (the hang keeps it running).
+  std::thread first([&] { (void)upgrade({"--worker", faulty_worker("hang_restore"), "--timeout", "2"}); });
+  ASSERT_TRUE(sup_->wait_for("upgrade: gen 2")) << sup_->output();
+  auto second = upgrade();
+  EXPECT_NE(second.exit_code, 0);
+  EXPECT_NE(second.output.find("already in progress"), std::string::npos) << second.output;
+  first.join();
+}
+
+}  // namespace
+}  // namespace csk::test
