@@ -662,6 +662,7 @@ void supervisor::settle_upgrade() {
   const bool handed_over = u.verdict && u.verdict->ok != 0;
   bool ok = false;
   if (handed_over && u.new_ready && !u.new_gone) {
+    if (!u.old_gone) return;  // the command returns once the old worker has exited
     ok = true;
   } else if (u.verdict || u.old_gone) {
     if (!u.new_gone) return;  // wait until the new worker is reaped: no generation left behind

@@ -169,8 +169,14 @@ class old_side {
     if (n_.cluster != nullptr) {
       for (const auto id : n_.cluster->inbound_ids()) {
         auto h = n_.cluster->detach_inbound(id, std::max(left(deadline_), ms(1))).get();
+        // Refused while a call is in flight (the freeze drained them, so this is a call
+        // a local service made... or a race): wait for its answer and try again.
+        while (!h && h.error().find("in flight") != std::string::npos && clock::now() < deadline_) {
+          std::this_thread::sleep_for(std::chrono::microseconds(200));
+          h = n_.cluster->detach_inbound(id, std::max(left(deadline_), ms(1))).get();
+        }
         if (!h) {  // e.g. the peer closed meanwhile: nothing to hand over
-          log()->warn("cluster connection {} not handed over: {}", id, h.error());
+          log()->error("cluster connection {} not handed over: {}", id, h.error());
           continue;
         }
         tx::conn c{"cluster", h->connection.peer, std::move(h->connection.unread), std::move(h->agent_state)};

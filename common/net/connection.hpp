@@ -77,6 +77,8 @@ class connection : public std::enable_shared_from_this<connection> {
   void request_close(std::string reason, bool flush);
   /// See net::pause_reading / resume_reading. Any thread.
   void set_paused(bool paused);
+  /// Runs `fn` on this connection's net thread, after whatever it is doing now. Any thread.
+  void post(std::function<void()> fn) { asio::post(ctx_, std::move(fn)); }
 
   // -- hand-over (net::detach / net::adopt_connection) --------------------------------
   using detach_done = std::function<void(result<detached_connection, std::string>)>;

@@ -88,6 +88,13 @@ void net::pause_reading(conn_id id) {
   });
 }
 
+bool net::run_after(conn_id id, std::function<void()> fn) {
+  return core_->with_connection(id, [&](connection& c) {
+    c.post(std::move(fn));
+    return true;
+  });
+}
+
 void net::resume_reading(conn_id id) {
   core_->with_connection(id, [&](connection& c) {
     c.set_paused(false);

@@ -160,6 +160,10 @@ class net {
   /// ignored. Threads: any thread, including hooks (from the connection's own on_message
   /// it takes effect before the next message).
   void pause_reading(conn_id id);
+  /// Runs `fn` on the connection's net thread once the work it has in hand is done (e.g.
+  /// the on_message in progress when pause_reading was called): a barrier. False, and
+  /// `fn` never runs, for an unknown id. Threads: any thread.
+  bool run_after(conn_id id, std::function<void()> fn);
   /// Ends pause_reading: buffered messages are delivered, then reading goes on (unless
   /// conn_options::pause_reading_above holds it). Threads: any thread, including hooks.
   void resume_reading(conn_id id);

@@ -470,7 +470,26 @@ std::size_t node::inbound_connections() const { return inbound_->count(); }
 
 std::vector<net::conn_id> node::inbound_ids() const { return inbound_->ids(); }
 
-void node::pause_inbound() { inbound_->set_frozen(true); }
+void node::pause_inbound() {
+  inbound_->set_frozen(true);
+  // The barrier: once every connection's net thread has run this, no on_message that
+  // started before the pause is still running, so inbound_in_flight() counts every call
+  // read before the freeze.
+  auto ids = inbound_->ids();
+  auto left = std::make_shared<std::atomic<std::size_t>>(ids.size());
+  auto done = std::make_shared<std::promise<void>>();
+  auto f = done->get_future();
+  const auto one_done = [left, done] {
+    if (left->fetch_sub(1) == 1) done->set_value();
+  };
+  if (ids.empty()) return;
+  for (const auto id : ids) {
+    if (!net_.run_after(id, one_done)) one_done();  // closed meanwhile: nothing to wait for
+  }
+  if (f.wait_for(std::chrono::seconds(5)) != std::future_status::ready) {
+    log()->warn("cluster: pause_inbound: a net thread did not answer within 5 s");
+  }
+}
 
 void node::resume_inbound() { inbound_->set_frozen(false); }
 

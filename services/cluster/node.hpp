@@ -104,9 +104,10 @@ class node {
   std::vector<net::conn_id> inbound_ids() const;
   /// The freeze: every inbound connection, and every one accepted from now on, stops
   /// reading and delivering after the message in progress (net::pause_reading: a frame
-  /// boundary). A message being delivered at the call may still dispatch a call: wait
-  /// for inbound_in_flight() == 0 afterwards (detach_inbound re-checks on the net
-  /// thread). Any thread.
+  /// boundary). Returns once the message being delivered at the call (if any) has been
+  /// handled on every connection (a barrier on the net threads), so a call it dispatched
+  /// is counted by inbound_in_flight(): wait for that to reach 0 afterwards
+  /// (detach_inbound re-checks on the net thread). Any thread but a net thread.
   void pause_inbound();
   /// Ends the freeze (the upgrade was abandoned). Any thread.
   void resume_inbound();
