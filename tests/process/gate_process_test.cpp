@@ -8,6 +8,8 @@
 #include <signal.h>
 #include <sys/socket.h>
 
+#include <sys/wait.h>
+
 #include <fstream>
 #include <optional>
 #include <string>
@@ -34,6 +36,10 @@ class line_client {
   line_client(const line_client&) = delete;
   line_client& operator=(const line_client&) = delete;
   bool connected() const { return connected_; }
+  /// Sends bytes as they are (a part of a line, say).
+  bool send_raw(const std::string& bytes) {
+    return ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(bytes.size());
+  }
   /// Sends one line, returns the answer line; nullopt on EOF or timeout.
   std::optional<std::string> ask(const std::string& line) {
     const std::string out = line + "\n";
@@ -94,6 +100,43 @@ TEST_F(GateUnderSupervisor, WorkerAdoptsTheGateListenerAndTheNextWorkerServesIt)
   const auto st = s.proc().wait_exit();
   ASSERT_TRUE(st.has_value());
   EXPECT_TRUE(WIFEXITED(*st) && WEXITSTATUS(*st) == 0) << s.output();
+}
+
+// The hot upgrade of the main job's shape (cppskynet-worker, the kv gate and its entity
+// store): the client's connection is handed to the new worker, with the half line it had
+// sent, and the data comes along.
+TEST_F(GateUnderSupervisor, UpgradeHandsTheGateConnectionOverWithItsData) {
+  write("names.yaml", "__nowaiting: true\n");
+  const std::string socket = (dir_ / "ctl.sock").string();
+  write("node.yaml",
+        "runtime:\n  threads: 2\n"
+        "cluster:\n  self: n1\n  listen: \"127.0.0.1:0\"\n  names_file: names.yaml\n"
+        "supervisor:\n  worker: " CSK_WORKER_BIN "\n  control_socket: " + socket + "\n"
+        "services:\n  - type: kvstore\n    name: .kvstore\n"
+        "gates:\n  - name: kv\n    listen: \"127.0.0.1:0\"\n    type: kv_gate\n");
+  supervisor_process s(dir_);
+  ASSERT_TRUE(s.wait_for("ready in")) << s.output();
+  const std::string p = s.find(R"(listener gate:kv bound to 127\.0\.0\.1:(\d+))");
+  ASSERT_FALSE(p.empty()) << s.output();
+  const auto port = static_cast<std::uint16_t>(std::stoi(p));
+  line_client c(port);
+  ASSERT_TRUE(c.connected());
+  EXPECT_EQ(c.ask("SET k 41"), "OK");
+  ASSERT_TRUE(c.send_raw("INCR "));  // half a line, sent before the upgrade
+  const pid_t old_pid = s.worker_pid(1);
+  child_process up({CSK_CLI_BIN, "upgrade", "--socket", socket}, dir_ / "upgrade.out");
+  const auto st = up.wait_exit();
+  ASSERT_TRUE(st.has_value());
+  EXPECT_TRUE(WIFEXITED(*st) && WEXITSTATUS(*st) == 0) << read_file(dir_ / "upgrade.out") << s.output();
+  EXPECT_NE(read_file(dir_ / "upgrade.out").find("connections  1 handed over"), std::string::npos)
+      << read_file(dir_ / "upgrade.out");
+  EXPECT_TRUE(process_gone(old_pid));
+  EXPECT_EQ(c.ask("k"), "INTEGER 42") << "the rest of the line, to the new worker, same connection";
+  EXPECT_EQ(c.ask("GET k"), "VALUE 42");
+  line_client fresh(port);
+  ASSERT_TRUE(fresh.connected());
+  EXPECT_EQ(fresh.ask("GET k"), "VALUE 42");
+  EXPECT_NE(s.output().find("worker gen 2"), std::string::npos);
 }
 
 }  // namespace
