@@ -227,7 +227,7 @@ class Upgrade : public temp_dir_test {
   std::optional<supervisor_process> sup_;
   std::string socket_;
   std::uint16_t port_ = 0;
-  int commands_ = 0;
+  std::atomic<int> commands_{0};  // upgrade() may run on two threads
 };
 
 TEST_F(Upgrade, TwentyUpgradesUnderLoadLoseNothing) {
