@@ -308,6 +308,10 @@ TEST_F(Upgrade, TwentyUpgradesUnderLoadLoseNothing) {
   ASSERT_TRUE(g.ok) << g.error;
   EXPECT_EQ(g.values.at(0).as_table().find("n")->as_integer(), increments.load());
   EXPECT_EQ(pids.back(), serving_pid());
+  // Every old worker exited cleanly after handing over (a sanitizer report would make it
+  // exit non-zero).
+  EXPECT_EQ(sup_->count("exited with code 0: handed over to its successor"), 20u) << sup_->output();
+  EXPECT_EQ(sup_->count("Sanitizer"), 0u) << sup_->output();
   std::sort(pids.begin(), pids.end());
   EXPECT_EQ(std::unique(pids.begin(), pids.end()), pids.end()) << "a pid came back";
   double worst = 0;
