@@ -1,10 +1,13 @@
 #include "examples/gate/kv_gate.hpp"
 
 #include <charconv>
+#include <limits>
+#include <stdexcept>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 #include <vector>
+
+#include "services/entity/entity.hpp"
 
 namespace csk::examples {
 
@@ -26,46 +29,38 @@ void line_framing::frame(byte_buffer& out, bytes_view body) const {
   out.push_back('\n');
 }
 
+lua_value to_lua(const kv_value& v) { return entity::fields().add("value", v.value).table(); }
+
+void from_lua(const lua_value& in, kv_value& v) {
+  entity::field_reader(in, "example.kv").get("value", v.value).done();
+  if (v.value.empty()) throw std::invalid_argument("example.kv.value: a non-empty string expected");
+}
+
 namespace {
 
-/// Entity: the data and nothing else.
-class kvstore final : public actor::dispatch_service {
- public:
-  kvstore() {
-    on_sync("get", [this](context&, values& a) -> values {
-      auto it = data_.find(key(a));
-      return it == data_.end() ? values{lua_value{}} : values{it->second};
-    });
-    on_sync("set", [this](context&, values& a) -> values {
-      if (a.size() < 2) throw std::runtime_error("set: key and value needed");
-      data_[key(a)] = a[1];
-      return {};
-    });
-    on_sync("incr", [this](context&, values& a) -> values {
-      auto& v = data_[key(a)];
-      std::int64_t n = 0;  // a missing key counts from 0; a decimal string counts too (as in Redis)
-      if (v.is_integer()) {
-        n = v.as_integer();
-      } else if (v.is_string()) {
-        const std::string& t = v.as_string();
-        const auto [end, ec] = std::from_chars(t.data(), t.data() + t.size(), n);
-        if (ec != std::errc{} || end != t.data() + t.size()) throw std::runtime_error("value is not an integer");
-      } else if (!v.is_nil()) {
-        throw std::runtime_error("value is not an integer");
-      }
-      v = lua_value(n + 1);
-      return {v};
-    });
-    on_sync("del", [this](context&, values& a) -> values { return {static_cast<std::int64_t>(data_.erase(key(a)))}; });
-  }
+using kv_type = entity::entity_type<kv_value>;
 
- private:
-  static std::string key(const values& a) {
-    if (a.empty() || !a[0].is_string()) throw std::runtime_error("key must be a string");
-    return a[0].as_string();
+/// INCR, run inside the store on (a copy of) the key's value: a decimal string counts as
+/// its number (as in Redis), a key just created (empty value) as 0.
+values incr(kv_value& v, values&) {
+  std::int64_t n = 0;
+  if (!v.value.empty()) {
+    const std::string& t = v.value;
+    const auto [end, ec] = std::from_chars(t.data(), t.data() + t.size(), n);
+    if (ec != std::errc{} || end != t.data() + t.size()) throw std::runtime_error("value is not an integer");
   }
-  std::unordered_map<std::string, lua_value> data_;
-};
+  if (n == std::numeric_limits<std::int64_t>::max()) throw std::runtime_error("increment would overflow");
+  ++n;
+  v.value = std::to_string(n);
+  return {n};
+}
+
+/// Entity: the data and nothing else (an entity service of kv_value).
+void register_kv_entity() {
+  static const kv_type& registered =
+      entity::register_type<kv_value>("example.kv").mutation("incr", incr, kv_type::missing::create);
+  (void)registered;  // once per process: the hook table is shared by every runtime's stores
+}
 
 std::vector<std::string> words(std::string_view line) {
   std::vector<std::string> out;
@@ -105,33 +100,29 @@ class kv_gate final : public gate::gate_service {
       close_after_answers(id, "client quit");  // BYE (and earlier answers) go out first
       co_return text("BYE");
     }
+    // The entity service's messages (services/entity/service.hpp).
     values args;
-    std::string op;
     if (cmd == "GET" && w.size() == 2) {
-      op = "get";
-      args = {w[1]};
+      args = {lua_value("get"), w[1]};
     } else if (cmd == "SET" && w.size() == 3) {
-      op = "set";
-      args = {w[1], w[2]};
+      args = {lua_value("set"), w[1], to_lua(kv_value{w[2]})};
     } else if (cmd == "INCR" && w.size() == 2) {
-      op = "incr";
-      args = {w[1]};
+      args = {lua_value("mutate"), w[1], lua_value("incr")};
     } else if (cmd == "DEL" && w.size() == 2) {
-      op = "del";
-      args = {w[1]};
+      args = {lua_value("delete"), w[1]};
     } else {
       co_return text("ERR unknown command or wrong arguments: " + cmd);
     }
-    args.insert(args.begin(), lua_value(op));
     auto call = ctx.call(store_, std::move(args));
     auto r = co_await call;
     if (!r) co_return text("ERR " + r.error().text);
-    if (op == "set") co_return text("OK");
-    if (op == "del") co_return text("DELETED " + std::to_string(r->at(0).as_integer()));
-    if (op == "incr") co_return text("INTEGER " + std::to_string(r->at(0).as_integer()));
+    if (cmd == "SET") co_return text("OK");
+    if (cmd == "DEL") co_return text("DELETED " + std::to_string(r->at(0).as_integer()));
+    if (cmd == "INCR") co_return text("INTEGER " + std::to_string(r->at(0).as_integer()));
     if (r->empty() || r->at(0).is_nil()) co_return text("NIL");
-    const lua_value& v = r->at(0);
-    co_return text("VALUE " + (v.is_integer() ? std::to_string(v.as_integer()) : v.as_string()));
+    kv_value v;
+    from_lua(r->at(0), v);
+    co_return text("VALUE " + v.value);
   }
 
  private:
@@ -141,7 +132,10 @@ class kv_gate final : public gate::gate_service {
 }  // namespace
 
 void register_kv_types(actor::runtime& rt) {
-  rt.register_type("kvstore", [] { return std::make_unique<kvstore>(); });
+  register_kv_entity();
+  entity::install_service_types(rt);  // "entity:example.kv" (and any other type registered by now)
+  // The name configs use; with no args its id is the type name, "example.kv".
+  rt.register_type("kvstore", [] { return std::make_unique<entity::entity_service<kv_value>>(); });
   rt.register_type("kv_gate", [] { return std::make_unique<kv_gate>(); });
 }
 

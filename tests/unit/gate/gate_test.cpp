@@ -13,6 +13,7 @@
 #include <gtest/gtest.h>
 
 #include <condition_variable>
+#include <future>
 #include <mutex>
 #include <optional>
 #include <stdexcept>
@@ -22,6 +23,7 @@
 #include <vector>
 
 #include "examples/gate/kv_gate.hpp"
+#include "services/entity/directory.hpp"
 #include "services/gate/gate.hpp"
 
 namespace csk::gate {
@@ -502,6 +504,72 @@ TEST_F(KvGateTest, OverlongLineClosesOnlyThatClient) {
   EXPECT_TRUE(bad.wait_closed());
   good.write(bytes_of("PING\n"));
   EXPECT_EQ(good.read_line(), "PONG");
+}
+
+/// A call from the test thread to a running runtime; the reply's values.
+values kv_call(actor::runtime& rt, const std::string& to, values args) {
+  auto f = rt.call(to, std::move(args));
+  if (f.wait_for(10s) != std::future_status::ready) throw std::runtime_error("no reply from " + to);
+  auto r = f.get();
+  if (!r) throw std::runtime_error(to + ": " + r.error().text);
+  return std::move(*r);
+}
+
+TEST_F(KvGateTest, TheStoreIsAnEntityServiceWhoseDataMovesBySnapshot) {
+  {
+    client c(gate_->port());
+    c.write(bytes_of("SET a hello\nINCR n\nINCR n\nSET s 41\n"));
+    for (const auto* want : {"OK", "INTEGER 1", "INTEGER 2", "OK"}) EXPECT_EQ(c.read_line(), want);
+  }
+  const values info = kv_call(rt_, ".kvstore", {lua_value("info")});
+  ASSERT_EQ(info.size(), 1u);
+  ASSERT_TRUE(info[0].is_table());
+  auto field = [&](const char* k) {
+    const lua_value* v = info[0].as_table().find(lua_value(k));
+    return v != nullptr ? v->debug_string() : std::string("(absent)");
+  };
+  EXPECT_EQ(field("type"), lua_value("example.kv").debug_string());
+  EXPECT_EQ(field("id"), lua_value("example.kv").debug_string()) << "no args: the id is the type name";
+  EXPECT_EQ(field("version"), lua_value(std::int64_t{1}).debug_string());
+  EXPECT_EQ(field("count"), lua_value(std::int64_t{3}).debug_string());
+  // What the store holds, by its entity messages: INCR wrote the number as text.
+  EXPECT_EQ(kv_call(rt_, ".kvstore", {lua_value("get"), lua_value("n")}).at(0).debug_string(),
+            lua_value(lua_table{}.set("value", "2")).debug_string());
+  auto refused = rt_.call(".kvstore", {lua_value("set"), lua_value("e"), lua_value(lua_table{}.set("value", ""))});
+  ASSERT_EQ(refused.wait_for(10s), std::future_status::ready);
+  EXPECT_FALSE(refused.get()) << "an empty value is refused";
+
+  // The upgrade's data path by hand: a snapshot restored into another runtime's store.
+  const std::string snap = kv_call(rt_, ".kvstore", {lua_value("snapshot")}).at(0).as_string();
+  // The worker attaches a directory: that is how the upgrade finds the store, by its id.
+  entity::directory dir;
+  actor::runtime rt2(actor::runtime_options{.threads = 1});
+  entity::attach_directory(rt2, &dir);
+  net::net net2(1);
+  examples::register_kv_types(rt2);
+  auto store2 = rt2.spawn("kvstore", {}, {".kvstore"});
+  ASSERT_TRUE(store2) << store2.error();
+  const auto listed = dir.find("example.kv");
+  ASSERT_TRUE(listed);
+  EXPECT_EQ(listed->type, "example.kv");
+  EXPECT_EQ(listed->handle, *store2);
+  EXPECT_FALSE(rt2.spawn("kvstore", {}, {".kvstore_twin"})) << "ids are unique per worker";
+  ASSERT_TRUE(rt2.spawn("kvstore", {lua_value(lua_table{}.set("id", "kv2"))}, {".kvstore_twin"}))
+      << "unless a second store is given its own id";
+  auto g2 = examples::make_kv_gate(net2, {});
+  gate_service* gate2 = g2.get();
+  ASSERT_TRUE(rt2.spawn(std::move(g2)));
+  net2.start();
+  rt2.start();
+  EXPECT_EQ(kv_call(rt2, ".kvstore", {lua_value("restore"), lua_value(snap)}).at(0).as_integer(), 3);
+  {
+    client c(gate2->port());
+    c.write(bytes_of("GET a\nINCR n\nINCR s\nGET nothing\n"));
+    for (const auto* want : {"VALUE hello", "INTEGER 3", "INTEGER 42", "NIL"}) EXPECT_EQ(c.read_line(), want);
+  }
+  net2.stop();
+  rt2.shutdown();
+  entity::attach_directory(rt2, nullptr);
 }
 
 }  // namespace
