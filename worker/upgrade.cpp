@@ -11,6 +11,7 @@
 #include "services/cluster/node.hpp"
 #include "services/entity/directory.hpp"
 #include "services/entity/snapshot.hpp"
+#include "services/gate/gate.hpp"
 
 namespace csk::upgrade {
 namespace {
@@ -148,7 +149,7 @@ class old_side {
       n_.cluster->pause_inbound();
     }
     for (const auto& g : n_.gates) {
-      if (auto r = call(*n_.rt, gate_address(g), values{"__handover", "freeze"}, deadline_); !r) {
+      if (auto r = call(*n_.rt, gate_address(g), values{gate::handover_key(), "freeze"}, deadline_); !r) {
         return "gate " + g + ": freeze: " + r.error();
       }
     }
@@ -189,7 +190,7 @@ class old_side {
       // The detach's own limit is half the time left: its reply (which owns the fds) must
       // come back before this call gives up on it.
       const auto detach_ms = std::max<std::int64_t>(1, left(deadline_).count() / 2);
-      auto r = call(*n_.rt, gate_address(g), values{"__handover", "detach", detach_ms}, deadline_);
+      auto r = call(*n_.rt, gate_address(g), values{gate::handover_key(), "detach", detach_ms}, deadline_);
       if (!r) return "gate " + g + ": detach: " + r.error();
       if (r->empty() || !r->at(0).is_table()) continue;
       for (const auto& entry : r->at(0).as_table().array) {
@@ -260,7 +261,7 @@ class old_side {
     for (;;) {
       std::size_t busy = n_.cluster != nullptr ? n_.cluster->inbound_in_flight() : 0;
       for (const auto& g : n_.gates) {
-        auto r = call(*n_.rt, gate_address(g), values{"__handover", "in_flight"}, deadline_);
+        auto r = call(*n_.rt, gate_address(g), values{gate::handover_key(), "in_flight"}, deadline_);
         if (!r) return "gate " + g + ": in_flight: " + r.error();
         busy += static_cast<std::size_t>(r->at(0).as_integer());
       }
@@ -282,7 +283,7 @@ class old_side {
       if (auto r = n_.open_cluster_listener(); !r) log()->critical("rollback: cluster listener: {}", r.error());
     }
     for (const auto& g : n_.gates) {
-      if (auto r = call(*n_.rt, gate_address(g), values{"__handover", "resume"}, until); !r) {
+      if (auto r = call(*n_.rt, gate_address(g), values{gate::handover_key(), "resume"}, until); !r) {
         log()->critical("rollback: gate {}: {}", g, r.error());
       }
     }
@@ -395,7 +396,7 @@ class new_side {
       const int raw = fd.release();  // the gate owns it from the call on (closes it on failure)
       const bool outgoing = !c.state.empty() && c.state[0] == 1;
       auto r = call(*n_.rt, gate_address(g),
-                    values{"__handover", "adopt", static_cast<std::int64_t>(raw), string_of(c.unread), c.peer, outgoing},
+                    values{gate::handover_key(), "adopt", static_cast<std::int64_t>(raw), string_of(c.unread), c.peer, outgoing},
                     deadline_);
       if (r) {
         ++stats_.connections;
@@ -413,7 +414,7 @@ class new_side {
       if (auto r = n_.open_cluster_listener(); !r) return "cluster listener: " + r.error();
     }
     for (const auto& g : n_.gates) {
-      if (auto r = call(*n_.rt, gate_address(g), values{"__handover", "start"}, deadline_); !r) {
+      if (auto r = call(*n_.rt, gate_address(g), values{gate::handover_key(), "start"}, deadline_); !r) {
         return "gate " + g + ": start: " + r.error();
       }
     }

@@ -5,6 +5,9 @@
 #include <sys/socket.h>
 
 #include <algorithm>
+#include <cstdio>
+#include <future>
+#include <random>
 #include <atomic>
 #include <cerrno>
 #include <climits>
@@ -446,8 +449,13 @@ void gate_service::stop(actor::context& /*ctx*/) {
 actor::task<actor::values> gate_service::handle(actor::context& ctx, actor::message& msg) {
   auto& s = *state_;
   if (!s.is_event(msg)) {
-    if (!msg.args.empty() && msg.args[0].is_string() && msg.args[0].as_string() == "__handover") {
-      co_return co_await handover(ctx, msg);
+    if (!msg.args.empty() && msg.args[0].is_string()) {
+      const std::string& first = msg.args[0].as_string();
+      if (first == handover_key()) co_return co_await handover(ctx, msg);
+      if (first == "__handover" || first.starts_with("__handover:")) {
+        throw std::runtime_error("gate " + actor::handle_string(s.self) +
+                                 ": hand-over messages need this process's key (only the upgrade sends them)");
+      }
     }
     co_return co_await on_request(ctx, msg);
   }
@@ -517,6 +525,7 @@ actor::task<actor::values> gate_service::handover(actor::context& ctx, actor::me
   }
   net::listener_id to_close = 0;
   bool open_listener = false;
+  std::vector<conn_id> paused;
   {
     std::lock_guard lock(s.mu);
     if (s.closed) throw std::runtime_error(who + ": the gate is stopped");
@@ -524,7 +533,10 @@ actor::task<actor::values> gate_service::handover(actor::context& ctx, actor::me
     if (verb == "freeze") {
       if (!s.frozen) {
         s.frozen = true;
-        for (const auto& [id, c] : s.conns) s.net->pause_reading(id);
+        for (const auto& [id, c] : s.conns) {
+          s.net->pause_reading(id);
+          paused.push_back(id);
+        }
         to_close = std::exchange(s.listener, 0);
       }
     } else if (verb == "resume") {
@@ -547,6 +559,24 @@ actor::task<actor::values> gate_service::handover(actor::context& ctx, actor::me
   }
   // Without mu: close_listener waits for the listener's net thread (its on_accept locks mu).
   if (to_close != 0) s.net->close_listener(to_close);
+  if (!paused.empty()) {
+    // The barrier: once each connection's net thread has run this, the message it was
+    // delivering at the pause (if any) is counted by in_flight (without mu: the net
+    // threads' hooks lock it).
+    auto left = std::make_shared<std::atomic<std::size_t>>(paused.size());
+    auto all = std::make_shared<std::promise<void>>();
+    auto done = all->get_future();
+    const auto one = [left, all] {
+      if (left->fetch_sub(1) == 1) all->set_value();
+    };
+    for (const conn_id id : paused) {
+      if (!s.net->run_after(id, one)) one();
+    }
+    if (done.wait_for(std::chrono::seconds(5)) != std::future_status::ready) {
+      logger("service")->warn("gate {}: __handover freeze: a net thread did not answer within 5 s",
+                              actor::handle_string(s.self));
+    }
+  }
   if (open_listener) start_listening();  // throws: an error reply (the connections read again)
   logger("service")->info("gate {}: __handover {}: {} connection(s){}", actor::handle_string(s.self), verb,
                           stats().open, s.listener != 0 ? ", accepting" : ", not accepting");
@@ -794,6 +824,17 @@ std::size_t gate_service::in_flight(conn_id id) const {
   std::lock_guard lock(state_->mu);
   auto it = state_->conns.find(id);
   return it == state_->conns.end() ? 0 : it->second.in_flight;
+}
+
+const std::string& handover_key() {
+  static const std::string key = [] {
+    std::random_device rd;
+    const std::uint64_t n = (std::uint64_t{rd()} << 32) ^ rd();
+    char hex[17];
+    std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(n));
+    return "__handover:" + std::string(hex);
+  }();
+  return key;
 }
 
 result<gate_options, std::string> gate_options_from(const lua_value& v) {

@@ -35,8 +35,10 @@
 //
 // Hand-over (hot upgrade, docs/upgrade.md "Gate connections"): the worker's orchestrator
 // moves every established connection of a gate to the same gate in the new worker with
-// calls to the gate's address whose args[0] is "__handover". They are handled before
-// on_request (a user command cannot be named "__handover"); a bad verb or argument is an
+// calls to the gate's address whose args[0] is handover_key() ("__handover:" and a random
+// number chosen once per process: a remote cluster peer can address ".gate.kv" too, but
+// cannot know the key; a plain "__handover" is refused). They are handled before
+// on_request (a user command cannot be named "__handover..."); a bad verb or argument is an
 // error reply. Replies:
 //
 //   "__handover", "freeze"       -> nothing. Stops accepting (the listener is closed; the
@@ -218,5 +220,9 @@ class gate_service : public actor::service {
 ///  standby = true|false}.
 /// Unknown keys are errors; nil gives the defaults.
 result<gate_options, std::string> gate_options_from(const lua_value& table);
+
+/// args[0] of the hand-over messages: "__handover:" and 16 hex digits, random per process.
+/// Only code in this process can know it (the upgrade machinery, tests).
+const std::string& handover_key();
 
 }  // namespace csk::gate

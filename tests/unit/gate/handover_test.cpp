@@ -236,8 +236,14 @@ struct worker {
     net.start();
     rt.start();
   }
-  /// As the orchestrator: a call from a thread that is not a service.
-  actor::call_result call(values v) { return rt.call(".gate.kv", std::move(v)).get(); }
+  /// As the orchestrator: a call from a thread that is not a service, with this process's
+  /// key in place of a leading "__handover".
+  actor::call_result call(values v) {
+    if (!v.empty() && v[0].is_string() && v[0].as_string() == "__handover") v[0] = lua_value(handover_key());
+    return rt.call(".gate.kv", std::move(v)).get();
+  }
+  /// Exactly as given (what a remote cluster peer could send).
+  actor::call_result call_as_is(values v) { return rt.call(".gate.kv", std::move(v)).get(); }
   values ok(values v) {
     auto r = call(std::move(v));
     if (!r) throw std::runtime_error("call failed: " + r.error().text);
@@ -539,6 +545,14 @@ TEST_F(HandoverTest, BadHandoverMessagesAreErrors) {
   EXPECT_EQ(old_->in_flight(), 0);
   // Other commands still reach on_request.
   EXPECT_PRED2(has, error_of({"__handoverx"}), "unknown command __handoverx");
+  // Without the key (a remote peer can address .gate.kv): refused, nothing happens.
+  for (values forged : {values{"__handover", "freeze"}, values{"__handover:0123456789abcdef", "freeze"}}) {
+    auto r = old_->call_as_is(std::move(forged));
+    ASSERT_FALSE(r);
+    EXPECT_PRED2(has, r.error().text, "hand-over messages need this process's key");
+  }
+  c.write(frame("echo:still"));
+  EXPECT_EQ(c.read_frame(), "old:still");
 }
 
 TEST(GateOptions, Standby) {
@@ -569,11 +583,11 @@ TEST(GateStandby, BindsButAcceptsNothingUntilStart) {
   ASSERT_NE(gate->port(), 0);
   client c(gate->port());  // the connect completes in the backlog
   c.write(frame("echo:s"));
-  const auto r = rt.call(".gate.kv", {"__handover", "in_flight"}).get();  // a round trip through the gate
+  const auto r = rt.call(".gate.kv", {handover_key(), "in_flight"}).get();  // a round trip through the gate
   ASSERT_TRUE(r);
   EXPECT_EQ(n.get_stats().accepted, 0u);
   EXPECT_EQ(j.count("accept"), 0u);
-  ASSERT_TRUE(rt.call(".gate.kv", {"__handover", "start"}).get());
+  ASSERT_TRUE(rt.call(".gate.kv", {handover_key(), "start"}).get());
   EXPECT_EQ(c.read_frame(), "standby:s");
   EXPECT_EQ(j.count("accept"), 1u);
   n.stop();
