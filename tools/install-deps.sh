@@ -9,6 +9,7 @@ packages=(
   cmake ninja-build g++ pkg-config
   libasio-dev libspdlog-dev libyaml-cpp-dev libcereal-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev libbenchmark-dev
+  libhiredis-dev redis-server
 )
 for extra in "$@"; do
   case "$extra" in
