@@ -42,6 +42,7 @@ class input_archive : public cereal::InputArchive<input_archive, cereal::AllowEm
       throw cereal::Exception("truncated: needs " + std::to_string(n) + " more bytes, " +
                               std::to_string(in_.size()) + " left");
     }
+    if (n == 0) return;  // an empty byte string: p may be null (memcpy must not see it)
     std::memcpy(p, in_.data(), n);
     in_ = in_.subspan(n);
   }

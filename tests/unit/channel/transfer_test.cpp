@@ -44,6 +44,7 @@ std::vector<message> one_of_each() {
           applied{"players", 10, 2},
           commit{},
           conn{"cluster", "127.0.0.1:5000", pattern(10), pattern(20)},
+          conn{"gate:kv", "127.0.0.1:5001", {}, {}},  // empty byte strings (nothing unread)
           done{3},
           serving{},
           abort{"freeze: 2 calls still in flight after 5000 ms"}};
