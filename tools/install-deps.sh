@@ -10,6 +10,7 @@ packages=(
   libasio-dev libspdlog-dev libyaml-cpp-dev libcereal-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libhiredis-dev redis-server
+  libmariadb-dev mariadb-server
 )
 for extra in "$@"; do
   case "$extra" in
