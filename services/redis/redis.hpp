@@ -14,6 +14,7 @@
 #include <chrono>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "common/actor/runtime.hpp"
 #include "common/actor/service.hpp"
