@@ -146,6 +146,10 @@ struct cell {
   bool retired = false;
   std::vector<std::string> names;
 
+  // -- counters: written by the dispatching thread, read by services() -------------
+  std::atomic<std::uint64_t> messages{0};
+  std::atomic<std::uint64_t> busy_ns{0};
+
   session_t new_session() {
     do {
       ++next_session;
@@ -893,6 +897,7 @@ std::size_t runtime::run_turn(cell* cp, int weight, std::size_t worker) {
   turn_flush_list flushers;
   std::optional<turn_flush_scope> flush_scope(std::in_place, flushers);
   if (!c.started && !c.retired && running_.load()) start_service(c);
+  const auto turn_started = std::chrono::steady_clock::now();
   while (!batch.empty() && !c.exit_requested && !c.retired) {
     message m = std::move(batch.msgs[batch.next++]);
     if (ws != nullptr) {
@@ -908,6 +913,11 @@ std::size_t runtime::run_turn(cell* cp, int weight, std::size_t worker) {
     }
   }
   dispatched_.fetch_add(done, std::memory_order_relaxed);
+  c.messages.fetch_add(done, std::memory_order_relaxed);
+  c.busy_ns.fetch_add(static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                          std::chrono::steady_clock::now() - turn_started)
+                          .count()),
+                      std::memory_order_relaxed);
   if (c.exit_requested && !c.retired) retire(c, call_errc::service_exited);
   flush_scope.reset();  // flushers run outside the turn: what they cause is not deferred
   flushers.flush_all();
@@ -1240,6 +1250,32 @@ runtime_stats runtime::stats() const {
     if (c && !c->retired) ++s.services;
   }
   return s;
+}
+
+std::vector<service_info> runtime::services() const {
+  std::vector<service_info> out;
+  std::shared_lock lock(reg_mu_);
+  std::unordered_map<handle_t, std::size_t> at;
+  for (const auto& c : cells_) {
+    if (!c || c->dead.load(std::memory_order_relaxed)) continue;
+    service_info i;
+    i.handle = c->handle;
+    {
+      spin_guard q(c->mu);
+      i.mailbox = c->queue.size();
+    }
+    i.messages = c->messages.load(std::memory_order_relaxed);
+    i.busy_ns = c->busy_ns.load(std::memory_order_relaxed);
+    at[c->handle] = out.size();
+    out.push_back(std::move(i));
+  }
+  for (const auto& [name, entry] : names_) {
+    for (const handle_t h : entry.handles) {
+      if (auto it = at.find(h); it != at.end()) out[it->second].names.push_back(name);
+    }
+  }
+  for (auto& i : out) std::sort(i.names.begin(), i.names.end());
+  return out;
 }
 
 void runtime::set_extension(std::type_index type, void* p) {

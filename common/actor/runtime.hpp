@@ -69,6 +69,15 @@ struct runtime_stats {
   std::size_t services = 0;          ///< live services
 };
 
+/// One live service, for consoles and metrics (runtime::services()).
+struct service_info {
+  handle_t handle = 0;
+  std::vector<std::string> names;  ///< ".x" and "@x" names, sorted
+  std::size_t mailbox = 0;         ///< messages waiting now
+  std::uint64_t messages = 0;      ///< messages handled so far
+  std::uint64_t busy_ns = 0;       ///< time spent handling them (wall clock of its turns)
+};
+
 class runtime {
  public:
   using factory = std::function<std::unique_ptr<service>()>;
@@ -169,6 +178,9 @@ class runtime {
   void advance_time(std::chrono::milliseconds d);
 
   runtime_stats stats() const;
+  /// Every live service, by handle. Takes the registry lock and each mailbox's lock
+  /// briefly. Threads: any.
+  std::vector<service_info> services() const;
 
   // -- extensions ---------------------------------------------------------------
 

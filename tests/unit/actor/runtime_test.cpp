@@ -93,6 +93,35 @@ TEST(Runtime, CallGetsTheHandlersReturnValues) {
   EXPECT_EQ((*r)[0].as_integer(), 42);
 }
 
+TEST(Runtime, ServicesListsNamesMailboxesAndCounts) {
+  std::vector<values> got;
+  runtime rt(manual());
+  auto a = rt.spawn(std::make_unique<adder>(), {}, {".adder", "@sum"});
+  auto b = rt.spawn(std::make_unique<recorder>(&got), {}, {".rec"});
+  ASSERT_TRUE(a && b);
+  rt.start();
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(rt.send(*b, values{i}));
+  auto before = rt.services();
+  ASSERT_EQ(before.size(), 2u);
+  const auto find = [](const std::vector<service_info>& all, handle_t h) {
+    for (const auto& i : all) {
+      if (i.handle == h) return i;
+    }
+    return service_info{};
+  };
+  EXPECT_EQ(find(before, *a).names, (std::vector<std::string>{".adder", "@sum"}));
+  EXPECT_EQ(find(before, *b).names, (std::vector<std::string>{".rec"}));
+  EXPECT_EQ(find(before, *b).mailbox, 3u);  // sent, not yet handled
+  EXPECT_EQ(find(before, *b).messages, 0u);
+  rt.run_until_idle();
+  auto after = rt.services();
+  EXPECT_EQ(find(after, *b).mailbox, 0u);
+  EXPECT_EQ(find(after, *b).messages, 3u);
+  auto f = rt.call(".adder", values{"add", 1, 2});
+  rt.run_until_idle();
+  EXPECT_EQ(find(rt.services(), *a).messages, 1u);
+}
+
 TEST(Runtime, CoroutineHandlerAwaitsAnotherService) {
   runtime rt(manual());
   ASSERT_TRUE(rt.spawn(std::make_unique<adder>(), {}, {".adder"}).has_value());
