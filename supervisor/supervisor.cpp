@@ -12,6 +12,7 @@
 #include <chrono>
 #include <filesystem>
 #include <iostream>
+#include <map>
 #include <memory>
 #include <optional>
 
@@ -111,6 +112,8 @@ class supervisor {
   void check_timers(clock::time_point now);
   void on_control(const control_request& req, const control_reply& reply);
   void on_upgrade_result(worker& w, const channel::upgrade_result& r);
+  void on_console(const std::string& line, const control_reply& reply);
+  void on_console_reply(const channel::console_reply& r);
 
   // -- the upgrade (docs/upgrade.md) --
   void begin_upgrade(const std::string& binary, std::uint32_t budget_ms, control_reply reply);
@@ -142,6 +145,12 @@ class supervisor {
   unique_fd log_file_;  ///< where workers' stderr lines go (log.file), else closed
   std::vector<std::unique_ptr<worker>> workers_;
   std::optional<upgrade_run> upgrade_;
+  struct console_wait {
+    control_reply reply;
+    clock::time_point deadline;
+  };
+  std::map<std::uint64_t, console_wait> consoles_;  ///< console lines relayed to a worker, by id
+  std::uint64_t next_console_ = 1;
   std::uint64_t upgrades_ok_ = 0, upgrades_failed_ = 0;
   json last_upgrade_;
   std::uint32_t next_generation_ = 1;
@@ -254,6 +263,7 @@ int supervisor::poll_timeout(clock::time_point now) const {
   std::optional<clock::time_point> next = restart_at_;
   const auto consider = [&](clock::time_point t) { next = next ? std::min(*next, t) : t; };
   if (upgrade_) consider(upgrade_->deadline + ms(upgrade_grace_ms));
+  for (const auto& [id, c] : consoles_) consider(c.deadline);
   for (const auto& w : workers_) {
     if (w->kill_sent) continue;
     switch (w->st) {
@@ -420,6 +430,8 @@ void supervisor::on_channel(std::uint32_t generation) {
     w->heartbeat = *hb;
   } else if (const auto* u = std::get_if<channel::upgrade_result>(&r->msg)) {
     on_upgrade_result(*w, *u);
+  } else if (const auto* c = std::get_if<channel::console_reply>(&r->msg)) {
+    on_console_reply(*c);
   } else if (std::holds_alternative<channel::stopped>(r->msg) || std::holds_alternative<channel::drained>(r->msg)) {
     log()->info("worker gen {}: {}", w->generation, channel::name_of(channel::kind_of(r->msg)));
   } else {
@@ -505,6 +517,14 @@ void supervisor::check_timers(clock::time_point now) {
     restart_at_.reset();
     start_worker(binary_);
   }
+  for (auto it = consoles_.begin(); it != consoles_.end();) {
+    if (now < it->second.deadline) {
+      ++it;
+      continue;
+    }
+    it->second.reply(json{{"ok", false}, {"error", "the worker did not answer in time"}});
+    it = consoles_.erase(it);
+  }
   if (upgrade_ && now >= upgrade_->deadline + ms(upgrade_grace_ms)) {
     if (upgrade_->failure.empty()) {
       upgrade_->failure = "timed out after " + std::to_string(upgrade_->budget_ms) + " ms";
@@ -539,6 +559,9 @@ void supervisor::on_control(const control_request& req, const control_reply& rep
   } else if (req.cmd == "reload") {
     const std::size_t n = broadcast(channel::reload{}, "control: reload");
     reply(json{{"ok", true}, {"workers", n}});
+  } else if (req.cmd == "console") {
+    const std::string line = req.args.contains("line") && req.args["line"].is_string() ? req.args["line"].get<std::string>() : "";
+    on_console(line, reply);
   } else if (req.cmd == "upgrade") {
     std::string binary;
     std::uint32_t budget = sup_.upgrade_timeout_ms;
@@ -550,6 +573,85 @@ void supervisor::on_control(const control_request& req, const control_reply& rep
   } else {
     reply(json{{"error", "unknown command " + req.cmd}});
   }
+}
+
+// ---------------------------------------------------------------- console --
+//
+// `cppskynet console`: the supervisor answers generations, upgrade and help itself and
+// relays every other line to the serving worker (channel console / console_reply), whose
+// answer is JSON text it does not interpret (worker/console.hpp has the verbs).
+
+void supervisor::on_console(const std::string& line, const control_reply& reply) {
+  std::vector<std::string> words;
+  {
+    std::size_t i = 0;
+    while (i < line.size()) {
+      while (i < line.size() && line[i] == ' ') ++i;
+      const std::size_t start = i;
+      while (i < line.size() && line[i] != ' ') ++i;
+      if (i > start) words.push_back(line.substr(start, i - start));
+    }
+  }
+  const std::string verb = words.empty() ? "" : words[0];
+  if (verb == "generations") {
+    json out = json::array();
+    const auto now = clock::now();
+    for (const auto& w : workers_) {
+      out.push_back({{"generation", w->generation}, {"pid", w->pid}, {"state", state_name(w->st)},
+                     {"binary", w->binary}, {"takeover", w->takeover}, {"retiring", w->retiring},
+                     {"uptime_s", static_cast<double>(ms_between(w->spawned, now)) / 1000.0}});
+    }
+    reply(json{{"ok", true}, {"answer", out}});
+    return;
+  }
+  if (verb == "upgrade") {
+    std::string binary;
+    std::uint32_t budget = sup_.upgrade_timeout_ms;
+    for (std::size_t i = 1; i < words.size(); ++i) {
+      if (words[i] == "--worker" && i + 1 < words.size()) {
+        binary = words[++i];
+      } else if (words[i] == "--timeout" && i + 1 < words.size()) {
+        const double s = std::atof(words[++i].c_str());
+        if (s > 0) budget = static_cast<std::uint32_t>(std::clamp(s * 1000.0, 100.0, 3600000.0));
+      } else {
+        reply(json{{"ok", false}, {"error", "usage: upgrade [--worker PATH] [--timeout S]"}});
+        return;
+      }
+    }
+    begin_upgrade(binary, budget, [reply](json verdict) {
+      const bool ok = verdict.value("ok", false);
+      reply(ok ? json{{"ok", true}, {"answer", verdict}} : json{{"ok", false}, {"error", verdict.value("error", "failed")}, {"answer", verdict}});
+    });
+    return;
+  }
+  worker* serving = nullptr;
+  for (auto& w : workers_) {
+    if (w->st == worker::state::ready && !w->retiring && w->channel) serving = w.get();
+  }
+  if (serving == nullptr) {
+    reply(json{{"ok", false}, {"error", "no worker serves now"}});
+    return;
+  }
+  const std::uint64_t id = next_console_++;
+  if (auto r = channel::send_message(serving->channel.get(), channel::console{id, line}); !r) {
+    reply(json{{"ok", false}, {"error", r.error()}});
+    return;
+  }
+  consoles_[id] = console_wait{reply, clock::now() + ms(sup_.heartbeat_timeout_ms) + ms(cfg_.runtime.call_timeout_ms)};
+}
+
+void supervisor::on_console_reply(const channel::console_reply& r) {
+  auto it = consoles_.find(r.id);
+  if (it == consoles_.end()) return;  // answered already (timed out)
+  json out = {{"ok", r.ok != 0}};
+  if (r.ok != 0) {
+    out["answer"] = json::parse(r.text, nullptr, false);
+    if (out["answer"].is_discarded()) out["answer"] = r.text;
+  } else {
+    out["error"] = r.text;
+  }
+  it->second.reply(out);
+  consoles_.erase(it);
 }
 
 // --------------------------------------------------------------- upgrade --

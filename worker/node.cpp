@@ -20,6 +20,7 @@
 #include "services/cluster/node.hpp"
 #include "services/entity/directory.hpp"
 #include "services/entity/registry.hpp"
+#include "worker/console.hpp"
 #include "worker/upgrade.hpp"
 
 namespace csk {
@@ -68,11 +69,12 @@ sigset_t stop_signals() {
 // The node's main loop waits here: on stop signals (a signalfd over the signals
 // block_stop_signals() blocked) and, under a supervisor, on its orders.
 struct node_event {
-  enum class what { none, stop, reload, log_reopen, drain, handover };
+  enum class what { none, stop, reload, log_reopen, drain, handover, console };
   what is = what::none;
   std::string why;                ///< for the log: "signal 15", "supervisor: stop", ...
   std::uint32_t deadline_ms = 0;  ///< stop/drain/handover from the supervisor
   std::uint32_t to_generation = 0;  ///< handover
+  std::uint64_t console_id = 0;     ///< console: the supervisor's id, and the line in `why`
   unique_fd transfer{};             ///< handover: this worker's end of the transfer socket
 };
 
@@ -111,6 +113,11 @@ class node_events {
       node_event e{node_event::what::handover, "supervisor: handover", h->deadline_ms};
       e.to_generation = h->to_generation;
       e.transfer = std::move(got->fds.at(0));
+      return e;
+    }
+    if (const auto* c = std::get_if<channel::console>(m)) {
+      node_event e{node_event::what::console, c->line};
+      e.console_id = c->id;
       return e;
     }
     if (const auto* s = std::get_if<channel::stop>(&*m)) return {node_event::what::stop, "supervisor: stop", s->deadline_ms};
@@ -296,6 +303,11 @@ result<void, std::string> run_node(const node_config& cfg,
   auto next_watch = clock::now() + std::chrono::milliseconds(1000);
   std::uint64_t seq = 0;
   node_event stop;
+  // Console lines being answered, each on a thread of its own (a `call` may take the call
+  // timeout; the loop must go on heartbeating). Joined before the runtime stops.
+  console::parts console_parts{&rt, parts.cluster, parts.gates, started,
+                               std::chrono::milliseconds(cfg.runtime.call_timeout_ms)};
+  std::vector<std::future<void>> consoles;
   // An upgrade in progress (this worker handing over): its thread and verdict.
   std::future<channel::upgrade_result> handing_over;
   unique_fd transfer;
@@ -320,7 +332,24 @@ result<void, std::string> run_node(const node_config& cfg,
       stop = std::move(e);
       break;
     }
-    if (e.is == node_event::what::handover) {
+    std::erase_if(consoles, [](auto& f) { return f.wait_for(std::chrono::seconds(0)) == std::future_status::ready; });
+    if (e.is == node_event::what::console) {
+      const std::uint64_t id = e.console_id;
+      consoles.push_back(std::async(std::launch::async, [&console_parts, link, id, line = e.why] {
+        channel::console_reply reply{id, 1, ""};
+        try {
+          reply.text = console::run(console_parts, line);
+        } catch (const std::exception& ex) {
+          reply.ok = 0;
+          reply.text = ex.what();
+        }
+        if (reply.text.size() > channel::max_record - 64) {
+          reply.ok = 0;
+          reply.text = "the answer is " + std::to_string(reply.text.size()) + " bytes: too large for the console";
+        }
+        if (link != nullptr) (void)link->send(reply);
+      }));
+    } else if (e.is == node_event::what::handover) {
       if (handing_over.valid()) {
         logger("handover")->error("{}: an upgrade is already in progress: ignored", e.why);
       } else {
@@ -371,6 +400,7 @@ result<void, std::string> run_node(const node_config& cfg,
   // Orderly stop: stop accepting (a supervisor keeps the socket: new connections wait
   // for the next worker), let in-flight calls finish (up to runtime.shutdown_timeout_ms),
   // then close the connections.
+  for (auto& f : consoles) f.wait();
   logger("service")->info("{}: stopping{}", stop.why,
                           stop.deadline_ms != 0 ? " (deadline " + std::to_string(stop.deadline_ms) + " ms)" : "");
   cluster.close_listener();

@@ -32,6 +32,8 @@ template <class A> void serialize(A& ar, stop& m) { ar(m.deadline_ms); }
 template <class A> void serialize(A&, stopped&) {}
 template <class A> void serialize(A& ar, handover& m) { ar(m.to_generation, m.deadline_ms); }
 template <class A> void serialize(A& ar, takeover& m) { ar(m.from_generation, m.deadline_ms); }
+template <class A> void serialize(A& ar, console& m) { ar(m.id, m.line); }
+template <class A> void serialize(A& ar, console_reply& m) { ar(m.id, m.ok, m.text); }
 template <class A> void serialize(A& ar, upgrade_result& m) {
   ar(m.ok, m.reason, m.phase, m.total_us, m.precopy_us, m.frozen_us, m.entities, m.delta_entities, m.final_delta,
      m.state_bytes, m.connections);
@@ -43,7 +45,7 @@ constexpr std::uint8_t magic[4] = {'C', 'S', 'K', 'C'};
 constexpr std::size_t max_reason = 4096;
 
 // The variant's alternatives in kind order: kind k is alternative k - 1.
-static_assert(std::variant_size_v<message> == static_cast<std::size_t>(kind::upgrade_result));
+static_assert(std::variant_size_v<message> == static_cast<std::size_t>(kind::console_reply));
 static_assert(std::is_same_v<std::variant_alternative_t<static_cast<std::size_t>(kind::listeners) - 1, message>,
                              listeners>);
 static_assert(std::is_same_v<std::variant_alternative_t<static_cast<std::size_t>(kind::stopped) - 1, message>,
@@ -52,7 +54,8 @@ static_assert(std::is_same_v<std::variant_alternative_t<static_cast<std::size_t>
 constexpr std::string_view kind_names[] = {"hello",      "welcome", "refuse",  "listeners",
                                            "ready",      "heartbeat", "reload", "log_reopen",
                                            "drain",      "drained", "stop",    "stopped",
-                                           "handover",   "takeover", "upgrade_result"};
+                                           "handover",   "takeover", "upgrade_result", "console",
+                                           "console_reply"};
 
 void put_le(byte_buffer& out, std::uint64_t v, int bytes) {
   for (int i = 0; i < bytes; ++i) out.push_back(static_cast<std::uint8_t>(v >> (8 * i)));
@@ -108,6 +111,12 @@ std::string check(const message& m) {
   if (const auto* u = std::get_if<upgrade_result>(&m);
       u != nullptr && (u->ok > 1 || u->reason.size() > max_reason || u->phase.size() > 64)) {
     return "upgrade_result: ok is 0 or 1, reason at most " + std::to_string(max_reason) + " bytes, phase at most 64";
+  }
+  if (const auto* c = std::get_if<console>(&m); c != nullptr && c->line.size() > max_reason) {
+    return "console: line longer than " + std::to_string(max_reason) + " bytes";
+  }
+  if (const auto* c = std::get_if<console_reply>(&m); c != nullptr && (c->ok > 1 || c->text.size() > max_record - 64)) {
+    return "console_reply: ok is 0 or 1, text at most " + std::to_string(max_record - 64) + " bytes";
   }
   return "";
 }

@@ -38,6 +38,8 @@
 //                     from_generation; one fd: its end of the transfer socket
 //   W->S upgrade_result  from N: the upgrade's verdict (ok, or why it was abandoned and
 //                     N serves on) and its timings; N exits after an ok one
+//   S->W console      an operator's console line for the worker (`cppskynet console`)
+//   W->S console_reply  its answer, JSON text, by id
 //
 // The two workers talk to each other over the transfer socket (transfer.hpp), never
 // through the supervisor.
@@ -84,6 +86,8 @@ enum class kind : std::uint16_t {
   handover = 13,
   takeover = 14,
   upgrade_result = 15,
+  console = 16,
+  console_reply = 17,
 };
 
 struct hello {
@@ -164,8 +168,20 @@ struct upgrade_result {
   friend bool operator==(const upgrade_result&, const upgrade_result&) = default;
 };
 
+struct console {
+  std::uint64_t id = 0;  ///< the supervisor's, echoed in the reply
+  std::string line;      ///< "list", "call @echo hi", ...; at most 4 KiB
+  friend bool operator==(const console&, const console&) = default;
+};
+struct console_reply {
+  std::uint64_t id = 0;
+  std::uint8_t ok = 0;   ///< 1: `text` is the answer; 0: `text` says what went wrong
+  std::string text;      ///< JSON; at most max_record - 64 bytes
+  friend bool operator==(const console_reply&, const console_reply&) = default;
+};
+
 using message = std::variant<hello, welcome, refuse, listeners, ready, heartbeat, reload, log_reopen, drain,
-                             drained, stop, stopped, handover, takeover, upgrade_result>;
+                             drained, stop, stopped, handover, takeover, upgrade_result, console, console_reply>;
 
 /// The kind of a message, and its name ("hello", "listeners", ...) for logs.
 kind kind_of(const message& m);

@@ -427,3 +427,75 @@ TEST_F(Upgrade, OnlyOneUpgradeAtATimeAndSigusr2Upgrades) {
 
 }  // namespace
 }  // namespace csk::test
+
+namespace csk::test {
+namespace {
+
+// `cppskynet console` (skynet's debug console verbs) against the same supervised node.
+using Console = Upgrade;
+
+TEST_F(Console, AnswersEveryVerbAndRefusesUnknownOnes) {
+  start();
+  const auto ask = [&](std::vector<std::string> words) {
+    std::vector<std::string> args{"console", "--socket", socket_, "--json"};
+    args.insert(args.end(), words.begin(), words.end());
+    auto r = cppskynet(dir_, args, "console-" + std::to_string(++commands_));
+    return std::make_pair(r.exit_code, json::parse(r.output, nullptr, false));
+  };
+  skynet_client c(port_);
+  ASSERT_TRUE(c.call("@tally", {"mutate", "k", "incr"}).ok);
+
+  auto [rc, list] = ask({"list"});
+  ASSERT_EQ(rc, 0) << list.dump();
+  std::int64_t tally_messages = -1;
+  for (const auto& s : list["answer"]) {
+    if (s["names"] == json::array({".tally", "@tally"})) tally_messages = s["messages"].get<std::int64_t>();
+  }
+  EXPECT_GE(tally_messages, 1) << list.dump();
+  auto stat = ask({"stat"});
+  EXPECT_EQ(stat.first, 0);
+  EXPECT_GE(stat.second["answer"]["services"].get<int>(), 3) << stat.second.dump();
+  EXPECT_EQ(stat.second["answer"]["cluster_connections"].get<int>(), 1);
+  auto mem = ask({"mem"});
+  EXPECT_GT(mem.second["answer"]["VmRSS_kb"].get<long>(), 0) << mem.second.dump();
+  auto info = ask({"info", "@tally"});
+  EXPECT_EQ(info.second["answer"]["names"], json::array({".tally", "@tally"})) << info.second.dump();
+  auto call = ask({"call", "@tally", "get", "k"});
+  EXPECT_EQ(call.second["answer"][0]["n"].get<int>(), 1) << call.second.dump();
+  auto send = ask({"send", "@tally", "mutate", "k", "incr"});
+  EXPECT_EQ(send.first, 0) << send.second.dump();
+  EXPECT_TRUE(eventually([&] { return ask({"call", "@tally", "get", "k"}).second["answer"][0]["n"] == 2; }));
+  auto ping = ask({"ping", "@echo"});
+  EXPECT_TRUE(ping.second["answer"]["alive"].get<bool>()) << ping.second.dump();
+  auto net = ask({"netstat"});
+  EXPECT_EQ(net.second["answer"]["cluster"]["inbound"].size(), 1u) << net.second.dump();
+  auto gens = ask({"generations"});
+  ASSERT_EQ(gens.second["answer"].size(), 1u) << gens.second.dump();
+  const int first_pid = gens.second["answer"][0]["pid"].get<int>();
+  auto up = ask({"upgrade"});
+  EXPECT_EQ(up.first, 0) << up.second.dump();
+  gens = ask({"generations"});
+  ASSERT_EQ(gens.second["answer"].size(), 1u) << gens.second.dump();
+  EXPECT_EQ(gens.second["answer"][0]["generation"].get<int>(), 2);
+  EXPECT_NE(gens.second["answer"][0]["pid"].get<int>(), first_pid);
+  auto help = ask({"help"});
+  EXPECT_NE(help.second["answer"].get<std::string>().find("netstat"), std::string::npos);
+  // Errors: an unknown verb, a bad address, a failed call: exit 1 with the reason.
+  for (const auto& [words, why] : std::vector<std::pair<std::vector<std::string>, std::string>>{
+           {{"frob"}, "unknown verb 'frob'"},
+           {{"info", "@nobody"}, "no service @nobody"},
+           {{"call", "echo"}, "bad address 'echo'"},
+           {{"call", "@tally", "frob"}, "unknown command"},
+           {{"info"}, "usage: info ADDR"}}) {
+    auto r = ask(words);
+    EXPECT_EQ(r.first, 1) << words[0];
+    EXPECT_NE(r.second.value("error", "").find(why), std::string::npos) << r.second.dump();
+  }
+  // The same connection still works (the console changed nothing for clients).
+  auto a = c.call("@tally", {"mutate", "k", "incr"});
+  ASSERT_TRUE(a.ok) << a.error;
+  EXPECT_EQ(a.values.at(0).as_integer(), 3);
+}
+
+}  // namespace
+}  // namespace csk::test

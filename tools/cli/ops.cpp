@@ -3,6 +3,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/types.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -35,6 +36,7 @@ struct options {
   bool json_out = false;
   std::optional<std::chrono::milliseconds> timeout;
   std::string worker;  // upgrade --worker
+  std::vector<std::string> words;  // console: the line, if given on the command line
 };
 
 int usage(const std::string& why) {
@@ -275,6 +277,66 @@ int call_verb(const options& o) {
   return exit_ok;
 }
 
+// --- console: skynet's debug console verbs, through the supervisor ----------------------
+
+// One line: prints the answer (pretty JSON) or the error. True when it was answered.
+bool console_line(const std::string& path, const std::string& line, bool json_out) {
+  json request = {{"cmd", "console"}, {"args", {{"line", line}}}};
+  const bool long_wait = line.rfind("upgrade", 0) == 0;
+  auto r = supervisor::control_call_ex(path, request, std::chrono::milliseconds(long_wait ? 3700000 : 60000));
+  if (!r) {
+    std::cerr << "cppskynet: " << r.error().text << "\n";
+    return false;
+  }
+  const json& reply = *r;
+  if (json_out) {
+    std::cout << dump(reply) << "\n";
+  } else if (auto err = reply_error(reply)) {
+    std::cerr << "error: " << *err << "\n";
+  } else if (reply.contains("answer") && reply["answer"].is_string()) {
+    std::cout << reply["answer"].get<std::string>() << "\n";
+  } else {
+    std::cout << dump(reply.value("answer", json()), 2) << "\n";
+  }
+  return !reply_error(reply).has_value();
+}
+
+int console_verb(const options& o) {
+  int rc = exit_ok;
+  auto path = resolve_socket(o, rc);
+  if (!path) return rc;
+  if (!o.words.empty()) {
+    std::string line;
+    for (const auto& w : o.words) {
+      const bool quote = w.find_first_of(" \t\"") != std::string::npos || w.empty();
+      std::string word = w;
+      if (quote) {
+        std::string q = "\"";
+        for (char c : w) {
+          if (c == '"' || c == '\\') q.push_back('\\');
+          q.push_back(c);
+        }
+        word = q + "\"";
+      }
+      line += (line.empty() ? "" : " ") + word;
+    }
+    return console_line(*path, line, o.json_out) ? exit_ok : exit_failed;
+  }
+  // Interactive: one line per request, until end of input (skynet's console over a pipe
+  // works the same: `echo list | cppskynet console -c node.yaml`).
+  const bool tty = ::isatty(STDIN_FILENO) != 0;
+  bool all_ok = true;
+  std::string line;
+  for (;;) {
+    if (tty) std::cout << "cppskynet> " << std::flush;
+    if (!std::getline(std::cin, line)) break;
+    if (line.find_first_not_of(" \t") == std::string::npos) continue;
+    if (line == "quit" || line == "exit") break;
+    all_ok = console_line(*path, line, o.json_out) && all_ok;
+  }
+  return all_ok ? exit_ok : exit_failed;
+}
+
 // Each line of a loader error, prefixed with the file it came from.
 void add_errors(std::vector<std::string>& out, const std::string& file, const std::string& text) {
   std::istringstream in(text);
@@ -378,7 +440,8 @@ std::optional<std::chrono::milliseconds> parse_seconds(const std::string& text) 
 }  // namespace
 
 bool is_ops_verb(std::string_view verb) {
-  return verb == "status" || verb == "stop" || verb == "reload" || verb == "check" || verb == "upgrade";
+  return verb == "status" || verb == "stop" || verb == "reload" || verb == "check" || verb == "upgrade" ||
+         verb == "console";
 }
 
 const char* ops_usage() {
@@ -388,7 +451,10 @@ const char* ops_usage() {
          "  cppskynet check  -c node.yaml [--json]\n"
          "  cppskynet upgrade [-c node.yaml | --socket PATH] [--worker PATH] [--timeout S] [--json]\n"
          "                   hand the node over to a new worker (default: the same binary) without\n"
-         "                   downtime; exits 0 once it serves, 1 if the upgrade was rolled back\n";
+         "                   downtime; exits 0 once it serves, 1 if the upgrade was rolled back\n"
+         "  cppskynet console [-c node.yaml | --socket PATH] [--json] [VERB ARGS...]\n"
+         "                   skynet's debug console: list, stat, mem, info, call, send, ping, netstat,\n"
+         "                   generations, upgrade, help; without a verb, one line per request from stdin\n";
 }
 
 int run_ops(const std::vector<std::string>& args) {
@@ -408,6 +474,8 @@ int run_ops(const std::vector<std::string>& args) {
       o.json_out = true;
     } else if (a == "--worker" && has_value && o.verb == "upgrade") {
       o.worker = args[++i];
+    } else if (o.verb == "console" && (!o.words.empty() || a.empty() || a[0] != '-')) {
+      o.words.push_back(a);  // the console line: everything from the verb on
     } else if (a == "-h" || a == "--help") {
       std::cout << "usage:\n" << ops_usage();
       return exit_ok;
@@ -416,6 +484,7 @@ int run_ops(const std::vector<std::string>& args) {
     }
   }
   if (o.verb == "check") return check_verb(o);
+  if (o.verb == "console") return console_verb(o);
   return call_verb(o);
 }
 

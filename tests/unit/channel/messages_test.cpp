@@ -31,6 +31,8 @@ std::vector<message> one_of_each() {
       handover{3, 30000},
       takeover{2, 30000},
       upgrade_result{1, "", "done", 812000, 700000, 4100, 10000, 120, 3, 1200000, 2},
+      console{7, "call @echo hi"},
+      console_reply{7, 1, "[\"hi\"]"},
   };
 }
 
