@@ -13,6 +13,7 @@
 #include "examples/service/hello.hpp"
 #include "examples/service/relay.hpp"
 #include "services/lab/lab_services.hpp"
+#include "services/redis/redis.hpp"
 #include "worker/worker_main.hpp"
 
 int main(int argc, char** argv) {
@@ -22,5 +23,6 @@ int main(int argc, char** argv) {
     csk::examples::register_relay_types(rt);
     csk::examples::register_kv_types(rt);
     csk::examples::register_counter_types(rt);
+    csk::redis::register_types(rt);
   });
 }
