@@ -55,6 +55,34 @@ std::int64_t read_int(const lua_table& t, std::string_view key, std::int64_t lo,
   return n;
 }
 
+/// Statements that change the state of the one connection they run on: through a pool
+/// they would leak into other callers' statements (each statement autocommits).
+constexpr std::array<std::string_view, 11> refused_statements = {
+    "BEGIN", "START", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE", "XA", "USE", "LOCK", "UNLOCK", "SET"};
+
+/// The first word of a statement, upper-cased, after blanks and comments.
+std::string first_word(std::string_view sql) {
+  std::size_t i = 0;
+  for (;;) {
+    while (i < sql.size() && (sql[i] == ' ' || sql[i] == '\t' || sql[i] == '\n' || sql[i] == '\r' || sql[i] == '(')) ++i;
+    if (sql.substr(i, 2) == "/*") {
+      const std::size_t end = sql.find("*/", i + 2);
+      i = end == std::string_view::npos ? sql.size() : end + 2;
+    } else if (sql.substr(i, 1) == "#" || sql.substr(i, 3) == "-- ") {
+      const std::size_t end = sql.find('\n', i);
+      i = end == std::string_view::npos ? sql.size() : end + 1;
+    } else {
+      break;
+    }
+  }
+  std::string word;
+  while (i < sql.size() && ((sql[i] >= 'a' && sql[i] <= 'z') || (sql[i] >= 'A' && sql[i] <= 'Z'))) {
+    word += static_cast<char>(sql[i] >= 'a' ? sql[i] - 'a' + 'A' : sql[i]);
+    ++i;
+  }
+  return word;
+}
+
 /// Finished replies, pushed by the pool's I/O threads and taken by the service. The
 /// first push after a take wakes the service with an empty send to itself.
 struct inbox {
@@ -209,6 +237,13 @@ request parse_request(const values& args) {
     throw std::invalid_argument("mysql: " + args[0].as_string() + " needs the SQL text as its first argument");
   }
   req.sql = args[1].as_string();
+  if (const std::string word = first_word(req.sql);
+      std::find(refused_statements.begin(), refused_statements.end(), std::string_view(word)) !=
+      refused_statements.end()) {
+    throw std::invalid_argument("mysql: " + word +
+                                " is not supported: it changes the state of one pooled connection (every "
+                                "statement autocommits; set the database in the service options)");
+  }
   if (!req.prepared && args.size() > 2) {
     throw std::invalid_argument("mysql: query takes no parameters (got " + std::to_string(args.size() - 2) +
                                 "); use execute with ? placeholders");

@@ -437,10 +437,23 @@ reply pool::run_prepared(connection& c, const request& req) {
   if (np > 0 && mysql_stmt_bind_param(st, in.data()) != 0) return stmt_fail();
   if (mysql_stmt_execute(st) != 0) return stmt_fail();
 
+  // Further results (a CALL): read and dropped, so the statement and the connection
+  // stay usable. Returns false on an error.
+  auto drain = [&]() -> bool {
+    while (mysql_stmt_more_results(st)) {
+      const int more = mysql_stmt_next_result(st);
+      if (more > 0) return false;
+      if (more < 0) break;
+      (void)mysql_stmt_free_result(st);
+    }
+    return true;
+  };
   meta = mysql_stmt_result_metadata(st);
   if (meta == nullptr) {
     if (mysql_stmt_errno(st) != 0) return stmt_fail();
-    return status_table(mysql_stmt_affected_rows(st), mysql_stmt_insert_id(st));
+    lua_value out = status_table(mysql_stmt_affected_rows(st), mysql_stmt_insert_id(st));
+    if (!drain()) return stmt_fail();
+    return out;
   }
   if (mysql_stmt_store_result(st) != 0) return stmt_fail();
 
@@ -527,7 +540,9 @@ reply pool::run_prepared(connection& c, const request& req) {
     rows.array.emplace_back(std::move(r));
   }
   mysql_free_result(meta);
+  meta = nullptr;
   (void)mysql_stmt_free_result(st);
+  if (!drain()) return stmt_fail();
   return result_table(std::move(columns), std::move(rows));
 }
 

@@ -417,10 +417,31 @@ TEST_F(mysql_test, ServerErrorsAndBadMessages) {
   // Multiple statements in one query are refused by the server (no multi-statement flag).
   e = err({"query", "SELECT 1; DROP TABLE uniq"});
   EXPECT_TRUE(e.starts_with("mysql: 1064 42000")) << e;
+  // Statements that would change one pooled connection's state are refused.
+  EXPECT_EQ(err({"query", "BEGIN"}),
+            "mysql: BEGIN is not supported: it changes the state of one pooled connection (every statement "
+            "autocommits; set the database in the service options)");
+  EXPECT_TRUE(err({"query", " /* x */ start transaction"}).starts_with("mysql: START is not supported")) ;
+  EXPECT_TRUE(err({"execute", "set @a = ?", 1}).starts_with("mysql: SET is not supported"));
+  EXPECT_TRUE(err({"query", "USE mysql"}).starts_with("mysql: USE is not supported"));
   // The connections are fine afterwards.
   EXPECT_EQ(rows(ok({"execute", "SELECT v FROM uniq WHERE id = ?", 1})),
             std::vector<lua_value>{lua_value(lua_table().set("v", 1))});
   ok({"query", "DROP TABLE uniq"});
+}
+
+TEST_F(mysql_test, StoredProcedureResultsLeaveTheConnectionUsable) {
+  options o = unix_options();
+  o.pool = 1;  // every statement on the same connection
+  ASSERT_TRUE(spawn(o));
+  ok({"query", "CREATE PROCEDURE twice(IN x INT) SELECT x * 2 AS y"});
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(rows(ok({"execute", "CALL twice(?)", i})),
+              std::vector<lua_value>{lua_value(lua_table().set("y", i * 2))});
+    EXPECT_EQ(rows(ok({"query", "CALL twice(5)"})), std::vector<lua_value>{lua_value(lua_table().set("y", 10))});
+    EXPECT_EQ(rows(ok({"execute", "SELECT ? AS z", i})), std::vector<lua_value>{lua_value(lua_table().set("z", i))});
+  }
+  ok({"query", "DROP PROCEDURE twice"});
 }
 
 TEST_F(mysql_test, ManyCallersOverAPoolOfFour) {
