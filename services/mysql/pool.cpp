@@ -294,7 +294,12 @@ void pool::drop(connection& c) {
 reply pool::fail(connection& c, unsigned int err, const char* sqlstate, const char* text) {
   if (connection_error(err)) {
     std::string out = "mysql: connection lost: " + std::string(text) + " (" + opts_.where() + ")";
-    log()->warn("{} (connection {})", out, c.index);
+    bool fired = false;
+    {
+      std::lock_guard lock(io_mu_);
+      fired = c.timed_out;
+    }
+    if (!fired) log()->warn("{} (connection {})", out, c.index);  // else execute() logs the timeout
     drop(c);
     c.retry_at = {};  // the next statement reconnects at once
     c.down_logged = true;

@@ -206,6 +206,10 @@ class mariadb_server {
     return error;
   }
 
+  void signal(int sig) const {
+    if (pid_ > 0) ::kill(pid_, sig);
+  }
+
   void kill9() {
     if (pid_ <= 0) return;
     ::kill(pid_, SIGKILL);
@@ -501,6 +505,38 @@ TEST_F(mysql_test, QueryTimeoutResetsTheConnection) {
   EXPECT_LT(clock_type::now() - t0, 2s);
   EXPECT_TRUE(e.starts_with("mysql: query timed out after 300 ms (unix:" + server_->socket_path() + ")")) << e;
   EXPECT_EQ(rows(ok({"execute", "SELECT ? + 1 AS x", 1})), std::vector<lua_value>{lua_value(lua_table().set("x", 2))});
+}
+
+TEST_F(mysql_test, FrozenServerTimesOutAndRecovers) {
+  options o = unix_options();
+  o.pool = 1;
+  o.query_timeout = 500ms;
+  o.connect_timeout = 1000ms;
+  ASSERT_TRUE(spawn(o));
+  EXPECT_EQ(rows(ok({"query", "SELECT 1 AS x"})), std::vector<lua_value>{lua_value(lua_table().set("x", 1))});
+  server_->signal(SIGSTOP);
+  struct thaw {
+    ~thaw() { server_->signal(SIGCONT); }
+  } thaw_at_exit;
+  // On the open connection: the watchdog ends the statement.
+  auto t0 = clock_type::now();
+  std::string e = err({"query", "SELECT 2"});
+  EXPECT_LT(clock_type::now() - t0, 1500ms);
+  EXPECT_TRUE(e.starts_with("mysql: query timed out after 500 ms")) << e;
+  // A new connection to a frozen server: the connect gives up by itself
+  // (connect_timeout_ms, in whole seconds).
+  t0 = clock_type::now();
+  e = err({"query", "SELECT 3"});
+  EXPECT_LT(clock_type::now() - t0, 3s);
+  EXPECT_TRUE(e.starts_with("mysql: cannot connect to unix:" + server_->socket_path() + ": ")) << e;
+  server_->signal(SIGCONT);
+  const auto deadline = clock_type::now() + 10s;
+  bool back = false;
+  while (!back && clock_type::now() < deadline) {
+    back = static_cast<bool>(call({"query", "SELECT 4"}));
+    if (!back) std::this_thread::sleep_for(10ms);
+  }
+  EXPECT_TRUE(back);
 }
 
 TEST_F(mysql_test, TcpAndCredentials) {
