@@ -210,6 +210,28 @@ class mariadb_server {
     if (pid_ > 0) ::kill(pid_, sig);
   }
 
+  /// After SIGSTOP: true once every thread of the server is stopped (the signal is
+  /// asynchronous: a thread may still answer a query just after kill() returned).
+  bool wait_stopped() const {
+    const auto deadline = clock_type::now() + 5s;
+    while (clock_type::now() < deadline) {
+      bool all = true;
+      std::error_code ec;
+      for (const auto& task : fs::directory_iterator(fs::path("/proc") / std::to_string(pid_) / "task", ec)) {
+        const std::string stat = read_file(task.path() / "stat");
+        const std::size_t close = stat.rfind(')');
+        if (close == std::string::npos || close + 2 >= stat.size() ||
+            (stat[close + 2] != 'T' && stat[close + 2] != 't')) {
+          all = false;
+          break;
+        }
+      }
+      if (all && !ec) return true;
+      std::this_thread::sleep_for(2ms);
+    }
+    return false;
+  }
+
   void kill9() {
     if (pid_ <= 0) return;
     ::kill(pid_, SIGKILL);
@@ -514,10 +536,11 @@ TEST_F(mysql_test, FrozenServerTimesOutAndRecovers) {
   o.connect_timeout = 1000ms;
   ASSERT_TRUE(spawn(o));
   EXPECT_EQ(rows(ok({"query", "SELECT 1 AS x"})), std::vector<lua_value>{lua_value(lua_table().set("x", 1))});
-  server_->signal(SIGSTOP);
   struct thaw {
     ~thaw() { server_->signal(SIGCONT); }
   } thaw_at_exit;
+  server_->signal(SIGSTOP);
+  ASSERT_TRUE(server_->wait_stopped());
   // On the open connection: the watchdog ends the statement.
   auto t0 = clock_type::now();
   std::string e = err({"query", "SELECT 2"});
