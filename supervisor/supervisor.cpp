@@ -334,13 +334,24 @@ void supervisor::reap() {
 }
 
 void supervisor::on_exit(std::size_t index, int status) {
+  {
+    // What it said before it went (an upgrade's verdict, console answers, stopped): its
+    // exit may be seen before its last records are read.
+    worker& dying = *workers_[index];
+    while (dying.channel) {
+      auto r = channel::recv_message(dying.channel.get(), ms(0));
+      if (!r) break;
+      if (const auto* u = std::get_if<channel::upgrade_result>(&r->msg)) {
+        on_upgrade_result(dying, *u);
+      } else if (const auto* c = std::get_if<channel::console_reply>(&r->msg)) {
+        on_console_reply(*c);
+      } else {
+        log()->info("worker gen {}: {}", dying.generation, channel::name_of(channel::kind_of(r->msg)));
+      }
+    }
+  }
   std::unique_ptr<worker> w = std::move(workers_[index]);
   workers_.erase(workers_.begin() + static_cast<std::ptrdiff_t>(index));
-  while (w->channel) {  // what it said before it went (stopped, drained)
-    auto r = channel::recv_message(w->channel.get(), ms(0));
-    if (!r) break;
-    log()->info("worker gen {}: {}", w->generation, channel::name_of(channel::kind_of(r->msg)));
-  }
   if (w->log_pipe) pump_log(*w, true);  // its last words first
   const std::string how = describe_exit(status) + (w->kill_reason.empty() ? "" : " (" + w->kill_reason + ")");
   last_exit_ = how;

@@ -17,6 +17,7 @@
 #include "common/config/load_config.hpp"
 #include "common/log/log.hpp"
 #include "common/net/net.hpp"
+#include "services/admin/admin.hpp"
 #include "services/cluster/node.hpp"
 #include "services/entity/directory.hpp"
 #include "services/entity/registry.hpp"
@@ -210,6 +211,7 @@ result<void, std::string> run_node(const node_config& cfg,
   entity::attach_directory(rt, &entities);
   register_types(rt);
   entity::install_service_types(rt);  // "entity:<type>" for every entity type registered
+  admin::register_types(rt);
   net::net n(1);
   cluster::node_options co;
   co.self = cfg.cluster.self;
@@ -280,6 +282,25 @@ result<void, std::string> run_node(const node_config& cfg,
     if (!t) return fail("takeover from generation " + std::to_string(order.from_generation) + " failed: " + t.error());
     logger("handover")->info("took over from generation {}: {} stores, {} pages, {} connections ({} lost); serving",
                             order.from_generation, t->stores, t->pages, t->connections, t->connections_lost);
+  }
+
+  if (!cfg.admin.listen.empty()) {
+    // The admin endpoint (/metrics, /status): a gate on the inherited "admin" listener,
+    // spawned only now, so a new generation answers scrapes once it serves.
+    lua_table opts;
+    opts.set("listen", cfg.admin.listen).set("max_connections", 64).set("idle_timeout_ms", 10000);
+    auto it = inherited.find("admin");
+    if (link != nullptr) {
+      if (it == inherited.end()) return fail("admin: the supervisor passed no \"admin\" listener");
+      opts.set("fd", it->second.get());
+    }
+    const std::uint32_t generation = link != nullptr ? link->generation() : 0;
+    auto h = rt.spawn("admin", {lua_value(std::move(opts)), lua_value(lua_table{}.set("generation", generation))}, {".admin"});
+    if (!h) return fail("admin: " + h.error());
+    if (it != inherited.end()) {
+      (void)it->second.release();  // the admin gate owns it now
+      inherited.erase(it);
+    }
   }
 
   node_events events(link);

@@ -905,6 +905,7 @@ std::size_t runtime::run_turn(cell* cp, int weight, std::size_t worker) {
       ws->current.store(c.handle, std::memory_order_relaxed);
       ws->version.fetch_add(1, std::memory_order_release);
     }
+    c.messages.fetch_add(1, std::memory_order_relaxed);  // before: a reply may be seen before the turn ends
     dispatch(c, m);
     ++done;
     if (ws != nullptr) {
@@ -913,7 +914,6 @@ std::size_t runtime::run_turn(cell* cp, int weight, std::size_t worker) {
     }
   }
   dispatched_.fetch_add(done, std::memory_order_relaxed);
-  c.messages.fetch_add(done, std::memory_order_relaxed);
   c.busy_ns.fetch_add(static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
                           std::chrono::steady_clock::now() - turn_started)
                           .count()),

@@ -74,7 +74,7 @@ struct service_info {
   handle_t handle = 0;
   std::vector<std::string> names;  ///< ".x" and "@x" names, sorted
   std::size_t mailbox = 0;         ///< messages waiting now
-  std::uint64_t messages = 0;      ///< messages handled so far
+  std::uint64_t messages = 0;      ///< messages taken from the mailbox to be handled (counted before each is)
   std::uint64_t busy_ns = 0;       ///< time spent handling them (wall clock of its turns)
 };
 

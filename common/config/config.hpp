@@ -78,7 +78,7 @@ struct gate_config {
   std::uint32_t max_message = 65537;      ///< largest message, in bytes, >= 1
 };
 
-/// The `admin:` section (an HTTP admin endpoint, to come).
+/// The `admin:` section: the admin HTTP endpoint (/metrics, /status; services/admin).
 struct admin_config {
   std::string listen;  ///< "host:port", or "" = none
 };

@@ -470,6 +470,19 @@ std::size_t node::inbound_connections() const { return inbound_->count(); }
 
 std::vector<net::conn_id> node::inbound_ids() const { return inbound_->ids(); }
 
+std::vector<node::peer_stat> node::peers() const {
+  std::vector<std::pair<std::string, std::shared_ptr<remote>>> all;
+  {
+    std::lock_guard lock(mu_);
+    for (const auto& [name, r] : remotes_) all.emplace_back(name, r);
+  }
+  std::vector<peer_stat> out;
+  for (auto& [name, r] : all) {
+    out.push_back({name, r->s().stats(), r->s().pending_calls(), r->s().connected()});
+  }
+  return out;
+}
+
 void node::pause_inbound() {
   inbound_->set_frozen(true);
   // The barrier: once every connection's net thread has run this, no on_message that

@@ -88,6 +88,16 @@ class node {
   /// Connections accepted and served now.
   std::size_t inbound_connections() const;
 
+  /// One remote node this node has called or pushed to (its sender), for metrics.
+  struct peer_stat {
+    std::string name;
+    sender_stats stats;
+    std::size_t pending = 0;  ///< calls waiting for their answer
+    bool connected = false;
+  };
+  /// Every remote made so far, by name. Any thread.
+  std::vector<peer_stat> peers() const;
+
   // -- hand-over of inbound connections (issue 6, docs/upgrade.md) ---------------------
   //
   // The old worker: pause_inbound() (the freeze; close_listener() too), wait until

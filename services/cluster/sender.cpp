@@ -271,4 +271,14 @@ sender_stats sender::stats() const {
   return stats_;
 }
 
+std::size_t sender::pending_calls() const {
+  std::lock_guard lock(mu_);
+  return pending_.size();
+}
+
+bool sender::connected() const {
+  std::lock_guard lock(mu_);
+  return state_ == state::connected;
+}
+
 }  // namespace csk::cluster

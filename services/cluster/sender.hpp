@@ -87,6 +87,10 @@ class sender {
   void on_closed(const std::string& reason);
 
   sender_stats stats() const;
+  /// Calls sent and not yet answered (skynet's pending sessions), and whether the
+  /// connection is up now. Any thread.
+  std::size_t pending_calls() const;
+  bool connected() const;
   /// The session the next call will use (skynet's counter).
   std::uint32_t next_session() const;
 

@@ -13,6 +13,7 @@
 //     serving with its state, and the command fails with the reason.
 
 #include <gtest/gtest.h>
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -170,11 +171,14 @@ class Upgrade : public temp_dir_test {
         << "  worker: " << CSK_UPGRADE_WORKER_BIN << "\n"
         << "  control_socket: " << socket_ << "\n"
         << "  upgrade_timeout_ms: " << upgrade_timeout_ms << "\n"
-        << extra_supervisor;
+        << extra_supervisor << "admin: {listen: \"127.0.0.1:0\"}\n";
     sup_.emplace(dir_);
     ASSERT_TRUE(sup_->wait_for("ready in")) << sup_->output();
     port_ = sup_->cluster_port();
     ASSERT_NE(port_, 0) << sup_->output();
+    const std::string a = sup_->find(R"(listener admin bound to 127\.0\.0\.1:(\d+))");
+    ASSERT_FALSE(a.empty()) << sup_->output();
+    admin_port_ = static_cast<std::uint16_t>(std::stoi(a));
   }
   void TearDown() override {
     if (sup_) {
@@ -227,6 +231,7 @@ class Upgrade : public temp_dir_test {
   std::optional<supervisor_process> sup_;
   std::string socket_;
   std::uint16_t port_ = 0;
+  std::uint16_t admin_port_ = 0;
   std::atomic<int> commands_{0};  // upgrade() may run on two threads
 };
 
@@ -433,6 +438,51 @@ namespace {
 
 // `cppskynet console` (skynet's debug console verbs) against the same supervised node.
 using Console = Upgrade;
+
+// GET http://127.0.0.1:port/path; the whole answer ("" if the connection failed).
+std::string http_get(std::uint16_t port, const std::string& path) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  timeval tv{10, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(port);
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  std::string out;
+  const std::string head = "GET " + path + " HTTP/1.1\r\nHost: t\r\n\r\n";
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 &&
+      ::send(fd, head.data(), head.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(head.size())) {
+    char buf[65536];
+    for (ssize_t n; (n = ::recv(fd, buf, sizeof buf, 0)) > 0;) out.append(buf, static_cast<std::size_t>(n));
+  }
+  ::close(fd);
+  return out;
+}
+
+// The value of one sample line "NAME VALUE" / "NAME{labels} VALUE", or -1.
+double sample(const std::string& text, const std::string& name) {
+  const auto at = text.find("\n" + name + " ");
+  return at == std::string::npos ? -1 : std::stod(text.substr(at + name.size() + 2));
+}
+
+TEST_F(Console, MetricsAreScrapedFromTheServingGeneration) {
+  start();
+  skynet_client c(port_);
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(c.call("@tally", {"mutate", "k", "incr"}).ok);
+  const std::string first = http_get(admin_port_, "/metrics");
+  ASSERT_EQ(first.rfind("HTTP/1.1 200 OK", 0), 0u) << first;
+  EXPECT_EQ(sample(first, "csk_worker_generation"), 1);
+  EXPECT_EQ(sample(first, "csk_cluster_inbound_connections"), 1);
+  EXPECT_GE(sample(first, "csk_service_messages_total{handle=\":00000001\",name=\".tally\"}"), 3) << first;
+  auto up = upgrade();
+  ASSERT_EQ(up.exit_code, 0) << up.output;
+  // The new generation answers (the old one has exited: the command waited for it).
+  const std::string second = http_get(admin_port_, "/metrics");
+  EXPECT_EQ(sample(second, "csk_worker_generation"), 2) << second;
+  EXPECT_EQ(sample(second, "csk_cluster_inbound_connections"), 1) << "the client's connection moved";
+  const std::string status = http_get(admin_port_, "/status");
+  EXPECT_NE(status.find("\"generation\":2"), std::string::npos) << status;
+}
 
 TEST_F(Console, AnswersEveryVerbAndRefusesUnknownOnes) {
   start();

@@ -1,0 +1,237 @@
+#include "services/admin/admin.hpp"
+
+#include <fstream>
+#include <unistd.h>
+
+#include <nlohmann/json.hpp>
+
+#include "common/log/log.hpp"
+#include "common/net/net.hpp"
+#include "services/admin/http.hpp"
+#include "services/cluster/node.hpp"
+#include "services/gate/gate.hpp"
+
+namespace csk::admin {
+namespace {
+
+using json = nlohmann::ordered_json;
+
+// Label values: backslash, double quote and newline escaped (the format's rule).
+std::string label(std::string_view v) {
+  std::string out;
+  for (char c : v) {
+    if (c == '\\' || c == '"') {
+      out.push_back('\\');
+      out.push_back(c);
+    } else if (c == '\n') {
+      out += "\\n";
+    } else {
+      out.push_back(c);
+    }
+  }
+  return out;
+}
+
+class text_writer {
+ public:
+  void family(const char* name, const char* type, const char* help) {
+    out_ += "# HELP ";
+    out_ += name;
+    out_ += ' ';
+    out_ += help;
+    out_ += "\n# TYPE ";
+    out_ += name;
+    out_ += ' ';
+    out_ += type;
+    out_ += '\n';
+  }
+  template <class N>
+  void sample(const char* name, const std::string& labels, N value) {
+    out_ += name;
+    if (!labels.empty()) out_ += "{" + labels + "}";
+    out_ += ' ';
+    if constexpr (std::is_floating_point_v<N>) {
+      char buf[64];
+      std::snprintf(buf, sizeof buf, "%.9g", value);
+      out_ += buf;
+    } else {
+      out_ += std::to_string(value);
+    }
+    out_ += '\n';
+  }
+  std::string take() { return std::move(out_); }
+
+ private:
+  std::string out_;
+};
+
+std::uint64_t resident_bytes() {
+  std::ifstream in("/proc/self/statm");
+  std::uint64_t size = 0, resident = 0;
+  in >> size >> resident;
+  return resident * static_cast<std::uint64_t>(::sysconf(_SC_PAGESIZE));
+}
+
+std::string service_labels(const actor::service_info& i) {
+  return "handle=\"" + actor::handle_string(i.handle) + "\",name=\"" + label(i.names.empty() ? "" : i.names.front()) + "\"";
+}
+
+/// HTTP over the gate: the head of one request is one message; raw bytes out.
+class http_framing final : public gate::framing {
+ public:
+  net::unpack_result unpack(bytes_view buffered) const override { return unpack_http(buffered); }
+  void frame(byte_buffer& out, bytes_view body) const override { out.insert(out.end(), body.begin(), body.end()); }
+};
+
+class admin_service final : public gate::gate_service {
+ public:
+  admin_service() : gate_service(std::make_shared<http_framing>()) {}
+
+  void on_init(actor::context&, const actor::values& args) override {
+    if (!args.empty() && args[0].is_table()) {
+      if (const auto* g = args[0].as_table().find("generation"); g != nullptr && g->is_integer()) {
+        generation_ = static_cast<std::uint32_t>(g->as_integer());
+      }
+    }
+  }
+
+  actor::task<std::optional<byte_buffer>> on_message(actor::context& ctx, net::conn_id id, byte_buffer msg) override {
+    close_after_answers(id, "HTTP: one request per connection");
+    auto req = parse_request(msg);
+    std::string out;
+    if (!req) {
+      out = response(400, "text/plain; charset=utf-8", req.error() + "\n");
+    } else if (req->method != "GET") {
+      out = response(405, "text/plain; charset=utf-8", "only GET\n");
+    } else if (req->path == "/metrics") {
+      out = response(200, "text/plain; version=0.0.4; charset=utf-8", prometheus_text(gather(ctx.rt(), generation_)));
+    } else if (req->path == "/status") {
+      out = response(200, "application/json", status_json(gather(ctx.rt(), generation_)) + "\n");
+    } else {
+      out = response(404, "text/plain; charset=utf-8", "not found: " + req->path + " (try /metrics or /status)\n");
+    }
+    co_return byte_buffer(out.begin(), out.end());
+  }
+
+ private:
+  std::uint32_t generation_ = 0;
+};
+
+}  // namespace
+
+snapshot gather(actor::runtime& rt, std::uint32_t generation) {
+  snapshot s;
+  s.generation = generation;
+  s.runtime = rt.stats();
+  s.services = rt.services();
+  if (auto* c = rt.extension<cluster::node>()) {
+    s.cluster = true;
+    s.inbound_connections = c->inbound_connections();
+    s.inbound_in_flight = c->inbound_in_flight();
+    for (auto& p : c->peers()) {
+      s.peers.push_back({p.name, p.stats.calls, p.stats.pushes, p.stats.connects, p.stats.failed_calls, p.pending,
+                         p.connected});
+    }
+  }
+  if (auto* n = rt.extension<net::net>()) {
+    const auto st = n->get_stats();
+    s.net_bytes_in = st.bytes_in;
+    s.net_bytes_out = st.bytes_out;
+    s.net_messages = st.messages;
+    s.net_accepted = st.accepted;
+    s.net_connected = st.connected;
+  }
+  s.resident_bytes = resident_bytes();
+  return s;
+}
+
+std::string prometheus_text(const snapshot& s) {
+  text_writer w;
+  w.family("csk_worker_generation", "gauge", "This worker's generation (1, 2, ...: one per process the supervisor started).");
+  w.sample("csk_worker_generation", "", s.generation);
+  w.family("csk_process_resident_bytes", "gauge", "Resident memory of the worker process.");
+  w.sample("csk_process_resident_bytes", "", s.resident_bytes);
+  w.family("csk_runtime_services", "gauge", "Live services.");
+  w.sample("csk_runtime_services", "", s.runtime.services);
+  w.family("csk_runtime_messages_total", "counter", "Messages handed to services.");
+  w.sample("csk_runtime_messages_total", "", s.runtime.dispatched);
+  w.family("csk_runtime_dropped_total", "counter", "Messages to dead or unknown services, and late replies.");
+  w.sample("csk_runtime_dropped_total", "", s.runtime.dropped);
+  w.family("csk_runtime_handler_errors_total", "counter", "Errors raised by service handlers.");
+  w.sample("csk_runtime_handler_errors_total", "", s.runtime.handler_errors);
+  w.family("csk_service_mailbox", "gauge", "Messages waiting in a service's mailbox.");
+  for (const auto& i : s.services) w.sample("csk_service_mailbox", service_labels(i), i.mailbox);
+  w.family("csk_service_messages_total", "counter", "Messages a service has handled.");
+  for (const auto& i : s.services) w.sample("csk_service_messages_total", service_labels(i), i.messages);
+  w.family("csk_service_busy_seconds_total", "counter", "Time a service spent handling messages.");
+  for (const auto& i : s.services) {
+    w.sample("csk_service_busy_seconds_total", service_labels(i), static_cast<double>(i.busy_ns) / 1e9);
+  }
+  if (s.cluster) {
+    w.family("csk_cluster_inbound_connections", "gauge", "Cluster connections accepted and served now.");
+    w.sample("csk_cluster_inbound_connections", "", s.inbound_connections);
+    w.family("csk_cluster_inbound_in_flight", "gauge", "Calls from cluster peers being handled now.");
+    w.sample("csk_cluster_inbound_in_flight", "", s.inbound_in_flight);
+    w.family("csk_cluster_peer_pending_calls", "gauge", "Calls to a peer node waiting for their answer.");
+    for (const auto& p : s.peers) w.sample("csk_cluster_peer_pending_calls", "peer=\"" + label(p.name) + "\"", p.pending);
+    w.family("csk_cluster_peer_calls_total", "counter", "Calls made to a peer node.");
+    for (const auto& p : s.peers) w.sample("csk_cluster_peer_calls_total", "peer=\"" + label(p.name) + "\"", p.calls);
+    w.family("csk_cluster_peer_pushes_total", "counter", "Pushes (cluster.send) to a peer node.");
+    for (const auto& p : s.peers) w.sample("csk_cluster_peer_pushes_total", "peer=\"" + label(p.name) + "\"", p.pushes);
+    w.family("csk_cluster_peer_connects_total", "counter", "Connections made to a peer node.");
+    for (const auto& p : s.peers) w.sample("csk_cluster_peer_connects_total", "peer=\"" + label(p.name) + "\"", p.connects);
+    w.family("csk_cluster_peer_failed_calls_total", "counter", "Calls to a peer that failed (connect, drop, node down).");
+    for (const auto& p : s.peers) {
+      w.sample("csk_cluster_peer_failed_calls_total", "peer=\"" + label(p.name) + "\"", p.failed_calls);
+    }
+    w.family("csk_cluster_peer_connected", "gauge", "1 while the connection to a peer node is up.");
+    for (const auto& p : s.peers) w.sample("csk_cluster_peer_connected", "peer=\"" + label(p.name) + "\"", p.connected ? 1 : 0);
+  }
+  w.family("csk_net_bytes_in_total", "counter", "Bytes received on every connection.");
+  w.sample("csk_net_bytes_in_total", "", s.net_bytes_in);
+  w.family("csk_net_bytes_out_total", "counter", "Bytes sent on every connection.");
+  w.sample("csk_net_bytes_out_total", "", s.net_bytes_out);
+  w.family("csk_net_messages_total", "counter", "Frames received (cluster, gates, admin).");
+  w.sample("csk_net_messages_total", "", s.net_messages);
+  w.family("csk_net_accepted_total", "counter", "Connections accepted.");
+  w.sample("csk_net_accepted_total", "", s.net_accepted);
+  return w.take();
+}
+
+std::string status_json(const snapshot& s) {
+  json services = json::array();
+  for (const auto& i : s.services) {
+    services.push_back({{"handle", actor::handle_string(i.handle)}, {"names", i.names}, {"mailbox", i.mailbox},
+                        {"messages", i.messages}, {"busy_s", static_cast<double>(i.busy_ns) / 1e9}});
+  }
+  json peers = json::array();
+  for (const auto& p : s.peers) {
+    peers.push_back({{"name", p.name}, {"connected", p.connected}, {"pending", p.pending}, {"calls", p.calls},
+                     {"pushes", p.pushes}, {"connects", p.connects}, {"failed_calls", p.failed_calls}});
+  }
+  json out = {{"generation", s.generation},
+              {"pid", ::getpid()},
+              {"resident_bytes", s.resident_bytes},
+              {"runtime",
+               {{"services", s.runtime.services},
+                {"messages", s.runtime.dispatched},
+                {"dropped", s.runtime.dropped},
+                {"handler_errors", s.runtime.handler_errors}}},
+              {"services", services},
+              {"cluster", s.cluster ? json{{"inbound_connections", s.inbound_connections},
+                                           {"inbound_in_flight", s.inbound_in_flight},
+                                           {"peers", peers}}
+                                    : json(nullptr)},
+              {"net",
+               {{"bytes_in", s.net_bytes_in},
+                {"bytes_out", s.net_bytes_out},
+                {"messages", s.net_messages},
+                {"accepted", s.net_accepted}}}};
+  return out.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+void register_types(actor::runtime& rt) {
+  rt.register_type("admin", [] { return std::make_unique<admin_service>(); });
+}
+
+}  // namespace csk::admin

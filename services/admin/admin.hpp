@@ -1,0 +1,58 @@
+#pragma once
+// The admin HTTP endpoint (config `admin: {listen: "127.0.0.1:9090"}`): a gate service
+// (services/gate) speaking just enough HTTP (http.hpp), one request per connection.
+//
+//   GET /metrics   Prometheus text format 0.0.4: the runtime (services, messages, errors),
+//                  every service (mailbox, messages, busy seconds; labelled by handle and
+//                  first name), the cluster (inbound connections and calls in flight; per
+//                  peer node: pending calls, calls, pushes, connects, failed calls,
+//                  connected), the net (bytes, messages, connections), the process (RSS),
+//                  this worker's generation
+//   GET /status    the same as JSON
+//   anything else  404 (405 for a method other than GET)
+//
+// Upgrades and restarts are the supervisor's: `cppskynet status --json` has them.
+//
+// Spawned by the worker as ".admin" on the inherited "admin" listener: args[0] the gate
+// options table (gate_options_from), args[1] {generation = N}. The cluster node and the net
+// are found through the runtime's extensions. During an upgrade it is not handed over:
+// both generations accept on the shared listener until the old one exits (a scrape in
+// flight at that instant may be cut; Prometheus retries at the next interval).
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "common/actor/runtime.hpp"
+
+namespace csk::admin {
+
+/// What /metrics and /status show, gathered at one request.
+struct snapshot {
+  std::uint32_t generation = 0;
+  actor::runtime_stats runtime;
+  std::vector<actor::service_info> services;
+  bool cluster = false;
+  std::size_t inbound_connections = 0, inbound_in_flight = 0;
+  struct peer {
+    std::string name;
+    std::uint64_t calls = 0, pushes = 0, connects = 0, failed_calls = 0;
+    std::size_t pending = 0;
+    bool connected = false;
+  };
+  std::vector<peer> peers;
+  std::uint64_t net_bytes_in = 0, net_bytes_out = 0, net_messages = 0, net_accepted = 0, net_connected = 0;
+  std::uint64_t resident_bytes = 0;
+};
+
+/// Gathers a snapshot from a runtime (and its cluster node and net, if attached). Any thread.
+snapshot gather(actor::runtime& rt, std::uint32_t generation);
+/// Prometheus text exposition format 0.0.4. Pure.
+std::string prometheus_text(const snapshot& s);
+/// The same as JSON text. Pure.
+std::string status_json(const snapshot& s);
+
+/// Registers the service type "admin".
+void register_types(actor::runtime& rt);
+
+}  // namespace csk::admin
