@@ -32,7 +32,9 @@ result<void, std::string> boot_services(actor::runtime& rt, const std::vector<se
 /// listeners by name and never binds one, sends ready once the services are booted and
 /// started, heartbeats, and obeys the supervisor's stop, drain, reload and log_reopen as
 /// well as the signals; a closed channel (supervisor gone) stops it like a stop order.
-/// Signals must be blocked first (block_stop_signals()).
+/// Signals must be blocked first (block_stop_signals()). A worker that handed over to its
+/// successor in an upgrade does not return: it exits the process (status 0) once it has
+/// said stopped, without freeing the state its successor now owns.
 result<void, std::string> run_node(const node_config& cfg, const std::function<void(actor::runtime&)>& register_types,
                                    supervisor_link* link = nullptr);
 

@@ -126,6 +126,10 @@ class old_side {
         cursor = page->size() > 1 ? page->at(1) : lua_value{};
         if (auto h = entity::read_header(bytes)) result_.entities += h->entries;
         if (auto e = send_page(s, std::move(bytes)); !e.empty()) return e;
+        if (o_.pages_per_delta > 0 && !cursor.is_nil() && ++pages_since_delta_ % o_.pages_per_delta == 0) {
+          std::uint64_t moved = 0;  // applied in order after the pages before it: still exact
+          if (auto d = delta(s, false, moved); !d.empty()) return d;
+        }
       } while (!cursor.is_nil());
     }
     if (auto e = wait_applied(0); !e.empty()) return e;
@@ -298,6 +302,7 @@ class old_side {
   clock::time_point frozen_at_;
   std::vector<store> stores_;
   std::size_t in_flight_ = 0;
+  std::size_t pages_since_delta_ = 0;
   bool tracking_ = false, frozen_ = false, sealed_ = false, committed_ = false;
   channel::upgrade_result result_;
 };
