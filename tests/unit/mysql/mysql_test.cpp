@@ -13,6 +13,7 @@
 #include <mysql.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -95,6 +96,7 @@ std::uint16_t free_port() {
 pid_t spawn_process(std::vector<std::string> args, const fs::path& log) {
   const pid_t pid = ::fork();
   if (pid != 0) return pid;
+  ::prctl(PR_SET_PDEATHSIG, SIGKILL);  // a crashed or killed test leaves no server behind
   const int out = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
   if (out >= 0) {
     ::dup2(out, 1);
@@ -113,7 +115,7 @@ class mariadb_server {
   mariadb_server() {
     dir_ = fs::temp_directory_path() / ("csk_mysql_" + std::to_string(::getpid()));
     fs::remove_all(dir_);
-    fs::create_directories(dir_);
+    fs::create_directories(dir_ / "tmp");
   }
   ~mariadb_server() {
     kill9();
@@ -123,6 +125,8 @@ class mariadb_server {
   mariadb_server(const mariadb_server&) = delete;
   mariadb_server& operator=(const mariadb_server&) = delete;
 
+  /// The server's tmpdir: its own, so parallel test processes never share temp tables.
+  std::string tmp_dir() const { return (dir_ / "tmp").string(); }
   std::string socket_path() const { return (dir_ / "mysql.sock").string(); }
   std::uint16_t port() const { return port_; }
   const fs::path& dir() const { return dir_; }
@@ -140,7 +144,8 @@ class mariadb_server {
                                      "--datadir=" + (dir_ / "data").string(),
                                      "--auth-root-authentication-method=normal",
                                      "--skip-test-db",
-                                     "--skip-name-resolve"};
+                                     "--skip-name-resolve",
+                                     "--tmpdir=" + tmp_dir()};
     if (::geteuid() == 0) args.emplace_back("--user=root");
     const fs::path log = dir_ / "install.log";
     const pid_t pid = spawn_process(args, log);
@@ -169,7 +174,8 @@ class mariadb_server {
                                      "--port=" + std::to_string(port_),
                                      "--skip-name-resolve",
                                      "--innodb-buffer-pool-size=32M",
-                                     "--innodb-flush-log-at-trx-commit=2"};
+                                     "--innodb-flush-log-at-trx-commit=2",
+                                     "--tmpdir=" + tmp_dir()};
     if (::geteuid() == 0) args.emplace_back("--user=root");
     pid_ = spawn_process(args, dir_ / "mariadbd.out");
     if (pid_ < 0) return "fork failed";
