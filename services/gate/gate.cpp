@@ -618,9 +618,14 @@ actor::task<actor::values> gate_service::handover_detach(actor::context& ctx, st
   g->left = ids.size();
   {
     std::lock_guard lock(s.mu);
+    // Built in place (reserved: never moved): GCC 12 at -O2 warns, wrongly, that a moved
+    // temporary's result may be uninitialized.
+    g->outcomes.reserve(ids.size());
     for (const conn_id id : ids) {
       auto it = s.conns.find(id);
-      g->outcomes.push_back(outcome{id, it != s.conns.end() && it->second.outgoing});
+      outcome& o = g->outcomes.emplace_back();
+      o.id = id;
+      o.outgoing = it != s.conns.end() && it->second.outgoing;
     }
   }
   if (!ids.empty()) {
