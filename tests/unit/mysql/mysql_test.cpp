@@ -400,6 +400,37 @@ TEST_F(mysql_test, ValuesBothWaysInBothProtocols) {
   EXPECT_EQ(ok({"query", "DROP TABLE kinds"}), status(0, 0));
 }
 
+TEST_F(mysql_test, QueryAndExecuteGiveTheSameValuesForEveryType) {
+  ASSERT_TRUE(spawn(unix_options()));
+  ok({"query", "CREATE TABLE every (i TINYINT, iu TINYINT UNSIGNED, sm SMALLINT, me MEDIUMINT, y YEAR, "
+               "f FLOAT, d DOUBLE, de DECIMAL(30,10), bt BIT(12), e ENUM('a','b'), st SET('x','y'), j JSON, "
+               "da DATE, ti TIME(3), ts TIMESTAMP(6) NULL, ch CHAR(3), vb VARBINARY(8), tx TEXT)"});
+  ok({"query", "INSERT INTO every VALUES (-128, 255, -32768, 8388607, 2024, 0.5, -1.25e300, "
+               "'-12345678901234567890.0123456789', b'101000000101', 'b', 'x,y', '{\"k\": [1, 2]}', "
+               "'2026-02-28', '-838:59:59.000', '2026-11-25 18:30:00.123456', 'abc', x'00ff', 'text')"});
+  const lua_value q = ok({"query", "SELECT * FROM every"});
+  const lua_value x = ok({"execute", "SELECT * FROM every"});
+  EXPECT_EQ(q, x) << q.debug_string() << "\n" << x.debug_string();
+  const auto rs = rows(q);
+  ASSERT_EQ(rs.size(), 1u);
+  EXPECT_EQ(field(rs[0], "i"), lua_value(-128));
+  EXPECT_EQ(field(rs[0], "iu"), lua_value(255));
+  EXPECT_EQ(field(rs[0], "y"), lua_value(2024));
+  EXPECT_EQ(field(rs[0], "f"), lua_value(0.5));
+  EXPECT_EQ(field(rs[0], "d"), lua_value(-1.25e300));
+  EXPECT_EQ(field(rs[0], "de"), lua_value("-12345678901234567890.0123456789"));
+  EXPECT_EQ(field(rs[0], "bt"), lua_value(std::string("\x0a\x05", 2)));
+  EXPECT_EQ(field(rs[0], "e"), lua_value("b"));
+  EXPECT_EQ(field(rs[0], "st"), lua_value("x,y"));
+  EXPECT_EQ(field(rs[0], "da"), lua_value("2026-02-28"));
+  EXPECT_EQ(field(rs[0], "ti"), lua_value("-838:59:59.000"));
+  EXPECT_EQ(field(rs[0], "ts"), lua_value("2026-11-25 18:30:00.123456"));
+  EXPECT_EQ(field(rs[0], "ch"), lua_value("abc"));
+  EXPECT_EQ(field(rs[0], "vb"), lua_value(std::string("\0\xff", 2)));
+  EXPECT_EQ(field(rs[0], "tx"), lua_value("text"));
+  ok({"query", "DROP TABLE every"});
+}
+
 TEST_F(mysql_test, LongValuesAndEmptyResults) {
   ASSERT_TRUE(spawn(unix_options()));
   ok({"query", "CREATE TABLE blobs (id INT PRIMARY KEY, v LONGBLOB, s TEXT)"});
