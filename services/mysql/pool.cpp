@@ -299,7 +299,7 @@ reply pool::fail(connection& c, unsigned int err, const char* sqlstate, const ch
       std::lock_guard lock(io_mu_);
       fired = c.timed_out;
     }
-    if (!fired) log()->warn("{} (connection {})", out, c.index);  // else execute() logs the timeout
+    if (!fired && !halt_.load()) log()->warn("{} (connection {})", out, c.index);  // else: a timeout (logged by execute()) or stop()
     drop(c);
     c.retry_at = {};  // the next statement reconnects at once
     c.down_logged = true;

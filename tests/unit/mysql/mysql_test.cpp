@@ -599,6 +599,24 @@ TEST_F(mysql_test, FrozenServerTimesOutAndRecovers) {
   EXPECT_TRUE(back);
 }
 
+TEST_F(mysql_test, ShutdownInterruptsAStatementInFlight) {
+  ASSERT_TRUE(spawn(unix_options()));
+  auto blocked = rt_->call(".db", values{"query", "SELECT SLEEP(30)"}, 40s);
+  const auto seen_deadline = clock_type::now() + 5s;
+  bool seen = false;
+  while (!seen && clock_type::now() < seen_deadline) {
+    seen = !rows(ok({"query", "SELECT id FROM information_schema.processlist WHERE info = 'SELECT SLEEP(30)'"})).empty();
+    if (!seen) std::this_thread::sleep_for(5ms);
+  }
+  ASSERT_TRUE(seen);
+  const auto t0 = clock_type::now();
+  rt_->shutdown();
+  EXPECT_LT(clock_type::now() - t0, 5s);
+  ASSERT_EQ(blocked.wait_for(5s), std::future_status::ready);
+  EXPECT_FALSE(blocked.get());
+  rt_.reset();
+}
+
 TEST_F(mysql_test, TcpAndCredentials) {
   options o;
   o.host = "127.0.0.1";
