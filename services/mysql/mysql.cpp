@@ -226,12 +226,32 @@ lua_value to_lua(const options& o) {
 
 request parse_request(const values& args) {
   const bool known = !args.empty() && args[0].is_string() &&
-                     (args[0].as_string() == "query" || args[0].as_string() == "execute");
+                     (args[0].as_string() == "query" || args[0].as_string() == "execute" ||
+                      args[0].as_string() == "transaction");
   if (!known) {
-    throw std::invalid_argument("mysql: the message must be {\"query\", sql} or {\"execute\", sql, params...}, got " +
-                                (args.empty() ? std::string("nothing") : args[0].debug_string()));
+    throw std::invalid_argument(
+        "mysql: the message must be {\"query\", sql}, {\"execute\", sql, params...} or {\"transaction\", {sql, "
+        "params...}, ...}, got " +
+        (args.empty() ? std::string("nothing") : args[0].debug_string()));
   }
   request req;
+  if (args[0].as_string() == "transaction") {
+    if (args.size() < 2) throw std::invalid_argument("mysql: transaction needs at least one statement {sql, params...}");
+    for (std::size_t i = 1; i < args.size(); ++i) {
+      const std::string where = "mysql: transaction statement " + std::to_string(i) + ": ";
+      if (!args[i].is_table() || args[i].as_table().array.empty() || !args[i].as_table().hash.empty()) {
+        throw std::invalid_argument(where + "must be a list {sql, params...}, got " + args[i].debug_string());
+      }
+      values step{lua_value("execute")};
+      for (const auto& v : args[i].as_table().array) step.push_back(v);
+      try {
+        req.steps.push_back(parse_request(step));
+      } catch (const std::invalid_argument& e) {
+        throw std::invalid_argument(where + std::string(e.what()).substr(std::string_view("mysql: ").size()));
+      }
+    }
+    return req;
+  }
   req.prepared = args[0].as_string() == "execute";
   if (args.size() < 2 || !args[1].is_string() || args[1].as_string().empty()) {
     throw std::invalid_argument("mysql: " + args[0].as_string() + " needs the SQL text as its first argument");

@@ -51,17 +51,22 @@ options parse_options(const lua_value& table);
 /// The options as the table parse_options reads (for spawn args).
 lua_value to_lua(const options& o);
 
-/// One statement for the pool: {"query", sql} (text protocol, no parameters) or
-/// {"execute", sql, p1, p2, ...} (a prepared statement, parameters bound to the `?`s).
+/// One job for the pool: {"query", sql} (text protocol, no parameters),
+/// {"execute", sql, p1, p2, ...} (a prepared statement, parameters bound to the `?`s), or
+/// {"transaction", {sql, p1, ...}, {sql, ...}, ...} (prepared statements in one
+/// transaction on one connection: all committed, or all rolled back).
 struct request {
   bool prepared = false;
   std::string sql;
   std::vector<lua_value> params;  ///< nil, boolean, integer, real or string
+  std::vector<request> steps;     ///< a transaction's statements (each prepared); sql is empty
 };
 
 /// Checks a message and turns it into a request. Throws std::invalid_argument with the
 /// text of the error reply ("mysql: ...") for an unknown command, a missing SQL text,
-/// parameters to "query", or a parameter of another type (a table, ...).
+/// parameters to "query", a parameter of another type (a table, ...), a statement that
+/// changes one connection's state (BEGIN, SET, USE, ...), or a transaction step that is
+/// not a list {sql, params...}.
 request parse_request(const actor::values& args);
 
 /// Registers the "mysql" type.

@@ -319,7 +319,7 @@ reply pool::execute(connection& c, const request& req) {
     if (waiting || !connect(c)) return unexpected("mysql: cannot connect to " + opts_.where() + ": " + c.last_error);
   }
   arm(c);
-  reply r = req.prepared ? run_prepared(c, req) : run_query(c, req);
+  reply r = !req.steps.empty() ? run_transaction(c, req) : req.prepared ? run_prepared(c, req) : run_query(c, req);
   if (disarm(c)) {  // the watchdog shut the socket down
     drop(c);
     c.retry_at = {};
@@ -372,6 +372,34 @@ reply pool::run_query(connection& c, const request& req) {
   }
   if (more > 0) return fail(c, mysql_errno(db), mysql_sqlstate(db), mysql_error(db));
   return out;
+}
+
+reply pool::run_transaction(connection& c, const request& req) {
+  const std::string_view begin = "START TRANSACTION";
+  if (mysql_real_query(c.db, begin.data(), begin.size()) != 0) {
+    return fail(c, mysql_errno(c.db), mysql_sqlstate(c.db), mysql_error(c.db));
+  }
+  // On any failure the transaction is rolled back; if that fails too, the connection
+  // goes (the server rolls back what a closed connection left open).
+  auto roll_back = [&] {
+    if (c.db != nullptr && mysql_rollback(c.db) != 0) drop(c);
+  };
+  lua_table results;
+  for (std::size_t i = 0; i < req.steps.size(); ++i) {
+    reply r = run_prepared(c, req.steps[i]);
+    if (!r) {
+      roll_back();
+      return unexpected("mysql: transaction statement " + std::to_string(i + 1) + ": " +
+                        r.error().substr(std::string_view("mysql: ").size()));
+    }
+    results.array.push_back(std::move(*r));
+  }
+  if (mysql_commit(c.db) != 0) {
+    reply r = fail(c, mysql_errno(c.db), mysql_sqlstate(c.db), mysql_error(c.db));
+    roll_back();
+    return unexpected("mysql: transaction commit: " + r.error().substr(std::string_view("mysql: ").size()));
+  }
+  return lua_value(std::move(results));
 }
 
 reply pool::run_prepared(connection& c, const request& req) {

@@ -82,6 +82,7 @@ class pool {
   reply execute(connection& c, const request& req);
   reply run_query(connection& c, const request& req);
   reply run_prepared(connection& c, const request& req);
+  reply run_transaction(connection& c, const request& req);
   /// The error reply for the connection's last error; drops the connection when the
   /// error means it is unusable (lost, timed out, killed).
   reply fail(connection& c, unsigned int err, const char* sqlstate, const char* text);

@@ -475,7 +475,7 @@ TEST_F(mysql_test, ServerErrorsAndBadMessages) {
             "mysql: parameter 1 is a table; only nil, booleans, numbers and strings can be bound");
   EXPECT_EQ(err({"query", "SELECT ?", 1}), "mysql: query takes no parameters (got 1); use execute with ? placeholders");
   EXPECT_EQ(err({"query"}), "mysql: query needs the SQL text as its first argument");
-  EXPECT_TRUE(err({"select", "SELECT 1"}).starts_with("mysql: the message must be {\"query\", sql}"));
+  EXPECT_TRUE(err({"select", "SELECT 1"}).starts_with("mysql: the message must be {\"query\", sql}, {\"execute\""));
   EXPECT_TRUE(err({}).starts_with("mysql: the message must be"));
   // Multiple statements in one query are refused by the server (no multi-statement flag).
   e = err({"query", "SELECT 1; DROP TABLE uniq"});
@@ -505,6 +505,46 @@ TEST_F(mysql_test, StoredProcedureResultsLeaveTheConnectionUsable) {
     EXPECT_EQ(rows(ok({"execute", "SELECT ? AS z", i})), std::vector<lua_value>{lua_value(lua_table().set("z", i))});
   }
   ok({"query", "DROP PROCEDURE twice"});
+}
+
+TEST_F(mysql_test, TransactionsCommitAllOrNothing) {
+  options o = unix_options();
+  o.pool = 1;  // the failed transaction and the next statements share the connection
+  ASSERT_TRUE(spawn(o));
+  ok({"query", "CREATE TABLE tx (id INT PRIMARY KEY, v INT)"});
+  const std::string insert = "INSERT INTO tx VALUES (?, ?)";
+  const lua_value r = ok({"transaction", lua_value(lua_table({insert, 1, 10})),
+                          lua_value(lua_table({"UPDATE tx SET v = v + ? WHERE id = ?", 5, 1})),
+                          lua_value(lua_table({"SELECT v FROM tx WHERE id = ?", 1}))});
+  ASSERT_TRUE(r.is_table()) << r.debug_string();
+  ASSERT_EQ(r.as_table().array.size(), 3u) << r.debug_string();
+  EXPECT_EQ(r.as_table().array[0], status(1, 0));
+  EXPECT_EQ(r.as_table().array[1], status(1, 0));
+  EXPECT_EQ(rows(r.as_table().array[2]), std::vector<lua_value>{lua_value(lua_table().set("v", 15))});
+
+  // The second statement fails: the first is rolled back.
+  EXPECT_EQ(err({"transaction", lua_value(lua_table({insert, 2, 20})), lua_value(lua_table({insert, 1, 0}))}),
+            "mysql: transaction statement 2: 1062 23000: Duplicate entry '1' for key 'PRIMARY'");
+  EXPECT_EQ(rows(ok({"query", "SELECT COUNT(*) AS n FROM tx"})),
+            std::vector<lua_value>{lua_value(lua_table().set("n", 1))});
+  // The connection is back in autocommit: a row written now is seen by another pool.
+  EXPECT_EQ(ok({"execute", insert, 3, 30}), status(1, 0));
+  ASSERT_TRUE(spawn(unix_options(), ".db2"));
+  EXPECT_EQ(rows(ok({"query", "SELECT COUNT(*) AS n FROM tx"}, ".db2")),
+            std::vector<lua_value>{lua_value(lua_table().set("n", 2))});
+
+  // Refused before reaching the server.
+  EXPECT_EQ(err({"transaction"}), "mysql: transaction needs at least one statement {sql, params...}");
+  EXPECT_EQ(err({"transaction", "SELECT 1"}),
+            "mysql: transaction statement 1: must be a list {sql, params...}, got \"SELECT 1\"");
+  EXPECT_TRUE(err({"transaction", lua_value(lua_table({insert, 4, 4})), lua_value(lua_table({"COMMIT"}))})
+                  .starts_with("mysql: transaction statement 2: COMMIT is not supported"));
+  EXPECT_EQ(err({"transaction", lua_value(lua_table({insert, lua_value(lua_table())}))}),
+            "mysql: transaction statement 1: parameter 1 is a table; only nil, booleans, numbers and strings can be "
+            "bound");
+  EXPECT_EQ(rows(ok({"query", "SELECT COUNT(*) AS n FROM tx"})),
+            std::vector<lua_value>{lua_value(lua_table().set("n", 2))});
+  ok({"query", "DROP TABLE tx"});
 }
 
 TEST_F(mysql_test, ManyCallersOverAPoolOfFour) {
@@ -753,6 +793,11 @@ TEST(mysql_request, Parse) {
   r = parse_request(values{"query", "SELECT 1"});
   EXPECT_FALSE(r.prepared);
   EXPECT_TRUE(r.params.empty());
+  r = parse_request(values{"transaction", lua_value(lua_table({"SELECT ?", nullptr})), lua_value(lua_table({"SELECT 2"}))});
+  ASSERT_EQ(r.steps.size(), 2u);
+  EXPECT_TRUE(r.steps[0].prepared);
+  EXPECT_EQ(r.steps[0].params.size(), 1u);
+  EXPECT_EQ(r.steps[1].sql, "SELECT 2");
 }
 
 }  // namespace
