@@ -13,6 +13,7 @@
 #include "examples/service/hello.hpp"
 #include "examples/service/relay.hpp"
 #include "services/lab/lab_services.hpp"
+#include "services/mysql/mysql.hpp"
 #include "services/redis/redis.hpp"
 #include "worker/worker_main.hpp"
 
@@ -24,5 +25,6 @@ int main(int argc, char** argv) {
     csk::examples::register_kv_types(rt);
     csk::examples::register_counter_types(rt);
     csk::redis::register_types(rt);
+    csk::mysql::register_types(rt);
   });
 }
