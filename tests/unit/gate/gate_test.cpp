@@ -35,8 +35,11 @@ using actor::task;
 using actor::values;
 
 byte_buffer frame(std::string_view body) {
-  byte_buffer out{static_cast<std::uint8_t>(body.size() >> 8), static_cast<std::uint8_t>(body.size() & 0xff)};
-  out.insert(out.end(), body.begin(), body.end());
+  // Sized once (GCC 12 -O2 sees a 2-byte vector grown by insert as a write out of bounds).
+  byte_buffer out(2 + body.size());
+  out[0] = static_cast<std::uint8_t>(body.size() >> 8);
+  out[1] = static_cast<std::uint8_t>(body.size() & 0xff);
+  std::copy(body.begin(), body.end(), out.begin() + 2);
   return out;
 }
 byte_buffer bytes_of(std::string_view s) { return byte_buffer(s.begin(), s.end()); }
