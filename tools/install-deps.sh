@@ -11,6 +11,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libhiredis-dev redis-server
   libmariadb-dev mariadb-server
+  libgoogle-perftools-dev google-perftools
 )
 for extra in "$@"; do
   case "$extra" in

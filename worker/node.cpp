@@ -292,7 +292,10 @@ result<void, std::string> run_node(const node_config& cfg,
     // The admin endpoint (/metrics, /status): a gate on the inherited "admin" listener,
     // spawned only now, so a new generation answers scrapes once it serves.
     lua_table opts;
-    opts.set("listen", cfg.admin.listen).set("max_connections", 64).set("idle_timeout_ms", 10000);
+    opts.set("listen", cfg.admin.listen)
+        .set("max_connections", 64)
+        .set("idle_timeout_ms", 10000)
+        .set("message_timeout_ms", 70000);  // a profile takes up to 60 s
     auto it = inherited.find("admin");
     if (link != nullptr) {
       if (it == inherited.end()) return fail("admin: the supervisor passed no \"admin\" listener");

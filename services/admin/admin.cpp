@@ -1,7 +1,13 @@
 #include "services/admin/admin.hpp"
 
-#include <fstream>
+#include <dlfcn.h>
 #include <unistd.h>
+
+#include <atomic>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
 
 #include <nlohmann/json.hpp>
 
@@ -76,6 +82,57 @@ std::string service_labels(const actor::service_info& i) {
   return "handle=\"" + actor::handle_string(i.handle) + "\",name=\"" + label(i.names.empty() ? "" : i.names.front()) + "\"";
 }
 
+// gperftools, found at run time: a worker program linked with libprofiler and tcmalloc
+// (cppskynet-worker outside sanitizer builds) serves /debug/pprof; others answer 501.
+struct gperftools {
+  int (*profiler_start)(const char*) = nullptr;
+  void (*profiler_stop)() = nullptr;
+  void (*heap_start)(const char*) = nullptr;
+  void (*heap_stop)() = nullptr;
+  char* (*heap_profile)() = nullptr;
+  int (*heap_running)() = nullptr;
+
+  static const gperftools& get() {
+    static const gperftools g = [] {
+      gperftools t;
+      const auto sym = [](const char* name) { return ::dlsym(RTLD_DEFAULT, name); };
+      t.profiler_start = reinterpret_cast<int (*)(const char*)>(sym("ProfilerStart"));
+      t.profiler_stop = reinterpret_cast<void (*)()>(sym("ProfilerStop"));
+      t.heap_start = reinterpret_cast<void (*)(const char*)>(sym("HeapProfilerStart"));
+      t.heap_stop = reinterpret_cast<void (*)()>(sym("HeapProfilerStop"));
+      t.heap_profile = reinterpret_cast<char* (*)()>(sym("GetHeapProfile"));
+      t.heap_running = reinterpret_cast<int (*)()>(sym("IsHeapProfilerRunning"));
+      return t;
+    }();
+    return g;
+  }
+  bool cpu() const { return profiler_start != nullptr && profiler_stop != nullptr; }
+  bool heap() const { return heap_start != nullptr && heap_stop != nullptr && heap_profile != nullptr && heap_running != nullptr; }
+};
+
+// One profile at a time per process (gperftools' profilers are process-wide).
+std::atomic<bool> g_profiling{false};
+
+// ?seconds=N (1..60), default `def`.
+int seconds_of(const std::string& query, int def) {
+  std::istringstream in(query);
+  std::string kv;
+  while (std::getline(in, kv, '&')) {
+    if (kv.rfind("seconds=", 0) == 0) {
+      const int n = std::atoi(kv.c_str() + 8);
+      return n >= 1 && n <= 60 ? n : -1;
+    }
+  }
+  return def;
+}
+
+std::string read_and_remove(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::string out((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::remove(path.c_str());
+  return out;
+}
+
 /// HTTP over the gate: the head of one request is one message; raw bytes out.
 class http_framing final : public gate::framing {
  public:
@@ -95,6 +152,29 @@ class admin_service final : public gate::gate_service {
     }
   }
 
+  // A CPU profile (SIGPROF sampling, gperftools' format that `pprof`/`google-pprof` read) or
+  // a heap profile (the allocations made during the window, tcmalloc's heap profile format)
+  // over `seconds`. The service awaits a timer meanwhile: other requests are served.
+  actor::task<std::string> profile(actor::context& ctx, bool cpu, int seconds) {
+    const auto& g = gperftools::get();
+    const std::string base = "/tmp/csk_pprof_" + std::to_string(::getpid());
+    if (cpu) {
+      const std::string path = base + ".prof";
+      if (g.profiler_start(path.c_str()) == 0) co_return response(500, "text/plain; charset=utf-8", "ProfilerStart failed\n");
+      co_await ctx.sleep(std::chrono::seconds(seconds));
+      g.profiler_stop();
+      co_return response(200, "application/octet-stream", read_and_remove(path));
+    }
+    if (g.heap_running() != 0) co_return response(503, "text/plain; charset=utf-8", "the heap profiler is running already\n");
+    g.heap_start(base.c_str());
+    co_await ctx.sleep(std::chrono::seconds(seconds));
+    char* text = g.heap_profile();
+    g.heap_stop();
+    std::string body = text != nullptr ? text : "";
+    std::free(text);
+    co_return response(200, "text/plain; charset=utf-8", body);
+  }
+
   actor::task<std::optional<byte_buffer>> on_message(actor::context& ctx, net::conn_id id, byte_buffer msg) override {
     close_after_answers(id, "HTTP: one request per connection");
     auto req = parse_request(msg);
@@ -107,6 +187,21 @@ class admin_service final : public gate::gate_service {
       out = response(200, "text/plain; version=0.0.4; charset=utf-8", prometheus_text(gather(ctx.rt(), generation_)));
     } else if (req->path == "/status") {
       out = response(200, "application/json", status_json(gather(ctx.rt(), generation_)) + "\n");
+    } else if (req->path == "/debug/pprof/profile" || req->path == "/debug/pprof/heap") {
+      const bool cpu = req->path == "/debug/pprof/profile";
+      const auto& g = gperftools::get();
+      const int seconds = seconds_of(req->query, cpu ? 5 : 10);
+      if (cpu ? !g.cpu() : !g.heap()) {
+        out = response(501, "text/plain; charset=utf-8",
+                       "this worker is not linked with gperftools (libprofiler, tcmalloc): no profiles\n");
+      } else if (seconds < 0) {
+        out = response(400, "text/plain; charset=utf-8", "seconds must be 1..60\n");
+      } else if (g_profiling.exchange(true)) {
+        out = response(503, "text/plain; charset=utf-8", "a profile is being taken already\n");
+      } else {
+        out = co_await profile(ctx, cpu, seconds);
+        g_profiling = false;
+      }
     } else {
       out = response(404, "text/plain; charset=utf-8", "not found: " + req->path + " (try /metrics or /status)\n");
     }

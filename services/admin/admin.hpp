@@ -9,6 +9,13 @@
 //                  connected), the net (bytes, messages, connections), the process (RSS),
 //                  this worker's generation
 //   GET /status    the same as JSON
+//   GET /debug/pprof/profile?seconds=N   a CPU profile over N s (default 5, 1..60), in
+//                  gperftools' format (`google-pprof --text WORKER FILE`, or Go's pprof)
+//   GET /debug/pprof/heap?seconds=N      the allocations made over N s (default 10), in the
+//                  heap profile format of tcmalloc's heap profiler
+//                  Both need the worker program linked with libprofiler and tcmalloc
+//                  (cppskynet-worker is, outside sanitizer builds); otherwise 501. One
+//                  profile at a time (503 while one is being taken).
 //   anything else  404 (405 for a method other than GET)
 //
 // Upgrades and restarts are the supervisor's: `cppskynet status --json` has them.

@@ -283,6 +283,18 @@ TEST_F(Upgrade, TwentyUpgradesUnderLoadLoseNothing) {
       }
     }
   });
+  // On any early return (a failed ASSERT) the clients stop and are joined, so TearDown
+  // still stops the supervisor (a joinable std::thread would terminate the test).
+  struct joiner {
+    std::atomic<bool>& stop;
+    std::thread& a;
+    std::thread& b;
+    ~joiner() {
+      stop = true;
+      if (a.joinable()) a.join();
+      if (b.joinable()) b.join();
+    }
+  } join_clients{stop, caller, connector};
   ASSERT_TRUE(eventually([&] { return increments > 100; }));
   std::vector<pid_t> pids{serving_pid()};
   std::vector<double> frozen_ms;
@@ -423,7 +435,7 @@ TEST_F(Upgrade, OnlyOneUpgradeAtATimeAndSigusr2Upgrades) {
   EXPECT_EQ(a.values.at(0).as_integer(), 2);
   // Two at once: the second is refused while the first runs (the hang keeps it running).
   std::thread first([&] { (void)upgrade({"--worker", faulty_worker("hang_restore"), "--timeout", "2"}); });
-  ASSERT_TRUE(sup_->wait_for("upgrade: gen 2")) << sup_->output();
+  EXPECT_TRUE(sup_->wait_for("upgrade: gen 2")) << sup_->output();  // not ASSERT: `first` must be joined
   auto second = upgrade();
   EXPECT_NE(second.exit_code, 0);
   EXPECT_NE(second.output.find("already in progress"), std::string::npos) << second.output;

@@ -9,12 +9,19 @@
 #include <unistd.h>
 
 #include <nlohmann/json.hpp>
+#include <cstring>
 #include <regex>
 
 #include "common/actor/runtime.hpp"
 #include "common/net/net.hpp"
 #include "services/admin/admin.hpp"
 #include "services/admin/http.hpp"
+
+#ifdef CSK_WITH_GPERFTOOLS
+#define CSK_GPERFTOOLS 1
+#else
+#define CSK_GPERFTOOLS 0
+#endif
 
 namespace csk::admin {
 namespace {
@@ -163,6 +170,34 @@ TEST(AdminService, ServesMetricsThatMoveAndStatus) {
   EXPECT_EQ(http(port, "GET /metrics SPDY/3\r\n\r\n").rfind("HTTP/1.1 400", 0), 0u);
   EXPECT_EQ(http(port, "GET /" + std::string(10000, 'a')), "") << "an overlong head closes the connection";
   EXPECT_EQ(http(port, get).rfind("HTTP/1.1 200 OK", 0), 0u) << "and the endpoint still serves";
+
+  // Profiles: in gperftools' formats where the test binary is linked with it (not in
+  // sanitizer builds), else 501.
+  const std::string cpu = http(port, "GET /debug/pprof/profile?seconds=1 HTTP/1.1\r\n\r\n");
+  const std::string heap = http(port, "GET /debug/pprof/heap?seconds=1 HTTP/1.1\r\n\r\n");
+  EXPECT_EQ(http(port, "GET /debug/pprof/profile?seconds=99 HTTP/1.1\r\n\r\n").substr(0, 12),
+            std::string(CSK_GPERFTOOLS ? "HTTP/1.1 400" : "HTTP/1.1 501"));
+#if CSK_GPERFTOOLS
+  ASSERT_EQ(cpu.rfind("HTTP/1.1 200 OK", 0), 0u) << cpu.substr(0, 200);
+  const std::string prof = cpu.substr(cpu.find("\r\n\r\n") + 4);
+  // The legacy CPU profile header: five machine words 0, 3 (header words), 0 (version),
+  // the sampling period in microseconds, 0; then samples; the trailer; the memory map.
+  ASSERT_GE(prof.size(), 5 * sizeof(std::uintptr_t)) << prof.size();
+  std::uintptr_t words[5];
+  std::memcpy(words, prof.data(), sizeof words);
+  EXPECT_EQ(words[0], 0u);
+  EXPECT_EQ(words[1], 3u);
+  EXPECT_EQ(words[2], 0u);
+  EXPECT_GT(words[3], 0u);
+  EXPECT_EQ(words[4], 0u);
+  EXPECT_NE(prof.find("admin_test"), std::string::npos) << "the memory map names the binary";
+  ASSERT_EQ(heap.rfind("HTTP/1.1 200 OK", 0), 0u) << heap.substr(0, 200);
+  EXPECT_NE(heap.find("heap profile: "), std::string::npos) << heap.substr(0, 300);
+  EXPECT_NE(heap.find("MAPPED_LIBRARIES:"), std::string::npos);
+#else
+  EXPECT_EQ(cpu.rfind("HTTP/1.1 501", 0), 0u) << cpu.substr(0, 200);
+  EXPECT_EQ(heap.rfind("HTTP/1.1 501", 0), 0u) << heap.substr(0, 200);
+#endif
   rt.shutdown();
   n.stop();
   rt.set_extension(std::type_index(typeid(net::net)), nullptr);
