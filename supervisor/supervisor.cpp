@@ -129,6 +129,7 @@ class supervisor {
   void send_stop(worker& w);
   std::size_t broadcast(const channel::message& m, const char* why);
   void reopen_logs();
+  void send_counters(worker* only = nullptr);
   void pump_log(worker& w, bool to_eof);
   json status() const;
   worker* find(std::uint32_t generation);
@@ -152,6 +153,7 @@ class supervisor {
   std::map<std::uint64_t, console_wait> consoles_;  ///< console lines relayed to a worker, by id
   std::uint64_t next_console_ = 1;
   std::uint64_t upgrades_ok_ = 0, upgrades_failed_ = 0;
+  std::uint64_t last_upgrade_total_us_ = 0, last_upgrade_frozen_us_ = 0;
   json last_upgrade_;
   std::uint32_t next_generation_ = 1;
   std::optional<clock::time_point> restart_at_;
@@ -501,6 +503,7 @@ void supervisor::on_ready(worker& w) {
   w.st = worker::state::ready;
   w.ready_at = now;
   policy_.on_ready();
+  send_counters(&w);
   if (w.takeover && upgrade_ && upgrade_->to == w.generation) {
     log()->info("worker gen {} (pid {}) serves: it took over in {} ms", w.generation, w.pid, ms_between(upgrade_->started, now));
     upgrade_->new_ready = true;
@@ -800,8 +803,13 @@ void supervisor::settle_upgrade() {
                 ms_between(u.started, clock::now()), u.verdict->frozen_us, u.verdict->connections);
   }
   last_upgrade_ = out;
+  if (ok) {
+    last_upgrade_total_us_ = u.verdict->total_us;
+    last_upgrade_frozen_us_ = u.verdict->frozen_us;
+  }
   auto waiters = std::move(u.waiters);
   upgrade_.reset();
+  send_counters();
   for (auto& reply : waiters) reply(out);
 }
 
@@ -906,6 +914,16 @@ std::size_t supervisor::broadcast(const channel::message& m, const char* why) {
   }
   log()->info("{}: sent to {} worker(s)", why, sent);
   return sent;
+}
+
+// The counters a worker's /metrics shows (channel counters): to one worker, or to every
+// ready one. Best effort: a full channel only delays them to the next change.
+void supervisor::send_counters(worker* only) {
+  const channel::counters c{restarts_, upgrades_ok_, upgrades_failed_, last_upgrade_total_us_, last_upgrade_frozen_us_};
+  for (auto& w : workers_) {
+    if ((only != nullptr && w.get() != only) || w->st != worker::state::ready || !w->channel) continue;
+    (void)channel::send_message(w->channel.get(), c);
+  }
 }
 
 void supervisor::reopen_logs() {

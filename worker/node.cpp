@@ -74,12 +74,13 @@ sigset_t stop_signals() {
 // The node's main loop waits here: on stop signals (a signalfd over the signals
 // block_stop_signals() blocked) and, under a supervisor, on its orders.
 struct node_event {
-  enum class what { none, stop, reload, log_reopen, drain, handover, console };
+  enum class what { none, stop, reload, log_reopen, drain, handover, console, counters };
   what is = what::none;
   std::string why;                ///< for the log: "signal 15", "supervisor: stop", ...
   std::uint32_t deadline_ms = 0;  ///< stop/drain/handover from the supervisor
   std::uint32_t to_generation = 0;  ///< handover
   std::uint64_t console_id = 0;     ///< console: the supervisor's id, and the line in `why`
+  channel::counters counters{};     ///< counters
   unique_fd transfer{};             ///< handover: this worker's end of the transfer socket
 };
 
@@ -118,6 +119,11 @@ class node_events {
       node_event e{node_event::what::handover, "supervisor: handover", h->deadline_ms};
       e.to_generation = h->to_generation;
       e.transfer = std::move(got->fds.at(0));
+      return e;
+    }
+    if (const auto* k = std::get_if<channel::counters>(m)) {
+      node_event e{node_event::what::counters, "supervisor: counters"};
+      e.counters = *k;
       return e;
     }
     if (const auto* c = std::get_if<channel::console>(m)) {
@@ -213,6 +219,8 @@ result<void, std::string> run_node(const node_config& cfg,
   actor::runtime rt(runtime_options_from(cfg.runtime));
   entity::directory entities;  // the upgrade pairs entity services by id (outlives rt's services)
   entity::attach_directory(rt, &entities);
+  admin::supervisor_counters sup_counters;  // the supervisor's, for /metrics (outlives rt's services)
+  rt.set_extension(std::type_index(typeid(admin::supervisor_counters)), &sup_counters);
   register_types(rt);
   entity::install_service_types(rt);  // "entity:<type>" for every entity type registered
   admin::register_types(rt);
@@ -363,7 +371,14 @@ result<void, std::string> run_node(const node_config& cfg,
       break;
     }
     std::erase_if(consoles, [](auto& f) { return f.wait_for(std::chrono::seconds(0)) == std::future_status::ready; });
-    if (e.is == node_event::what::console) {
+    if (e.is == node_event::what::counters) {
+      sup_counters.restarts = e.counters.restarts;
+      sup_counters.upgrades_ok = e.counters.upgrades_ok;
+      sup_counters.upgrades_failed = e.counters.upgrades_failed;
+      sup_counters.last_upgrade_total_us = e.counters.last_upgrade_total_us;
+      sup_counters.last_upgrade_frozen_us = e.counters.last_upgrade_frozen_us;
+      sup_counters.known = true;
+    } else if (e.is == node_event::what::console) {
       const std::uint64_t id = e.console_id;
       consoles.push_back(std::async(std::launch::async, [&console_parts, link, id, line = e.why] {
         channel::console_reply reply{id, 1, ""};
@@ -438,6 +453,7 @@ result<void, std::string> run_node(const node_config& cfg,
   n.stop();
   rt.set_extension(std::type_index(typeid(net::net)), nullptr);
   entity::attach_directory(rt, nullptr);
+  rt.set_extension(std::type_index(typeid(admin::supervisor_counters)), nullptr);
   if (events.connected()) (void)link->send(channel::stopped{});
   if (handed_over) {
     // The state lives in the successor now: freeing it here (a million entities take

@@ -34,6 +34,9 @@ template <class A> void serialize(A& ar, handover& m) { ar(m.to_generation, m.de
 template <class A> void serialize(A& ar, takeover& m) { ar(m.from_generation, m.deadline_ms); }
 template <class A> void serialize(A& ar, console& m) { ar(m.id, m.line); }
 template <class A> void serialize(A& ar, console_reply& m) { ar(m.id, m.ok, m.text); }
+template <class A> void serialize(A& ar, counters& m) {
+  ar(m.restarts, m.upgrades_ok, m.upgrades_failed, m.last_upgrade_total_us, m.last_upgrade_frozen_us);
+}
 template <class A> void serialize(A& ar, upgrade_result& m) {
   ar(m.ok, m.reason, m.phase, m.total_us, m.precopy_us, m.frozen_us, m.entities, m.delta_entities, m.final_delta,
      m.state_bytes, m.connections);
@@ -45,7 +48,7 @@ constexpr std::uint8_t magic[4] = {'C', 'S', 'K', 'C'};
 constexpr std::size_t max_reason = 4096;
 
 // The variant's alternatives in kind order: kind k is alternative k - 1.
-static_assert(std::variant_size_v<message> == static_cast<std::size_t>(kind::console_reply));
+static_assert(std::variant_size_v<message> == static_cast<std::size_t>(kind::counters));
 static_assert(std::is_same_v<std::variant_alternative_t<static_cast<std::size_t>(kind::listeners) - 1, message>,
                              listeners>);
 static_assert(std::is_same_v<std::variant_alternative_t<static_cast<std::size_t>(kind::stopped) - 1, message>,
@@ -55,7 +58,7 @@ constexpr std::string_view kind_names[] = {"hello",      "welcome", "refuse",  "
                                            "ready",      "heartbeat", "reload", "log_reopen",
                                            "drain",      "drained", "stop",    "stopped",
                                            "handover",   "takeover", "upgrade_result", "console",
-                                           "console_reply"};
+                                           "console_reply", "counters"};
 
 void put_le(byte_buffer& out, std::uint64_t v, int bytes) {
   for (int i = 0; i < bytes; ++i) out.push_back(static_cast<std::uint8_t>(v >> (8 * i)));

@@ -40,6 +40,8 @@
 //                     N serves on) and its timings; N exits after an ok one
 //   S->W console      an operator's console line for the worker (`cppskynet console`)
 //   W->S console_reply  its answer, JSON text, by id
+//   S->W counters     the supervisor's counters (restarts, upgrades), for the worker's
+//                     /metrics; sent when a worker is ready and whenever they change
 //
 // The two workers talk to each other over the transfer socket (transfer.hpp), never
 // through the supervisor.
@@ -88,6 +90,7 @@ enum class kind : std::uint16_t {
   upgrade_result = 15,
   console = 16,
   console_reply = 17,
+  counters = 18,
 };
 
 struct hello {
@@ -180,8 +183,18 @@ struct console_reply {
   friend bool operator==(const console_reply&, const console_reply&) = default;
 };
 
+struct counters {
+  std::uint64_t restarts = 0;          ///< workers restarted after a death
+  std::uint64_t upgrades_ok = 0;
+  std::uint64_t upgrades_failed = 0;
+  std::uint64_t last_upgrade_total_us = 0;   ///< of the last successful upgrade
+  std::uint64_t last_upgrade_frozen_us = 0;
+  friend bool operator==(const counters&, const counters&) = default;
+};
+
 using message = std::variant<hello, welcome, refuse, listeners, ready, heartbeat, reload, log_reopen, drain,
-                             drained, stop, stopped, handover, takeover, upgrade_result, console, console_reply>;
+                             drained, stop, stopped, handover, takeover, upgrade_result, console, console_reply,
+                             counters>;
 
 /// The kind of a message, and its name ("hello", "listeners", ...) for logs.
 kind kind_of(const message& m);

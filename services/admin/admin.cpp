@@ -237,6 +237,14 @@ snapshot gather(actor::runtime& rt, std::uint32_t generation) {
     s.net_connected = st.connected;
   }
   s.resident_bytes = resident_bytes();
+  if (auto* c = rt.extension<supervisor_counters>(); c != nullptr && c->known.load()) {
+    s.supervised = true;
+    s.restarts = c->restarts.load();
+    s.upgrades_ok = c->upgrades_ok.load();
+    s.upgrades_failed = c->upgrades_failed.load();
+    s.last_upgrade_total_us = c->last_upgrade_total_us.load();
+    s.last_upgrade_frozen_us = c->last_upgrade_frozen_us.load();
+  }
   return s;
 }
 
@@ -282,6 +290,18 @@ std::string prometheus_text(const snapshot& s) {
     w.family("csk_cluster_peer_connected", "gauge", "1 while the connection to a peer node is up.");
     for (const auto& p : s.peers) w.sample("csk_cluster_peer_connected", "peer=\"" + label(p.name) + "\"", p.connected ? 1 : 0);
   }
+  if (s.supervised) {
+    w.family("csk_supervisor_worker_restarts_total", "counter", "Workers the supervisor restarted after a death.");
+    w.sample("csk_supervisor_worker_restarts_total", "", s.restarts);
+    w.family("csk_supervisor_upgrades_total", "counter", "Upgrades (cppskynet upgrade, SIGUSR2) by result.");
+    w.sample("csk_supervisor_upgrades_total", "result=\"ok\"", s.upgrades_ok);
+    w.sample("csk_supervisor_upgrades_total", "result=\"failed\"", s.upgrades_failed);
+    w.family("csk_supervisor_last_upgrade_seconds", "gauge", "The last successful upgrade: old worker's whole hand-over.");
+    w.sample("csk_supervisor_last_upgrade_seconds", "", static_cast<double>(s.last_upgrade_total_us) / 1e6);
+    w.family("csk_supervisor_last_upgrade_pause_seconds", "gauge",
+             "The last successful upgrade: freeze to the new worker serving (no request read meanwhile).");
+    w.sample("csk_supervisor_last_upgrade_pause_seconds", "", static_cast<double>(s.last_upgrade_frozen_us) / 1e6);
+  }
   w.family("csk_net_bytes_in_total", "counter", "Bytes received on every connection.");
   w.sample("csk_net_bytes_in_total", "", s.net_bytes_in);
   w.family("csk_net_bytes_out_total", "counter", "Bytes sent on every connection.");
@@ -313,6 +333,12 @@ std::string status_json(const snapshot& s) {
                 {"dropped", s.runtime.dropped},
                 {"handler_errors", s.runtime.handler_errors}}},
               {"services", services},
+              {"supervisor", s.supervised ? json{{"restarts", s.restarts},
+                                                 {"upgrades_ok", s.upgrades_ok},
+                                                 {"upgrades_failed", s.upgrades_failed},
+                                                 {"last_upgrade_total_us", s.last_upgrade_total_us},
+                                                 {"last_upgrade_frozen_us", s.last_upgrade_frozen_us}}
+                                          : json(nullptr)},
               {"cluster", s.cluster ? json{{"inbound_connections", s.inbound_connections},
                                            {"inbound_in_flight", s.inbound_in_flight},
                                            {"peers", peers}}

@@ -7,7 +7,8 @@
 //                  first name), the cluster (inbound connections and calls in flight; per
 //                  peer node: pending calls, calls, pushes, connects, failed calls,
 //                  connected), the net (bytes, messages, connections), the process (RSS),
-//                  this worker's generation
+//                  this worker's generation, and the supervisor's counters (worker restarts,
+//                  upgrades by result, the last upgrade's duration and pause)
 //   GET /status    the same as JSON
 //   GET /debug/pprof/profile?seconds=N   a CPU profile over N s (default 5, 1..60), in
 //                  gperftools' format (`google-pprof --text WORKER FILE`, or Go's pprof)
@@ -18,7 +19,8 @@
 //                  profile at a time (503 while one is being taken).
 //   anything else  404 (405 for a method other than GET)
 //
-// Upgrades and restarts are the supervisor's: `cppskynet status --json` has them.
+// Upgrades and restarts are counted by the supervisor, which sends them to the worker
+// (channel `counters`); run_node keeps them in a supervisor_counters extension.
 //
 // Spawned by the worker as ".admin" on the inherited "admin" listener: args[0] the gate
 // options table (gate_options_from), args[1] {generation = N}. The cluster node and the net
@@ -26,6 +28,7 @@
 // both generations accept on the shared listener until the old one exits (a scrape in
 // flight at that instant may be cut; Prometheus retries at the next interval).
 
+#include <atomic>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -33,6 +36,14 @@
 #include "common/actor/runtime.hpp"
 
 namespace csk::admin {
+
+/// The supervisor's counters as its last `counters` message said (run_node fills it; a
+/// runtime extension). Any thread.
+struct supervisor_counters {
+  std::atomic<bool> known{false};
+  std::atomic<std::uint64_t> restarts{0}, upgrades_ok{0}, upgrades_failed{0};
+  std::atomic<std::uint64_t> last_upgrade_total_us{0}, last_upgrade_frozen_us{0};
+};
 
 /// What /metrics and /status show, gathered at one request.
 struct snapshot {
@@ -50,6 +61,8 @@ struct snapshot {
   std::vector<peer> peers;
   std::uint64_t net_bytes_in = 0, net_bytes_out = 0, net_messages = 0, net_accepted = 0, net_connected = 0;
   std::uint64_t resident_bytes = 0;
+  bool supervised = false;  ///< the supervisor's counters below are known
+  std::uint64_t restarts = 0, upgrades_ok = 0, upgrades_failed = 0, last_upgrade_total_us = 0, last_upgrade_frozen_us = 0;
 };
 
 /// Gathers a snapshot from a runtime (and its cluster node and net, if attached). Any thread.

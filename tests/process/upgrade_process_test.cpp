@@ -494,6 +494,15 @@ TEST_F(Console, MetricsAreScrapedFromTheServingGeneration) {
   EXPECT_EQ(sample(second, "csk_cluster_inbound_connections"), 1) << "the client's connection moved";
   const std::string status = http_get(admin_port_, "/status");
   EXPECT_NE(status.find("\"generation\":2"), std::string::npos) << status;
+  // The supervisor's counters reach the new generation's /metrics (sent after the verdict).
+  std::string third;
+  EXPECT_TRUE(eventually([&] {
+    third = http_get(admin_port_, "/metrics");
+    return sample(third, "csk_supervisor_upgrades_total{result=\"ok\"}") == 1;
+  })) << third;
+  EXPECT_EQ(sample(third, "csk_supervisor_upgrades_total{result=\"failed\"}"), 0);
+  EXPECT_EQ(sample(third, "csk_supervisor_worker_restarts_total"), 0);
+  EXPECT_GT(sample(third, "csk_supervisor_last_upgrade_pause_seconds"), 0);
 }
 
 TEST_F(Console, AnswersEveryVerbAndRefusesUnknownOnes) {

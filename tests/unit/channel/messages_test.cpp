@@ -33,6 +33,7 @@ std::vector<message> one_of_each() {
       upgrade_result{1, "", "done", 812000, 700000, 4100, 10000, 120, 3, 1200000, 2},
       console{7, "call @echo hi"},
       console_reply{7, 1, "[\"hi\"]"},
+      counters{2, 20, 1, 812000, 1500},
   };
 }
 
