@@ -277,8 +277,12 @@ TEST_F(Supervisor, SupervisorDeathStopsTheWorker) {
 TEST_F(Supervisor, LogFileGetsEveryProcessAndIsReopenedOnSigusr1) {
   write("node.yaml", node_yaml(echo_service, "", "node.log"));
   auto s = std::make_unique<supervisor_process>(dir_);
-  ASSERT_TRUE(eventually([&] { return read_file(dir_ / "node.log").find("ready in") != std::string::npos; }))
-      << s->output() << read_file(dir_ / "node.log");
+  // The worker logs "node running" just after it says ready; its line reaches the file
+  // through the supervisor's pipe, maybe after the supervisor's own "ready in": wait for both.
+  ASSERT_TRUE(eventually([&] {
+    const std::string text = read_file(dir_ / "node.log");
+    return text.find("ready in") != std::string::npos && text.find("[service] node running") != std::string::npos;
+  })) << s->output() << read_file(dir_ / "node.log");
   const std::string first = read_file(dir_ / "node.log");
   EXPECT_NE(first.find("supervisor.0] [supervisor] worker gen 1"), std::string::npos) << first;
   EXPECT_NE(first.find("worker.1] [service] node running"), std::string::npos) << first;
