@@ -28,7 +28,8 @@ json info_json(const actor::service_info& i) {
           {"names", i.names},
           {"mailbox", i.mailbox},
           {"messages", i.messages},
-          {"busy_ms", static_cast<double>(i.busy_ns) / 1e6}};
+          {"busy_ms", static_cast<double>(i.busy_ns) / 1e6},
+          {"cpu_ms", static_cast<double>(i.cpu_ns) / 1e6}};
 }
 
 values args_of(const std::vector<std::string>& w, std::size_t from) {

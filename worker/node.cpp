@@ -39,6 +39,7 @@ actor::runtime_options runtime_options_from(const runtime_config& c) {
   o.mailbox_warn = c.mailbox_warn;
   o.slow_handler = std::chrono::milliseconds(c.slow_handler_ms);
   o.shutdown_timeout = std::chrono::milliseconds(c.shutdown_timeout_ms);
+  o.profile = c.profile;
   return o;
 }
 

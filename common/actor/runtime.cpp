@@ -1,5 +1,7 @@
 #include "common/actor/runtime.hpp"
 
+#include <time.h>
+
 #include <algorithm>
 #include <array>
 #include <cstdio>
@@ -149,6 +151,7 @@ struct cell {
   // -- counters: written by the dispatching thread, read by services() -------------
   std::atomic<std::uint64_t> messages{0};
   std::atomic<std::uint64_t> busy_ns{0};
+  std::atomic<std::uint64_t> cpu_ns{0};
 
   session_t new_session() {
     do {
@@ -168,6 +171,14 @@ using detail::pending_entry;
 using detail::root_state;
 
 std::shared_ptr<spdlog::logger> actor_log() { return csk::logger("actor"); }
+
+/// This thread's CPU time (user + system), ns. A turn runs on one thread from start to
+/// end, so the difference of two readings around it is the CPU the turn used.
+std::uint64_t thread_cpu_ns() noexcept {
+  timespec ts{};
+  if (::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) != 0) return 0;
+  return static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000u + static_cast<std::uint64_t>(ts.tv_nsec);
+}
 
 std::string command_of(const message& m) {
   if (!m.args.empty() && m.args[0].is_string()) return m.args[0].as_string();
@@ -898,6 +909,7 @@ std::size_t runtime::run_turn(cell* cp, int weight, std::size_t worker) {
   std::optional<turn_flush_scope> flush_scope(std::in_place, flushers);
   if (!c.started && !c.retired && running_.load()) start_service(c);
   const auto turn_started = std::chrono::steady_clock::now();
+  const std::uint64_t cpu_started = opts_.profile ? thread_cpu_ns() : 0;
   while (!batch.empty() && !c.exit_requested && !c.retired) {
     message m = std::move(batch.msgs[batch.next++]);
     if (ws != nullptr) {
@@ -918,6 +930,10 @@ std::size_t runtime::run_turn(cell* cp, int weight, std::size_t worker) {
                           std::chrono::steady_clock::now() - turn_started)
                           .count()),
                       std::memory_order_relaxed);
+  if (opts_.profile) {
+    const std::uint64_t cpu_ended = thread_cpu_ns();
+    if (cpu_ended > cpu_started) c.cpu_ns.fetch_add(cpu_ended - cpu_started, std::memory_order_relaxed);
+  }
   if (c.exit_requested && !c.retired) retire(c, call_errc::service_exited);
   flush_scope.reset();  // flushers run outside the turn: what they cause is not deferred
   flushers.flush_all();
@@ -1266,6 +1282,7 @@ std::vector<service_info> runtime::services() const {
     }
     i.messages = c->messages.load(std::memory_order_relaxed);
     i.busy_ns = c->busy_ns.load(std::memory_order_relaxed);
+    i.cpu_ns = c->cpu_ns.load(std::memory_order_relaxed);
     at[c->handle] = out.size();
     out.push_back(std::move(i));
   }

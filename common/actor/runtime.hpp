@@ -57,6 +57,9 @@ struct runtime_options {
   /// and sleeping and being woken again per message cost more than the work itself.
   /// 0 = sleep at once.
   std::chrono::microseconds idle_spin{50};
+  /// Measure each service's CPU time (skynet's `profile`): the thread's CPU clock read
+  /// at the start and end of every turn (two clock_gettime calls a turn, not a message).
+  bool profile = true;
 };
 
 /// Counters for tests, metrics and logs.
@@ -76,6 +79,9 @@ struct service_info {
   std::size_t mailbox = 0;         ///< messages waiting now
   std::uint64_t messages = 0;      ///< messages taken from the mailbox to be handled (counted before each is)
   std::uint64_t busy_ns = 0;       ///< time spent handling them (wall clock of its turns)
+  /// CPU time of its turns (the worker thread's CPU clock; what a handler spends blocked
+  /// does not count). 0 unless runtime_options::profile.
+  std::uint64_t cpu_ns = 0;
 };
 
 class runtime {

@@ -31,6 +31,7 @@ struct runtime_config {
   std::uint32_t mailbox_warn = 1024;        ///< overload warning threshold (doubles each time), >= 1
   std::uint32_t slow_handler_ms = 5000;     ///< "maybe in an endless loop" warning, >= 1
   std::uint32_t shutdown_timeout_ms = 5000;  ///< how long shutdown waits for services
+  bool profile = true;                      ///< measure each service's CPU time (skynet's `profile`)
 };
 
 /// The `cluster:` section: how this node joins a skynet cluster.

@@ -459,6 +459,8 @@ class loader {
         read_int(f, rt.slow_handler_ms, 1, u32_max, "must be between 1 and 4294967295");
       } else if (key == "shutdown_timeout_ms") {
         read_int(f, rt.shutdown_timeout_ms, 0, u32_max, "must be between 0 and 4294967295");
+      } else if (key == "profile") {
+        read_bool(f, rt.profile);
       } else {
         return false;
       }

@@ -345,4 +345,16 @@ result<void, frame_error> encode_response(std::uint32_t session, bool ok, bytes_
   return {};
 }
 
+std::size_t count_frames(bytes_view bytes) noexcept {
+  std::size_t n = 0;
+  std::size_t at = 0;
+  while (bytes.size() - at >= frame_header_size) {
+    const std::size_t len = (static_cast<std::size_t>(bytes[at]) << 8) | bytes[at + 1];
+    if (bytes.size() - at - frame_header_size < len) break;
+    at += frame_header_size + len;
+    ++n;
+  }
+  return n;
+}
+
 }  // namespace csk::wire

@@ -197,4 +197,11 @@ constexpr bool request_uses_session(bool push, std::size_t payload_size) noexcep
 [[nodiscard]] result<void, frame_error> encode_response(std::uint32_t session, bool ok,
                                                         bytes_view payload, byte_buffer& out);
 
+// ------------------------------------------------------------------ counting --
+
+/// The number of whole frames at the start of `bytes` (len u16 BE | body), for counters:
+/// the encoders above always append whole frames, so for their output this is the number
+/// of frames they wrote. A trailing partial frame is not counted.
+std::size_t count_frames(bytes_view bytes) noexcept;
+
 }  // namespace csk::wire

@@ -224,8 +224,32 @@ snapshot gather(actor::runtime& rt, std::uint32_t generation) {
     s.inbound_connections = c->inbound_connections();
     s.inbound_in_flight = c->inbound_in_flight();
     for (auto& p : c->peers()) {
-      s.peers.push_back({p.name, p.stats.calls, p.stats.pushes, p.stats.connects, p.stats.failed_calls, p.pending,
-                         p.connected});
+      snapshot::peer o;
+      o.name = p.name;
+      o.calls = p.stats.calls;
+      o.pushes = p.stats.pushes;
+      o.connects = p.stats.connects;
+      o.failed_calls = p.stats.failed_calls;
+      o.frames_out = p.stats.frames_out;
+      o.bytes_out = p.stats.bytes_out;
+      o.frames_in = p.stats.frames_in;
+      o.bytes_in = p.stats.bytes_in;
+      o.pending = p.pending;
+      o.connected = p.connected;
+      s.peers.push_back(std::move(o));
+    }
+    for (auto& i : c->inbound_peers()) {
+      snapshot::inbound_conn o;
+      o.id = i.id;
+      o.peer = i.peer;
+      o.calls = i.stats.calls;
+      o.pushes = i.stats.pushes;
+      o.frames_in = i.stats.frames_in;
+      o.bytes_in = i.stats.bytes_in;
+      o.frames_out = i.stats.frames_out;
+      o.bytes_out = i.stats.bytes_out;
+      o.in_flight = i.in_flight;
+      s.inbound.push_back(std::move(o));
     }
   }
   if (auto* n = rt.extension<net::net>()) {
@@ -270,6 +294,11 @@ std::string prometheus_text(const snapshot& s) {
   for (const auto& i : s.services) {
     w.sample("csk_service_busy_seconds_total", service_labels(i), static_cast<double>(i.busy_ns) / 1e9);
   }
+  w.family("csk_service_cpu_seconds_total", "counter",
+           "CPU time a service spent handling messages (0 with runtime.profile off).");
+  for (const auto& i : s.services) {
+    w.sample("csk_service_cpu_seconds_total", service_labels(i), static_cast<double>(i.cpu_ns) / 1e9);
+  }
   if (s.cluster) {
     w.family("csk_cluster_inbound_connections", "gauge", "Cluster connections accepted and served now.");
     w.sample("csk_cluster_inbound_connections", "", s.inbound_connections);
@@ -289,6 +318,41 @@ std::string prometheus_text(const snapshot& s) {
     }
     w.family("csk_cluster_peer_connected", "gauge", "1 while the connection to a peer node is up.");
     for (const auto& p : s.peers) w.sample("csk_cluster_peer_connected", "peer=\"" + label(p.name) + "\"", p.connected ? 1 : 0);
+    w.family("csk_cluster_peer_frames_total", "counter",
+             "Frames on the connection to a peer node: requests out, responses in.");
+    for (const auto& p : s.peers) {
+      w.sample("csk_cluster_peer_frames_total", "peer=\"" + label(p.name) + "\",direction=\"out\"", p.frames_out);
+      w.sample("csk_cluster_peer_frames_total", "peer=\"" + label(p.name) + "\",direction=\"in\"", p.frames_in);
+    }
+    w.family("csk_cluster_peer_bytes_total", "counter",
+             "Bytes (frame headers included) on the connection to a peer node.");
+    for (const auto& p : s.peers) {
+      w.sample("csk_cluster_peer_bytes_total", "peer=\"" + label(p.name) + "\",direction=\"out\"", p.bytes_out);
+      w.sample("csk_cluster_peer_bytes_total", "peer=\"" + label(p.name) + "\",direction=\"in\"", p.bytes_in);
+    }
+    // Accepted connections: skynet's caller does not name its node, so they are known by
+    // address and connection id. The series of a closed connection disappears with it.
+    const auto in_labels = [](const snapshot::inbound_conn& i) {
+      return "peer=\"" + label(i.peer) + "\",connection=\"" + std::to_string(i.id) + "\"";
+    };
+    w.family("csk_cluster_inbound_peer_in_flight", "gauge", "Calls from one accepted connection being handled now.");
+    for (const auto& i : s.inbound) w.sample("csk_cluster_inbound_peer_in_flight", in_labels(i), i.in_flight);
+    w.family("csk_cluster_inbound_peer_calls_total", "counter", "Calls received on one accepted connection.");
+    for (const auto& i : s.inbound) w.sample("csk_cluster_inbound_peer_calls_total", in_labels(i), i.calls);
+    w.family("csk_cluster_inbound_peer_pushes_total", "counter", "Pushes received on one accepted connection.");
+    for (const auto& i : s.inbound) w.sample("csk_cluster_inbound_peer_pushes_total", in_labels(i), i.pushes);
+    w.family("csk_cluster_inbound_peer_frames_total", "counter",
+             "Frames on one accepted connection: requests in, responses out.");
+    for (const auto& i : s.inbound) {
+      w.sample("csk_cluster_inbound_peer_frames_total", in_labels(i) + ",direction=\"in\"", i.frames_in);
+      w.sample("csk_cluster_inbound_peer_frames_total", in_labels(i) + ",direction=\"out\"", i.frames_out);
+    }
+    w.family("csk_cluster_inbound_peer_bytes_total", "counter",
+             "Bytes (frame headers included) on one accepted connection.");
+    for (const auto& i : s.inbound) {
+      w.sample("csk_cluster_inbound_peer_bytes_total", in_labels(i) + ",direction=\"in\"", i.bytes_in);
+      w.sample("csk_cluster_inbound_peer_bytes_total", in_labels(i) + ",direction=\"out\"", i.bytes_out);
+    }
   }
   if (s.supervised) {
     w.family("csk_supervisor_worker_restarts_total", "counter", "Workers the supervisor restarted after a death.");
@@ -317,12 +381,34 @@ std::string status_json(const snapshot& s) {
   json services = json::array();
   for (const auto& i : s.services) {
     services.push_back({{"handle", actor::handle_string(i.handle)}, {"names", i.names}, {"mailbox", i.mailbox},
-                        {"messages", i.messages}, {"busy_s", static_cast<double>(i.busy_ns) / 1e9}});
+                        {"messages", i.messages}, {"busy_s", static_cast<double>(i.busy_ns) / 1e9},
+                        {"cpu_s", static_cast<double>(i.cpu_ns) / 1e9}});
   }
   json peers = json::array();
   for (const auto& p : s.peers) {
-    peers.push_back({{"name", p.name}, {"connected", p.connected}, {"pending", p.pending}, {"calls", p.calls},
-                     {"pushes", p.pushes}, {"connects", p.connects}, {"failed_calls", p.failed_calls}});
+    peers.push_back({{"name", p.name},
+                     {"connected", p.connected},
+                     {"pending", p.pending},
+                     {"calls", p.calls},
+                     {"pushes", p.pushes},
+                     {"connects", p.connects},
+                     {"failed_calls", p.failed_calls},
+                     {"frames_out", p.frames_out},
+                     {"bytes_out", p.bytes_out},
+                     {"frames_in", p.frames_in},
+                     {"bytes_in", p.bytes_in}});
+  }
+  json inbound = json::array();
+  for (const auto& i : s.inbound) {
+    inbound.push_back({{"connection", i.id},
+                       {"peer", i.peer},
+                       {"in_flight", i.in_flight},
+                       {"calls", i.calls},
+                       {"pushes", i.pushes},
+                       {"frames_in", i.frames_in},
+                       {"bytes_in", i.bytes_in},
+                       {"frames_out", i.frames_out},
+                       {"bytes_out", i.bytes_out}});
   }
   json out = {{"generation", s.generation},
               {"pid", ::getpid()},
@@ -341,7 +427,8 @@ std::string status_json(const snapshot& s) {
                                           : json(nullptr)},
               {"cluster", s.cluster ? json{{"inbound_connections", s.inbound_connections},
                                            {"inbound_in_flight", s.inbound_in_flight},
-                                           {"peers", peers}}
+                                           {"peers", peers},
+                                           {"inbound", inbound}}
                                     : json(nullptr)},
               {"net",
                {{"bytes_in", s.net_bytes_in},

@@ -3,10 +3,11 @@
 // (services/gate) speaking just enough HTTP (http.hpp), one request per connection.
 //
 //   GET /metrics   Prometheus text format 0.0.4: the runtime (services, messages, errors),
-//                  every service (mailbox, messages, busy seconds; labelled by handle and
-//                  first name), the cluster (inbound connections and calls in flight; per
-//                  peer node: pending calls, calls, pushes, connects, failed calls,
-//                  connected), the net (bytes, messages, connections), the process (RSS),
+//                  every service (mailbox, messages, busy and CPU seconds; labelled by
+//                  handle and first name), the cluster (inbound connections and calls in
+//                  flight; per peer node called: pending calls, calls, pushes, connects,
+//                  failed calls, connected, frames and bytes each way; per accepted
+//                  connection: calls in flight, calls, pushes, frames and bytes each way), the net (bytes, messages, connections), the process (RSS),
 //                  this worker's generation, and the supervisor's counters (worker restarts,
 //                  upgrades by result, the last upgrade's duration and pause)
 //   GET /status    the same as JSON
@@ -55,10 +56,20 @@ struct snapshot {
   struct peer {
     std::string name;
     std::uint64_t calls = 0, pushes = 0, connects = 0, failed_calls = 0;
+    std::uint64_t frames_out = 0, bytes_out = 0, frames_in = 0, bytes_in = 0;
     std::size_t pending = 0;
     bool connected = false;
   };
   std::vector<peer> peers;
+  /// One accepted cluster connection (known by the caller's address, as skynet's are).
+  struct inbound_conn {
+    std::uint64_t id = 0;
+    std::string peer;
+    std::uint64_t calls = 0, pushes = 0;
+    std::uint64_t frames_in = 0, bytes_in = 0, frames_out = 0, bytes_out = 0;
+    std::size_t in_flight = 0;
+  };
+  std::vector<inbound_conn> inbound;
   std::uint64_t net_bytes_in = 0, net_bytes_out = 0, net_messages = 0, net_accepted = 0, net_connected = 0;
   std::uint64_t resident_bytes = 0;
   bool supervised = false;  ///< the supervisor's counters below are known

@@ -61,7 +61,7 @@ class agent::outbox final : public actor::runtime::turn_flusher {
     append_error(session, packed ? std::string_view("reply too large") : std::string_view(packed.error().message()));
   }
 
-  void write_now(byte_buffer b) { write_(std::move(b)); }
+  void write_now(byte_buffer b) { emit(std::move(b)); }
 
   /// Calls dispatched whose completion has not finished, plus one while a flush is
   /// arranged and not yet done: 0 means every answer owed has been handed to `write`.
@@ -77,13 +77,21 @@ class agent::outbox final : public actor::runtime::turn_flusher {
       b.swap(buf_);
       scheduled_ = false;
     }
-    if (!b.empty()) write_(std::move(b));
+    if (!b.empty()) emit(std::move(b));
     release();  // the reference schedule() took
   }
 
   std::atomic<std::uint64_t> calls{0}, pushes{0}, queries{0}, error_replies{0}, dropped{0};
+  std::atomic<std::uint64_t> frames_in{0}, bytes_in{0}, frames_out{0}, bytes_out{0};
 
  private:
+  /// Every write goes here: whole frames, counted on their way out.
+  void emit(byte_buffer b) {
+    frames_out.fetch_add(wire::count_frames(b), std::memory_order_relaxed);
+    bytes_out.fetch_add(b.size(), std::memory_order_relaxed);
+    write_(std::move(b));
+  }
+
   void append_error(std::uint32_t session, std::string_view text) {
     std::unique_lock lock(mu_);
     (void)wire::encode_response(session, false, as_bytes(text), buf_);  // errors always encode
@@ -119,8 +127,17 @@ agent::agent(actor::runtime& rt, std::string peer, write_fn write, close_fn clos
 agent::~agent() { out_->release(); }
 
 agent_stats agent::stats() const {
-  return agent_stats{out_->calls.load(), out_->pushes.load(), out_->queries.load(), out_->error_replies.load(),
-                     out_->dropped.load()};
+  agent_stats s;
+  s.calls = out_->calls.load(std::memory_order_relaxed);
+  s.pushes = out_->pushes.load(std::memory_order_relaxed);
+  s.queries = out_->queries.load(std::memory_order_relaxed);
+  s.error_replies = out_->error_replies.load(std::memory_order_relaxed);
+  s.dropped = out_->dropped.load(std::memory_order_relaxed);
+  s.frames_in = out_->frames_in.load(std::memory_order_relaxed);
+  s.bytes_in = out_->bytes_in.load(std::memory_order_relaxed);
+  s.frames_out = out_->frames_out.load(std::memory_order_relaxed);
+  s.bytes_out = out_->bytes_out.load(std::memory_order_relaxed);
+  return s;
 }
 
 void agent::answer_error(std::uint32_t session, std::string_view text) {
@@ -130,6 +147,8 @@ void agent::answer_error(std::uint32_t session, std::string_view text) {
 
 void agent::on_frame(bytes_view body) {
   if (closed_) return;
+  out_->frames_in.fetch_add(1, std::memory_order_relaxed);
+  out_->bytes_in.fetch_add(wire::frame_header_size + body.size(), std::memory_order_relaxed);
   auto f = wire::decode_request_frame(body);
   if (!f) {
     // skynet logs and drops a malformed request frame; the connection stays.

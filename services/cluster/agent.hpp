@@ -43,6 +43,12 @@ struct agent_stats {
   std::uint64_t queries = 0;
   std::uint64_t error_replies = 0;  ///< answered with ERROR
   std::uint64_t dropped = 0;        ///< frames or pushes dropped (logged)
+  // The wire: request frames received, response frames written (bytes include the
+  // 2-byte headers). A handed-over connection's new agent counts from 0.
+  std::uint64_t frames_in = 0;
+  std::uint64_t bytes_in = 0;
+  std::uint64_t frames_out = 0;
+  std::uint64_t bytes_out = 0;
 };
 
 class agent {
@@ -60,6 +66,8 @@ class agent {
   void on_frame(bytes_view body);
 
   agent_stats stats() const;
+  /// The peer's address as the connection gave it.
+  const std::string& peer() const noexcept { return peer_; }
 
   // -- hand-over (a connection moving to another worker) -------------------------------
   /// Calls dispatched and not yet answered, counting an answer as given once it has been

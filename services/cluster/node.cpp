@@ -275,6 +275,13 @@ class node::inbound : public net::handler {
     std::sort(out.begin(), out.end());
     return out;
   }
+  std::vector<node::inbound_stat> stats() const {
+    std::vector<node::inbound_stat> out;
+    std::lock_guard lock(mu_);
+    out.reserve(agents_.size());
+    for (const auto& [id, a] : agents_) out.push_back({id, a->peer(), a->stats(), a->in_flight()});
+    return out;
+  }
   std::size_t in_flight() const {
     std::lock_guard lock(mu_);
     std::size_t n = 0;
@@ -480,6 +487,12 @@ std::vector<node::peer_stat> node::peers() const {
   for (auto& [name, r] : all) {
     out.push_back({name, r->s().stats(), r->s().pending_calls(), r->s().connected()});
   }
+  return out;
+}
+
+std::vector<node::inbound_stat> node::inbound_peers() const {
+  auto out = inbound_->stats();
+  std::sort(out.begin(), out.end(), [](const inbound_stat& a, const inbound_stat& b) { return a.id < b.id; });
   return out;
 }
 

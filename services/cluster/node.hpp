@@ -98,6 +98,17 @@ class node {
   /// Every remote made so far, by name. Any thread.
   std::vector<peer_stat> peers() const;
 
+  /// One accepted connection (a peer calling this node: its agent), for metrics. skynet's
+  /// connecting side does not say which node it is, so it is known by its address.
+  struct inbound_stat {
+    net::conn_id id = 0;
+    std::string peer;  ///< "ip:port" of the connecting side
+    agent_stats stats;
+    std::size_t in_flight = 0;  ///< its calls being handled now
+  };
+  /// The connections served now, by id. Any thread.
+  std::vector<inbound_stat> inbound_peers() const;
+
   // -- hand-over of inbound connections (issue 6, docs/upgrade.md) ---------------------
   //
   // The old worker: pause_inbound() (the freeze; close_listener() too), wait until

@@ -73,6 +73,7 @@ void sender::queue_or_write(bytes_view bytes, bool& start_connect) {
     case state::connected:
       t_.write_view(bytes);
       written_unseen_ += bytes.size();
+      count_out(bytes);
       return;
     case state::connecting:
       queued_.insert(queued_.end(), bytes.begin(), bytes.end());
@@ -169,7 +170,15 @@ void sender::on_connected() {
   queued_unknown_ = true;
   written_unseen_ = 0;
   log()->info("cluster node {}: connected to {}", node_, ep_ ? ep_->to_string() : "?");
-  if (!queued_.empty()) t_.write(std::exchange(queued_, byte_buffer{}));
+  if (!queued_.empty()) {
+    count_out(queued_);
+    t_.write(std::exchange(queued_, byte_buffer{}));
+  }
+}
+
+void sender::count_out(bytes_view bytes) {
+  stats_.frames_out += wire::count_frames(bytes);
+  stats_.bytes_out += bytes.size();
 }
 
 void sender::on_connect_failed(const std::string& reason) {
@@ -218,6 +227,11 @@ void sender::on_frame(bytes_view body) {
   };
   auto f = wire::decode_response_frame(body);
   if (!f) {
+    {
+      std::lock_guard lock(mu_);
+      ++stats_.frames_in;
+      stats_.bytes_in += wire::frame_header_size + body.size();
+    }
     log()->error("cluster node {}: bad response frame, closing: {}", node_, f.error().message());
     drop_connection("bad response frame: " + f.error().message());
     return;
@@ -227,6 +241,8 @@ void sender::on_frame(bytes_view body) {
   bool found = false;
   {
     std::lock_guard lock(mu_);
+    ++stats_.frames_in;
+    stats_.bytes_in += wire::frame_header_size + body.size();
     responses_.push(*f, ev);
     if (ev.what != wire::response_event::kind::response) {
       if (ev.what == wire::response_event::kind::fatal) {

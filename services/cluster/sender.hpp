@@ -61,6 +61,12 @@ struct sender_stats {
   std::uint64_t failed_calls = 0;     ///< failed by connect failure, drop, or node down
   std::uint64_t unknown_responses = 0;
   std::uint64_t refused_pushes = 0;   ///< send() returned false: the connection is backed up
+  // The wire, as the sender sees it: frames (and their bytes, 2-byte headers included)
+  // handed to an open connection, and response frames received.
+  std::uint64_t frames_out = 0;
+  std::uint64_t bytes_out = 0;
+  std::uint64_t frames_in = 0;
+  std::uint64_t bytes_in = 0;
 };
 
 class sender {
@@ -100,6 +106,7 @@ class sender {
   using failed_calls = std::vector<std::pair<std::uint32_t, actor::reply_route>>;
 
   std::uint32_t take_session();  // mu_ held
+  void count_out(bytes_view bytes);  // frames handed to the open connection; mu_ held
   /// Writes framed bytes on the open connection, or queues them while connecting (from
   /// idle: start_connect is set, connect after unlocking). mu_ held.
   void queue_or_write(bytes_view bytes, bool& start_connect);

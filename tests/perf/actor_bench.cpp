@@ -161,10 +161,13 @@ class caller : public dispatch_service {
   }
 };
 
+/// Args: callers, profile (runtime_options::profile: per-service CPU time, two
+/// clock_gettime calls a turn; each call here is two one-message turns, the worst case).
 void BM_LocalCalls(benchmark::State& state) {
   const auto callers = static_cast<int>(state.range(0));
   runtime_options o;
   o.threads = 2;
+  o.profile = state.range(1) != 0;
   runtime rt(o);
   const handle_t eh = *rt.spawn(std::make_unique<echo>());
   std::vector<handle_t> cs;
@@ -181,7 +184,14 @@ void BM_LocalCalls(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations() * per * callers);
   rt.shutdown();
 }
-BENCHMARK(BM_LocalCalls)->Arg(1)->Arg(8)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_LocalCalls)
+    ->ArgNames({"callers", "profile"})
+    ->Args({1, 0})
+    ->Args({1, 1})
+    ->Args({8, 0})
+    ->Args({8, 1})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
 
 /// `window` closed loops of external calls (runtime::call with a completion) to echo.
 void BM_ExternalCalls(benchmark::State& state) {

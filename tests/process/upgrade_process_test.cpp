@@ -23,6 +23,7 @@
 #include <atomic>
 #include <cstring>
 #include <map>
+#include <sstream>
 #include <thread>
 
 #include <nlohmann/json.hpp>
@@ -54,6 +55,13 @@ class skynet_client {
   }
   ~skynet_client() { ::close(fd_); }
   bool connected() const { return connected_; }
+  /// The client's own port (how the node's metrics know this connection).
+  std::uint16_t local_port() const {
+    sockaddr_in a{};
+    socklen_t len = sizeof a;
+    ::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len);
+    return ntohs(a.sin_port);
+  }
 
   /// Sends the frames of a call (all of them, or only the first `frames`).
   bool send_call(std::uint32_t session, const std::string& to, const std::vector<lua_value>& args,
@@ -477,6 +485,26 @@ double sample(const std::string& text, const std::string& name) {
   return at == std::string::npos ? -1 : std::stod(text.substr(at + name.size() + 2));
 }
 
+// The sum of the samples of family `name` whose labels contain every one of `labels`
+// ("k=\"v\""), and how many there were.
+std::pair<double, int> sum_samples(const std::string& text, const std::string& name,
+                                   const std::vector<std::string>& labels) {
+  std::pair<double, int> out{0, 0};
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind(name + "{", 0) != 0) continue;
+    const auto close = line.find("} ");
+    if (close == std::string::npos) continue;
+    const std::string l = line.substr(name.size() + 1, close - name.size() - 1);
+    bool all = true;
+    for (const auto& want : labels) all = all && l.find(want) != std::string::npos;
+    if (!all) continue;
+    out.first += std::stod(line.substr(close + 2));
+    ++out.second;
+  }
+  return out;
+}
+
 TEST_F(Console, MetricsAreScrapedFromTheServingGeneration) {
   start();
   skynet_client c(port_);
@@ -486,12 +514,29 @@ TEST_F(Console, MetricsAreScrapedFromTheServingGeneration) {
   EXPECT_EQ(sample(first, "csk_worker_generation"), 1);
   EXPECT_EQ(sample(first, "csk_cluster_inbound_connections"), 1);
   EXPECT_GE(sample(first, "csk_service_messages_total{handle=\":00000001\",name=\".tally\"}"), 3) << first;
+  EXPECT_GT(sample(first, "csk_service_cpu_seconds_total{handle=\":00000001\",name=\".tally\"}"), 0) << first;
+  // The client's connection, by its address: 3 request frames in, 3 answers out.
+  const std::string me = "peer=\"127.0.0.1:" + std::to_string(c.local_port()) + "\"";
+  EXPECT_EQ(sum_samples(first, "csk_cluster_inbound_peer_frames_total", {me, "direction=\"in\""}),
+            std::make_pair(3.0, 1))
+      << first;
+  EXPECT_EQ(sum_samples(first, "csk_cluster_inbound_peer_frames_total", {me, "direction=\"out\""}),
+            std::make_pair(3.0, 1));
+  EXPECT_EQ(sum_samples(first, "csk_cluster_inbound_peer_calls_total", {me}), std::make_pair(3.0, 1));
+  const auto bytes_in = sum_samples(first, "csk_cluster_inbound_peer_bytes_total", {me, "direction=\"in\""});
+  EXPECT_EQ(bytes_in.second, 1);
+  EXPECT_GT(bytes_in.first, 3 * 2) << "three frames, their headers and bodies";
   auto up = upgrade();
   ASSERT_EQ(up.exit_code, 0) << up.output;
   // The new generation answers (the old one has exited: the command waited for it).
   const std::string second = http_get(admin_port_, "/metrics");
   EXPECT_EQ(sample(second, "csk_worker_generation"), 2) << second;
   EXPECT_EQ(sample(second, "csk_cluster_inbound_connections"), 1) << "the client's connection moved";
+  ASSERT_TRUE(c.call("@tally", {"mutate", "k", "incr"}).ok);
+  const std::string after_call = http_get(admin_port_, "/metrics");
+  EXPECT_EQ(sum_samples(after_call, "csk_cluster_inbound_peer_frames_total", {me, "direction=\"in\""}),
+            std::make_pair(1.0, 1))
+      << "the moved connection, counted by the new worker from its adoption\n" << after_call;
   const std::string status = http_get(admin_port_, "/status");
   EXPECT_NE(status.find("\"generation\":2"), std::string::npos) << status;
   // The supervisor's counters reach the new generation's /metrics (sent after the verdict).

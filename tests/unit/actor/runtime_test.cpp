@@ -122,6 +122,62 @@ TEST(Runtime, ServicesListsNamesMailboxesAndCounts) {
   EXPECT_EQ(find(rt.services(), *a).messages, 1u);
 }
 
+/// This thread's CPU clock.
+std::chrono::nanoseconds thread_cpu() {
+  timespec ts{};
+  ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return std::chrono::seconds(ts.tv_sec) + std::chrono::nanoseconds(ts.tv_nsec);
+}
+
+/// "burn": spends 40 ms of CPU. "block": spends 40 ms blocked (the work of a handler
+/// that waits on something outside the runtime), using almost no CPU.
+class cpu_user : public dispatch_service {
+ public:
+  cpu_user() {
+    on_sync("burn", [](context&, values&) {
+      const auto until = thread_cpu() + 40ms;
+      std::uint64_t spins = 0;
+      while (thread_cpu() < until) ++spins;
+      return values{static_cast<std::int64_t>(spins)};
+    });
+    on_sync("block", [](context&, values&) {
+      std::this_thread::sleep_for(40ms);  // the workload, not a synchronisation
+      return values{};
+    });
+  }
+};
+
+TEST(Runtime, ServicesCountCpuTimeApartFromBusyTime) {
+  for (const bool profile : {true, false}) {
+    runtime_options o = manual();
+    o.profile = profile;
+    runtime rt(o);
+    auto burner = rt.spawn(std::make_unique<cpu_user>(), {}, {".burner"});
+    auto blocker = rt.spawn(std::make_unique<cpu_user>(), {}, {".blocker"});
+    ASSERT_TRUE(burner && blocker);
+    rt.start();
+    auto f1 = rt.call(".burner", values{"burn"});
+    auto f2 = rt.call(".blocker", values{"block"});
+    rt.run_until_idle();
+    ASSERT_TRUE(ready(f1) && ready(f2));
+    service_info burn, block;
+    for (const auto& i : rt.services()) {
+      if (i.handle == *burner) burn = i;
+      if (i.handle == *blocker) block = i;
+    }
+    EXPECT_GE(block.busy_ns, 40'000'000u);
+    EXPECT_GE(burn.busy_ns, 40'000'000u);
+    if (profile) {
+      EXPECT_GE(burn.cpu_ns, 40'000'000u) << "the CPU the handler spent";
+      EXPECT_LE(burn.cpu_ns, burn.busy_ns + 1'000'000u) << "a turn's CPU time fits in its wall time";
+      EXPECT_LT(block.cpu_ns, block.busy_ns / 2) << "time blocked is busy time, not CPU time: " << block.cpu_ns;
+    } else {
+      EXPECT_EQ(burn.cpu_ns, 0u);
+      EXPECT_EQ(block.cpu_ns, 0u);
+    }
+  }
+}
+
 TEST(Runtime, CoroutineHandlerAwaitsAnotherService) {
   runtime rt(manual());
   ASSERT_TRUE(rt.spawn(std::make_unique<adder>(), {}, {".adder"}).has_value());

@@ -68,10 +68,31 @@ TEST(AdminMetrics, PrometheusTextOfAKnownSnapshot) {
   s.generation = 3;
   s.runtime.services = 2;
   s.runtime.dispatched = 10;
-  s.services.push_back({0x0a, {"@echo", ".echo"}, 1, 7, 1500000000});
+  s.services.push_back({0x0a, {"@echo", ".echo"}, 1, 7, 1500000000, 250000000});
   s.cluster = true;
   s.inbound_connections = 4;
-  s.peers.push_back({"db\"1", 5, 2, 1, 0, 3, true});
+  snapshot::peer p;
+  p.name = "db\"1";
+  p.calls = 5;
+  p.pushes = 2;
+  p.connects = 1;
+  p.pending = 3;
+  p.connected = true;
+  p.frames_out = 11;
+  p.bytes_out = 1200;
+  p.frames_in = 9;
+  p.bytes_in = 800;
+  s.peers.push_back(p);
+  snapshot::inbound_conn i;
+  i.id = 17;
+  i.peer = "127.0.0.1:40000";
+  i.calls = 6;
+  i.in_flight = 2;
+  i.frames_in = 8;
+  i.bytes_in = 640;
+  i.frames_out = 6;
+  i.bytes_out = 300;
+  s.inbound.push_back(i);
   const std::string t = prometheus_text(s);
   for (const char* line : {"csk_worker_generation 3\n", "csk_runtime_services 2\n", "csk_runtime_messages_total 10\n",
                            "csk_service_mailbox{handle=\":0000000a\",name=\"@echo\"} 1\n",
@@ -79,6 +100,15 @@ TEST(AdminMetrics, PrometheusTextOfAKnownSnapshot) {
                            "csk_service_busy_seconds_total{handle=\":0000000a\",name=\"@echo\"} 1.5\n",
                            "csk_cluster_inbound_connections 4\n", "csk_cluster_peer_pending_calls{peer=\"db\\\"1\"} 3\n",
                            "csk_cluster_peer_calls_total{peer=\"db\\\"1\"} 5\n", "csk_cluster_peer_connected{peer=\"db\\\"1\"} 1\n",
+                           "csk_service_cpu_seconds_total{handle=\":0000000a\",name=\"@echo\"} 0.25\n",
+                           "csk_cluster_peer_frames_total{peer=\"db\\\"1\",direction=\"out\"} 11\n",
+                           "csk_cluster_peer_frames_total{peer=\"db\\\"1\",direction=\"in\"} 9\n",
+                           "csk_cluster_peer_bytes_total{peer=\"db\\\"1\",direction=\"out\"} 1200\n",
+                           "csk_cluster_peer_bytes_total{peer=\"db\\\"1\",direction=\"in\"} 800\n",
+                           "csk_cluster_inbound_peer_in_flight{peer=\"127.0.0.1:40000\",connection=\"17\"} 2\n",
+                           "csk_cluster_inbound_peer_calls_total{peer=\"127.0.0.1:40000\",connection=\"17\"} 6\n",
+                           "csk_cluster_inbound_peer_frames_total{peer=\"127.0.0.1:40000\",connection=\"17\",direction=\"in\"} 8\n",
+                           "csk_cluster_inbound_peer_bytes_total{peer=\"127.0.0.1:40000\",connection=\"17\",direction=\"out\"} 300\n",
                            "# TYPE csk_service_messages_total counter\n"}) {
     EXPECT_NE(t.find(line), std::string::npos) << line << "\n" << t;
   }
@@ -94,6 +124,10 @@ TEST(AdminMetrics, PrometheusTextOfAKnownSnapshot) {
   EXPECT_EQ(j["generation"], 3);
   EXPECT_EQ(j["services"][0]["names"][0], "@echo");
   EXPECT_EQ(j["cluster"]["peers"][0]["pending"], 3);
+  EXPECT_EQ(j["cluster"]["peers"][0]["bytes_out"], 1200);
+  EXPECT_EQ(j["cluster"]["inbound"][0]["peer"], "127.0.0.1:40000");
+  EXPECT_EQ(j["cluster"]["inbound"][0]["frames_in"], 8);
+  EXPECT_EQ(j["services"][0]["cpu_s"], 0.25);
 }
 
 class echo final : public actor::service {

@@ -104,6 +104,68 @@ TEST_F(ClusterNodeTest, MultipartBothWays) {
   EXPECT_EQ(g->at(0).as_string(), std::string(70000, 'R'));
 }
 
+// The per-peer counters of /metrics: both ends count exactly the frames and bytes the
+// codec makes for these requests and answers (sizes do not depend on session numbers).
+TEST_F(ClusterNodeTest, PerPeerFramesAndBytesCountTheWireExactly) {
+  std::uint64_t frames_out = 0, bytes_out = 0, frames_in = 0, bytes_in = 0;
+  const auto expect_call = [&](const values& args) {
+    byte_buffer payload, req, resp;
+    ASSERT_TRUE(seri::pack(args, payload));
+    ASSERT_TRUE(wire::encode_request(target::named("@echo"), 1, false, payload, req));
+    ASSERT_TRUE(wire::encode_response(1, true, payload, resp));  // echo answers its arguments
+    frames_out += wire::count_frames(req);
+    bytes_out += req.size();
+    frames_in += wire::count_frames(resp);
+    bytes_in += resp.size();
+  };
+  const auto expect_push = [&](const values& args) {
+    byte_buffer payload, req;
+    ASSERT_TRUE(seri::pack(args, payload));
+    ASSERT_TRUE(wire::encode_request(target::named("@echo"), 1, true, payload, req));
+    frames_out += wire::count_frames(req);
+    bytes_out += req.size();
+  };
+  const values small{"hi", 42};
+  const values big{std::string(100000, 'x')};  // 1 header + 4 chunks each way
+  const values big_push{std::string(40000, 'p')};
+  ASSERT_TRUE(client_.call("server", target::named("@echo"), small).has_value());
+  expect_call(small);
+  ASSERT_TRUE(client_.call("server", target::named("@echo"), big).has_value());
+  expect_call(big);
+  ASSERT_TRUE(client_.cluster->send("server", target::named("@echo"), big_push));
+  expect_push(big_push);
+  ASSERT_TRUE(client_.call("server", target::named("@echo"), small).has_value());  // after the push, in order
+  expect_call(small);
+  EXPECT_EQ(frames_out, 1u + 5u + 3u + 1u);
+
+  const auto peers = client_.cluster->peers();
+  ASSERT_EQ(peers.size(), 1u);
+  EXPECT_EQ(peers[0].name, "server");
+  EXPECT_EQ(peers[0].stats.frames_out, frames_out);
+  EXPECT_EQ(peers[0].stats.bytes_out, bytes_out);
+  EXPECT_EQ(peers[0].stats.frames_in, frames_in);
+  EXPECT_EQ(peers[0].stats.bytes_in, bytes_in);
+
+  // The accepting side: the same bytes, the other way round. Its counters are taken
+  // before each frame is handled or written, so the answers above imply them.
+  const auto in = server_.cluster->inbound_peers();
+  ASSERT_EQ(in.size(), 1u);
+  EXPECT_EQ(in[0].peer.rfind("127.0.0.1:", 0), 0u) << in[0].peer;
+  EXPECT_EQ(in[0].stats.frames_in, frames_out);
+  EXPECT_EQ(in[0].stats.bytes_in, bytes_out);
+  EXPECT_EQ(in[0].stats.frames_out, frames_in);
+  EXPECT_EQ(in[0].stats.bytes_out, bytes_in);
+  EXPECT_EQ(in[0].stats.calls, 3u);
+  EXPECT_EQ(in[0].stats.pushes, 1u);
+  // in_flight drops once the flush that wrote the last answer has returned (just after
+  // the client could read it).
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (server_.cluster->inbound_peers().at(0).in_flight != 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::yield();
+  }
+  EXPECT_EQ(server_.cluster->inbound_peers().at(0).in_flight, 0u);
+}
+
 TEST_F(ClusterNodeTest, PushesAreDeliveredInOrderWithCalls) {
   ASSERT_TRUE(client_.cluster->send("server", target::named("@counter"), {}));
   ASSERT_TRUE(client_.cluster->send("server", target::named("@counter"), {std::string(40000, 'p')}));  // multi-part push

@@ -131,6 +131,7 @@ TEST(LoadConfig, LoadsEveryKey) {
   mailbox_warn: 1
   slow_handler_ms: 7
   shutdown_timeout_ms: 0
+  profile: false
 log:
   level: "off"
   file: /var/log/node.log
@@ -144,6 +145,7 @@ services: []
   EXPECT_EQ(c.runtime.mailbox_warn, 1u);
   EXPECT_EQ(c.runtime.slow_handler_ms, 7u);
   EXPECT_EQ(c.runtime.shutdown_timeout_ms, 0u);
+  EXPECT_FALSE(c.runtime.profile);
   EXPECT_EQ(c.log.level, "off");
   EXPECT_EQ(c.log.file, "/var/log/node.log");
   EXPECT_TRUE(c.log.color);
@@ -158,6 +160,7 @@ void expect_defaults(const node_config& c) {
   EXPECT_EQ(c.runtime.mailbox_warn, 1024u);
   EXPECT_EQ(c.runtime.slow_handler_ms, 5000u);
   EXPECT_EQ(c.runtime.shutdown_timeout_ms, 5000u);
+  EXPECT_TRUE(c.runtime.profile);
   EXPECT_EQ(c.log.level, "info");
   EXPECT_EQ(c.log.file, "");
   EXPECT_FALSE(c.log.color);
@@ -216,6 +219,7 @@ TEST(LoadConfig, EveryBadValueNamesPathAndLine) {
        "runtime.slow_handler_ms (line 2): must be between 1 and 4294967295, got 0"},
       {"runtime:\n  shutdown_timeout_ms: -5\n",
        "runtime.shutdown_timeout_ms (line 2): must be between 0 and 4294967295, got -5"},
+      {"runtime:\n  profile: 1\n", "runtime.profile (line 2): expected a boolean (true or false), got integer 1"},
       {"log:\n  level: verbose\n",
        "log.level (line 2): must be one of trace, debug, info, warn, error, critical, off; got "
        "\"verbose\""},

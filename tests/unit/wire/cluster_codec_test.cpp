@@ -150,6 +150,28 @@ TEST(ClusterCodec, MalformedResponseFramesBreakTheConnection) {
   }
 }
 
+TEST(ClusterCodec, CountFramesCountsWholeFramesOnly) {
+  EXPECT_EQ(count_frames({}), 0u);
+  const byte_buffer two = {0x00, 0x01, 0xaa, 0x00, 0x00};  // a 1-byte body, then an empty one
+  EXPECT_EQ(count_frames(two), 2u);
+  const byte_buffer partial = {0x00, 0x04, 0xaa, 0xbb, 0x00};  // claims 4 bytes, has 3
+  EXPECT_EQ(count_frames(partial), 0u);
+  const byte_buffer one_and_header = {0x00, 0x01, 0xaa, 0x01};  // a frame and half a header
+  EXPECT_EQ(count_frames(one_and_header), 1u);
+  // The encoders' output: 1 frame under the split, header + chunks past it.
+  byte_buffer out;
+  ASSERT_TRUE(encode_request(target::named("@x"), 1, false, payload_of(100), out));
+  EXPECT_EQ(count_frames(out), 1u);
+  out.clear();
+  ASSERT_TRUE(encode_request(target::named("@x"), 1, false, payload_of(3 * multipart_chunk_size + 1), out));
+  EXPECT_EQ(count_frames(out), 1u + 4u);
+  EXPECT_EQ(count_frames(out), frames_of(out).size());
+  const std::size_t one_response = out.size();
+  ASSERT_TRUE(encode_response(7, true, payload_of(multipart_chunk_size + 1), out));
+  EXPECT_EQ(count_frames(out), 5u + 3u);  // MULTI_BEGIN + 2 chunks after the request
+  EXPECT_EQ(count_frames(bytes_view(out).subspan(one_response)), 3u);
+}
+
 TEST(ClusterCodec, FrameReaderHandlesAnyChunking) {
   byte_buffer stream;
   for (std::uint32_t s = 1; s <= 50; ++s) {
