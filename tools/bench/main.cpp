@@ -230,6 +230,7 @@ int main(int argc, char** argv) {
   options o;
   int rounds = 1;
   long idle_spin_us = -1;  // -1: the runtime's default
+  bool profile = true;     // the runtime's default
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string k = argv[i];
     const std::string v = argv[i + 1];
@@ -240,9 +241,10 @@ int main(int argc, char** argv) {
     else if (k == "--baseline") o.baseline = v != "0" && v != "off";
     else if (k == "--rounds") rounds = std::max(1, std::atoi(v.c_str()));
     else if (k == "--idle-spin") idle_spin_us = std::max(0L, std::atol(v.c_str()));
+    else if (k == "--profile") profile = v != "0" && v != "off";
     else {
       std::cerr << "usage: cppskynet-bench [--callers N] [--payload BYTES] [--seconds S] [--mode call|push] "
-                   "[--rounds R] [--baseline 1|0] [--idle-spin US]\n";
+                   "[--rounds R] [--baseline 1|0] [--idle-spin US] [--profile 1|0]\n";
       return 2;
     }
   }
@@ -250,8 +252,8 @@ int main(int argc, char** argv) {
   csk::log_config quiet;
   quiet.level = "error";  // the push run overloads @counter on purpose: no warnings
   csk::init_logging(quiet, "bench");
-  std::printf("callers %d, payload %zu bytes, %.1f s per run, mode %s, %d round(s)\n", o.callers, o.payload,
-              o.seconds, o.mode.c_str(), rounds);
+  std::printf("callers %d, payload %zu bytes, %.1f s per run, mode %s, %d round(s), profile %s\n", o.callers, o.payload,
+              o.seconds, o.mode.c_str(), rounds, profile ? "on" : "off");
 
   // -- baseline: bare echo (or bare one-way stream) over csk::net -----------------------
   csk::net::net bserver(1), bclient(1);
@@ -276,6 +278,7 @@ int main(int argc, char** argv) {
   ro.threads = 1;
   ro.call_timeout = 10s;
   if (idle_spin_us >= 0) ro.idle_spin = std::chrono::microseconds(idle_spin_us);
+  ro.profile = profile;  // per-service CPU time (runtime.profile; on in a node by default)
   csk::actor::runtime server_rt(ro), client_rt(ro);
   csk::lab::spawn_lab_services(server_rt);
   csk::net::net server_net(1), client_net(1);
