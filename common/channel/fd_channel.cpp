@@ -1,5 +1,7 @@
 #include "common/channel/fd_channel.hpp"
 
+#include "common/channel/record_io.hpp"
+
 #include <poll.h>
 #include <sys/socket.h>
 
@@ -12,6 +14,8 @@
 
 namespace csk::channel {
 namespace {
+
+static_assert(max_fds_per_record == detail::record_max_fds);
 
 using clock = std::chrono::steady_clock;
 
@@ -63,78 +67,35 @@ result<void, std::string> send_message(int sock, const message& m, std::span<con
     return unexpected("not sending " + std::string(name) + ": " + std::to_string(bytes.size()) +
                       " bytes (at most " + std::to_string(max_record) + ")");
   }
-  iovec iov{const_cast<std::uint8_t*>(bytes.data()), bytes.size()};
-  msghdr msg{};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * max_fds_per_record)];
-  if (!fds.empty()) {
-    const std::size_t data = sizeof(int) * fds.size();
-    msg.msg_control = control;
-    msg.msg_controllen = CMSG_SPACE(data);
-    std::memset(control, 0, sizeof control);
-    cmsghdr* c = CMSG_FIRSTHDR(&msg);
-    c->cmsg_level = SOL_SOCKET;
-    c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(data);
-    std::memcpy(CMSG_DATA(c), fds.data(), data);
-  }
-  for (;;) {
-    const ssize_t n = ::sendmsg(sock, &msg, MSG_NOSIGNAL);
-    if (n >= 0) return {};
-    if (errno == EINTR) continue;
-    if (errno == EAGAIN || errno == EWOULDBLOCK) return unexpected("sending " + std::string(name) + ": channel full");
-    return unexpected("sending " + std::string(name) + ": " + errno_text(errno));
-  }
+  const int err = detail::send_record(sock, bytes, fds, 0);
+  if (err == 0) return {};
+  if (err == EAGAIN || err == EWOULDBLOCK) return unexpected("sending " + std::string(name) + ": channel full");
+  return unexpected("sending " + std::string(name) + ": " + errno_text(err));
 }
 
 result<received, recv_error> recv_message(int sock, std::chrono::milliseconds timeout) {
   std::optional<clock::time_point> deadline;
   if (timeout.count() >= 0) deadline = clock::now() + timeout;
   byte_buffer buf(max_record);
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * max_fds_per_record)];
   for (;;) {
     auto ready = wait_readable(sock, deadline);
     if (!ready) return unexpected(ready.error());
     if (!*ready) return unexpected(recv_error{recv_error::kind::timeout, "no message in time"});
 
-    iovec iov{buf.data(), buf.size()};
-    msghdr msg{};
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control;
-    msg.msg_controllen = sizeof control;
-    const ssize_t n = ::recvmsg(sock, &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
-    if (n < 0) {
-      if (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK) continue;
-      if (errno == ECONNRESET) return unexpected(recv_error{recv_error::kind::closed, "peer reset the channel"});
-      return unexpected(failed("recvmsg: " + errno_text(errno)));
+    received r;  // owns every fd that came, whatever else is wrong with the record
+    auto rec = detail::read_record(sock, buf, max_fds_per_record, r.fds);
+    if (!rec) {
+      if (rec.error() == EAGAIN || rec.error() == EWOULDBLOCK) continue;
+      if (rec.error() == ECONNRESET) return unexpected(recv_error{recv_error::kind::closed, "peer reset the channel"});
+      return unexpected(failed("recvmsg: " + errno_text(rec.error())));
     }
+    if (rec->size == 0) return unexpected(recv_error{recv_error::kind::closed, "peer closed the channel"});
+    if (rec->truncated) return unexpected(failed("record truncated (over " + std::to_string(max_record) + " bytes)"));
+    if (rec->control_truncated) return unexpected(failed("control data truncated: fds were lost"));
+    if (rec->foreign) return unexpected(failed("unexpected control message (not SCM_RIGHTS)"));
+    if (rec->scm_blocks > 1) return unexpected(failed("more than one SCM_RIGHTS block in one record"));
 
-    // Own every fd that came, whatever else is wrong with the record.
-    received r;
-    int blocks = 0;
-    bool foreign = false;
-    for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
-      ++blocks;
-      if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) {
-        foreign = true;
-        continue;
-      }
-      const std::size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-      for (std::size_t i = 0; i < count; ++i) {
-        int fd = -1;
-        std::memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
-        r.fds.emplace_back(fd);
-      }
-    }
-    if (n == 0) return unexpected(recv_error{recv_error::kind::closed, "peer closed the channel"});
-    if ((msg.msg_flags & MSG_TRUNC) != 0) return unexpected(failed("record truncated (over " + std::to_string(max_record) + " bytes)"));
-    if ((msg.msg_flags & MSG_CTRUNC) != 0) return unexpected(failed("control data truncated: fds were lost"));
-    if (foreign) return unexpected(failed("unexpected control message (not SCM_RIGHTS)"));
-    if (blocks > 1) return unexpected(failed("more than one SCM_RIGHTS block in one record"));
-
-    auto m = decode(bytes_view(buf.data(), static_cast<std::size_t>(n)));
+    auto m = decode(bytes_view(buf.data(), rec->size));
     if (!m) return unexpected(failed(m.error()));
     const std::size_t announced = fds_announced(*m);
     if (r.fds.size() != announced) {

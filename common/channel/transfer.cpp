@@ -10,6 +10,7 @@
 #include <system_error>
 
 #include "common/channel/archive.hpp"
+#include "common/channel/record_io.hpp"
 
 namespace csk::channel::transfer {
 
@@ -55,28 +56,11 @@ int left_ms(clock::time_point deadline) {
 // One record, with `fds` attached, waiting for room until `deadline`.
 result<void, std::string> send_record(int sock, const byte_buffer& rec, std::span<const int> fds,
                                       clock::time_point deadline) {
-  iovec iov{const_cast<std::uint8_t*>(rec.data()), rec.size()};
-  msghdr msg{};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * 4)];
-  if (!fds.empty()) {
-    if (fds.size() > 4) return unexpected(std::string("transfer: more than 4 fds on one message"));
-    const std::size_t data = sizeof(int) * fds.size();
-    std::memset(control, 0, sizeof control);
-    msg.msg_control = control;
-    msg.msg_controllen = CMSG_SPACE(data);
-    cmsghdr* c = CMSG_FIRSTHDR(&msg);
-    c->cmsg_level = SOL_SOCKET;
-    c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(data);
-    std::memcpy(CMSG_DATA(c), fds.data(), data);
-  }
+  if (fds.size() > 4) return unexpected(std::string("transfer: more than 4 fds on one message"));
   for (;;) {
-    const ssize_t n = ::sendmsg(sock, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
-    if (n >= 0) return {};
-    if (errno == EINTR) continue;
-    if (errno != EAGAIN && errno != EWOULDBLOCK) return unexpected("transfer: sendmsg: " + errno_text(errno));
+    const int err = detail::send_record(sock, rec, fds, MSG_DONTWAIT);
+    if (err == 0) return {};
+    if (err != EAGAIN && err != EWOULDBLOCK) return unexpected("transfer: sendmsg: " + errno_text(err));
     pollfd p{sock, POLLOUT, 0};
     const int r = ::poll(&p, 1, left_ms(deadline));
     if (r < 0 && errno != EINTR) return unexpected("transfer: poll: " + errno_text(errno));
@@ -160,18 +144,11 @@ result<received, recv_error> recv(int sock, std::chrono::milliseconds timeout, s
   byte_buffer rec(max_record);
   byte_buffer body;
   std::optional<std::uint16_t> kind_seen;
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * 4)];
+  std::vector<unique_fd> fds;  // owns whatever came before the record is judged
   for (;;) {
-    iovec iov{rec.data(), rec.size()};
-    msghdr msg{};
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control;
-    msg.msg_controllen = sizeof control;
-    const ssize_t n = ::recvmsg(sock, &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      if (errno == EAGAIN || errno == EWOULDBLOCK) {
+    auto got = detail::read_record(sock, rec, 4, fds);
+    if (!got) {
+      if (got.error() == EAGAIN || got.error() == EWOULDBLOCK) {
         pollfd p{sock, POLLIN, 0};
         const int r = ::poll(&p, 1, left_ms(deadline));
         if (r < 0 && errno != EINTR) return unexpected(failed("transfer: poll: " + errno_text(errno)));
@@ -180,27 +157,13 @@ result<received, recv_error> recv(int sock, std::chrono::milliseconds timeout, s
         }
         continue;
       }
-      if (errno == ECONNRESET) return unexpected(recv_error{recv_error::kind::closed, "transfer: peer reset"});
-      return unexpected(failed("transfer: recvmsg: " + errno_text(errno)));
+      if (got.error() == ECONNRESET) return unexpected(recv_error{recv_error::kind::closed, "transfer: peer reset"});
+      return unexpected(failed("transfer: recvmsg: " + errno_text(got.error())));
     }
-    std::vector<unique_fd> fds;  // own whatever came before judging the record
-    bool foreign = false;
-    for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
-      if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) {
-        foreign = true;
-        continue;
-      }
-      const std::size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-      for (std::size_t i = 0; i < count; ++i) {
-        int fd = -1;
-        std::memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
-        fds.emplace_back(fd);
-      }
-    }
-    if (n == 0) return unexpected(recv_error{recv_error::kind::closed, "transfer: peer closed"});
-    if ((msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) != 0) return unexpected(failed("transfer: record truncated"));
-    if (foreign) return unexpected(failed("transfer: unexpected control message"));
-    const auto size = static_cast<std::size_t>(n);
+    if (got->size == 0) return unexpected(recv_error{recv_error::kind::closed, "transfer: peer closed"});
+    if (got->truncated || got->control_truncated) return unexpected(failed("transfer: record truncated"));
+    if (got->foreign) return unexpected(failed("transfer: unexpected control message"));
+    const auto size = got->size;
     if (size < record_header || !std::equal(magic, magic + 4, rec.begin())) {
       return unexpected(failed("transfer: not a transfer record (" + std::to_string(size) + " bytes)"));
     }
