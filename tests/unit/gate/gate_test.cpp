@@ -5,8 +5,6 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -25,6 +23,7 @@
 #include "examples/gate/kv_gate.hpp"
 #include "services/entity/directory.hpp"
 #include "services/gate/gate.hpp"
+#include "tests/support/raw_socket.hpp"
 
 namespace csk::gate {
 namespace {
@@ -34,83 +33,11 @@ using actor::context;
 using actor::task;
 using actor::values;
 
-byte_buffer frame(std::string_view body) {
-  // Sized once (GCC 12 -O2 sees a 2-byte vector grown by insert as a write out of bounds).
-  byte_buffer out(2 + body.size());
-  out[0] = static_cast<std::uint8_t>(body.size() >> 8);
-  out[1] = static_cast<std::uint8_t>(body.size() & 0xff);
-  std::copy(body.begin(), body.end(), out.begin() + 2);
-  return out;
-}
+using test::frame;
+using test::raw_socket;  // the clients: blocking, reads and writes time out after 10 s
+
 byte_buffer bytes_of(std::string_view s) { return byte_buffer(s.begin(), s.end()); }
 std::string string_of(const byte_buffer& b) { return std::string(b.begin(), b.end()); }
-
-/// A blocking client socket; every read has a 10 s receive timeout.
-class client {
- public:
-  explicit client(std::uint16_t port) : fd_(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) {
-    timeval tv{10, 0};
-    ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    const int one = 1;
-    ::setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(port);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (::connect(fd_, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) throw std::runtime_error("connect");
-  }
-  explicit client(int fd, bool) : fd_(fd) {
-    timeval tv{10, 0};
-    ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-  }
-  ~client() { ::close(fd_); }
-  client(const client&) = delete;
-  client& operator=(const client&) = delete;
-
-  void write(bytes_view b) const {
-    while (!b.empty()) {
-      const auto n = ::send(fd_, b.data(), b.size(), MSG_NOSIGNAL);
-      if (n <= 0) throw std::runtime_error("send");
-      b = b.subspan(static_cast<std::size_t>(n));
-    }
-  }
-  bool read_exact(std::size_t n, byte_buffer& out) const {
-    out.resize(n);
-    std::size_t got = 0;
-    while (got < n) {
-      const auto r = ::recv(fd_, out.data() + got, n - got, 0);
-      if (r <= 0) return false;
-      got += static_cast<std::size_t>(r);
-    }
-    return true;
-  }
-  std::optional<std::string> read_frame() const {
-    byte_buffer h, body;
-    if (!read_exact(2, h) || !read_exact((std::size_t{h[0]} << 8) | h[1], body)) return std::nullopt;
-    return string_of(body);
-  }
-  std::optional<std::string> read_line() const {
-    std::string line;
-    char c = 0;
-    while (::recv(fd_, &c, 1, 0) == 1) {
-      if (c == '\n') return line;
-      line.push_back(c);
-    }
-    return std::nullopt;
-  }
-  /// True on EOF/reset before the receive timeout (bytes before it are skipped).
-  bool wait_closed() const {
-    char buf[1024];
-    for (;;) {
-      const auto r = ::recv(fd_, buf, sizeof(buf), 0);
-      if (r > 0) continue;
-      return r == 0 || (errno != EAGAIN && errno != EWOULDBLOCK);
-    }
-  }
-
- private:
-  int fd_;
-};
 
 /// What the test service saw; shared with the test thread.
 struct journal {
@@ -231,10 +158,10 @@ class GateTest : public ::testing::Test {
 TEST_F(GateTest, HooksAndAnswers) {
   start();
   {
-    client c(port());
-    c.write(frame("echo:hello"));
+    const auto c = raw_socket::connect_to(port());
+    c.write_all(frame("echo:hello"));
     EXPECT_EQ(c.read_frame(), "hello");
-    c.write(frame("echo:"));
+    c.write_all(frame("echo:"));
     EXPECT_EQ(c.read_frame(), "");
     EXPECT_EQ(j_.count("accept"), 1u);
   }
@@ -248,11 +175,11 @@ TEST_F(GateTest, HooksAndAnswers) {
 
 TEST_F(GateTest, AnswersLeaveInRequestOrderWhenHandlersOverlap) {
   start();
-  client c(port());
+  const auto c = raw_socket::connect_to(port());
   byte_buffer both = frame("slow:first");
   const auto second = frame("echo:second");
   both.insert(both.end(), second.begin(), second.end());
-  c.write(both);
+  c.write_all(both);
   EXPECT_EQ(c.read_frame(), "first");
   EXPECT_EQ(c.read_frame(), "second");
 }
@@ -261,7 +188,7 @@ TEST_F(GateTest, InFlightLimitStopsReadingUntilAHandlerFinishes) {
   gate_options o;
   o.max_in_flight = 2;
   start(o);
-  client c(port());
+  const auto c = raw_socket::connect_to(port());
   ASSERT_TRUE(j_.wait([&] { return j_.events.size() == 1; }));
   conn_id id = 0;
   {
@@ -273,11 +200,11 @@ TEST_F(GateTest, InFlightLimitStopsReadingUntilAHandlerFinishes) {
     const auto f = frame("wait:" + std::to_string(i));
     five.insert(five.end(), f.begin(), f.end());
   }
-  c.write(five);
+  c.write_all(five);
   ASSERT_TRUE(j_.wait([&] { return j_.messages.size() == 2; }));
   // Another connection is served meanwhile: the net thread has cycled since the pause.
-  client other(port());
-  other.write(frame("echo:other"));
+  const auto other = raw_socket::connect_to(port());
+  other.write_all(frame("echo:other"));
   EXPECT_EQ(other.read_frame(), "other");
   {
     std::lock_guard lock(j_.mu);
@@ -296,12 +223,12 @@ TEST_F(GateTest, ConnectionsOverTheLimitAreClosedAtOnce) {
   gate_options o;
   o.max_connections = 1;
   start(o);
-  client first(port());
-  first.write(frame("echo:1"));
+  const auto first = raw_socket::connect_to(port());
+  first.write_all(frame("echo:1"));
   EXPECT_EQ(first.read_frame(), "1");
-  client second(port());
+  const auto second = raw_socket::connect_to(port());
   EXPECT_TRUE(second.wait_closed());
-  first.write(frame("echo:still"));
+  first.write_all(frame("echo:still"));
   EXPECT_EQ(first.read_frame(), "still");
   EXPECT_EQ(gate_->stats().refused, 1u);
   EXPECT_EQ(j_.count("accept"), 1u);
@@ -311,20 +238,20 @@ TEST_F(GateTest, IdleConnectionIsClosed) {
   gate_options o;
   o.idle_timeout = 200ms;
   start(o);
-  client c(port());
+  const auto c = raw_socket::connect_to(port());
   EXPECT_TRUE(c.wait_closed());
   ASSERT_TRUE(j_.wait([&] { return !j_.events.empty() && j_.events.back() == "close:idle timeout"; }));
 }
 
 TEST_F(GateTest, FailedHandlerSkipsItsAnswerAndTheConnectionGoesOn) {
   start();
-  client c(port());
+  const auto c = raw_socket::connect_to(port());
   byte_buffer all = frame("throw");
   for (const auto* m : {"none", "echo:after"}) {
     const auto f = frame(m);
     all.insert(all.end(), f.begin(), f.end());
   }
-  c.write(all);
+  c.write_all(all);
   EXPECT_EQ(c.read_frame(), "after");
   EXPECT_EQ(gate_->stats().failures, 1u);
   EXPECT_EQ(gate_->stats().answers, 1u);
@@ -332,8 +259,8 @@ TEST_F(GateTest, FailedHandlerSkipsItsAnswerAndTheConnectionGoesOn) {
 
 TEST_F(GateTest, PushGoesOutBeforeTheAnswer) {
   start();
-  client c(port());
-  c.write(frame("push:news"));
+  const auto c = raw_socket::connect_to(port());
+  c.write_all(frame("push:news"));
   EXPECT_EQ(c.read_frame(), "news");
   EXPECT_EQ(c.read_frame(), "pushed");
   EXPECT_FALSE(gate_->send(987654, bytes_of("nobody")));
@@ -349,12 +276,12 @@ TEST_F(GateTest, OversizedFrameClosesOnlyThatConnection) {
   gate_options o;
   o.max_message = 1026;  // bodies up to 1024
   start(o);
-  client good(port());
-  client bad(port());
-  bad.write(frame(std::string(2000, 'x')));
+  const auto good = raw_socket::connect_to(port());
+  const auto bad = raw_socket::connect_to(port());
+  bad.write_all(frame(std::string(2000, 'x')));
   EXPECT_TRUE(bad.wait_closed());
   ASSERT_TRUE(j_.wait([&] { return j_.count_held("close:message too large") == 1; }));
-  good.write(frame("echo:fine"));
+  good.write_all(frame("echo:fine"));
   EXPECT_EQ(good.read_frame(), "fine");
 }
 
@@ -372,10 +299,10 @@ TEST_F(GateTest, OutgoingConnectionUsesTheSameHooks) {
   ::getsockname(lfd, reinterpret_cast<sockaddr*>(&a), &len);
   const conn_id id = gate_->connect("127.0.0.1", ntohs(a.sin_port));
   ASSERT_NE(id, 0u);
-  client server(::accept4(lfd, nullptr, nullptr, SOCK_CLOEXEC), true);
+  const raw_socket server(::accept4(lfd, nullptr, nullptr, SOCK_CLOEXEC));
   ::close(lfd);
   ASSERT_TRUE(j_.wait([&] { return j_.count_held("connect") == 1; }));
-  server.write(frame("echo:from the server"));
+  server.write_all(frame("echo:from the server"));
   EXPECT_EQ(server.read_frame(), "from the server");
   EXPECT_EQ(gate_->stats().connected, 1u);
 }
@@ -442,8 +369,8 @@ TEST(GateSpawnedByType, TakesItsOptionsFromArgsAndTheNetFromTheRuntime) {
   n.start();
   rt.start();
   {
-    client c(ntohs(a.sin_port));
-    c.write(bytes_of("SET k v\nGET k\n"));
+    const auto c = raw_socket::connect_to(ntohs(a.sin_port));
+    c.write_all(bytes_of("SET k v\nGET k\n"));
     EXPECT_EQ(c.read_line(), "OK");
     EXPECT_EQ(c.read_line(), "VALUE v");
   }
@@ -475,8 +402,8 @@ class KvGateTest : public ::testing::Test {
 };
 
 TEST_F(KvGateTest, SpeaksTheLineProtocol) {
-  client c(gate_->port());
-  c.write(bytes_of("PING\nSET a hello\r\nGET a\nGET missing\nINCR n\nINCR n\nINCR a\nDEL a\nDEL a\nFROB\n"));
+  const auto c = raw_socket::connect_to(gate_->port());
+  c.write_all(bytes_of("PING\nSET a hello\r\nGET a\nGET missing\nINCR n\nINCR n\nINCR a\nDEL a\nDEL a\nFROB\n"));
   for (const auto* want : {"PONG", "OK", "VALUE hello", "NIL", "INTEGER 1", "INTEGER 2",
                            "ERR value is not an integer", "DELETED 1", "DELETED 0",
                            "ERR unknown command or wrong arguments: FROB"}) {
@@ -484,7 +411,7 @@ TEST_F(KvGateTest, SpeaksTheLineProtocol) {
     ASSERT_TRUE(got) << "waiting for " << want;
     EXPECT_NE(got->find(want), std::string::npos) << *got << " vs " << want;
   }
-  c.write(bytes_of("SET s 41\nINCR s\nGET n\nQUIT\nPING\n"));
+  c.write_all(bytes_of("SET s 41\nINCR s\nGET n\nQUIT\nPING\n"));
   EXPECT_EQ(c.read_line(), "OK");
   EXPECT_EQ(c.read_line(), "INTEGER 42") << "a decimal string counts";
   EXPECT_EQ(c.read_line(), "VALUE 2") << "an integer value is written as text";
@@ -493,19 +420,19 @@ TEST_F(KvGateTest, SpeaksTheLineProtocol) {
 }
 
 TEST_F(KvGateTest, QuitAnswersThenCloses) {
-  client c(gate_->port());
-  c.write(bytes_of("INCR q\nQUIT\n"));
+  const auto c = raw_socket::connect_to(gate_->port());
+  c.write_all(bytes_of("INCR q\nQUIT\n"));
   EXPECT_EQ(c.read_line(), "INTEGER 1");
   EXPECT_EQ(c.read_line(), "BYE");
   EXPECT_TRUE(c.wait_closed());
 }
 
 TEST_F(KvGateTest, OverlongLineClosesOnlyThatClient) {
-  client good(gate_->port());
-  client bad(gate_->port());
-  bad.write(byte_buffer(5000, 'x'));
+  const auto good = raw_socket::connect_to(gate_->port());
+  const auto bad = raw_socket::connect_to(gate_->port());
+  bad.write_all(byte_buffer(5000, 'x'));
   EXPECT_TRUE(bad.wait_closed());
-  good.write(bytes_of("PING\n"));
+  good.write_all(bytes_of("PING\n"));
   EXPECT_EQ(good.read_line(), "PONG");
 }
 
@@ -520,8 +447,8 @@ values kv_call(actor::runtime& rt, const std::string& to, values args) {
 
 TEST_F(KvGateTest, TheStoreIsAnEntityServiceWhoseDataMovesBySnapshot) {
   {
-    client c(gate_->port());
-    c.write(bytes_of("SET a hello\nINCR n\nINCR n\nSET s 41\n"));
+    const auto c = raw_socket::connect_to(gate_->port());
+    c.write_all(bytes_of("SET a hello\nINCR n\nINCR n\nSET s 41\n"));
     for (const auto* want : {"OK", "INTEGER 1", "INTEGER 2", "OK"}) EXPECT_EQ(c.read_line(), want);
   }
   const values info = kv_call(rt_, ".kvstore", {lua_value("info")});
@@ -566,8 +493,8 @@ TEST_F(KvGateTest, TheStoreIsAnEntityServiceWhoseDataMovesBySnapshot) {
   rt2.start();
   EXPECT_EQ(kv_call(rt2, ".kvstore", {lua_value("restore"), lua_value(snap)}).at(0).as_integer(), 3);
   {
-    client c(gate2->port());
-    c.write(bytes_of("GET a\nINCR n\nINCR s\nGET nothing\n"));
+    const auto c = raw_socket::connect_to(gate2->port());
+    c.write_all(bytes_of("GET a\nINCR n\nINCR s\nGET nothing\n"));
     for (const auto* want : {"VALUE hello", "INTEGER 3", "INTEGER 42", "NIL"}) EXPECT_EQ(c.read_line(), want);
   }
   net2.stop();

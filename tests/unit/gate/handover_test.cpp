@@ -8,7 +8,6 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -27,6 +26,7 @@
 #include <vector>
 
 #include "services/gate/gate.hpp"
+#include "tests/support/raw_socket.hpp"
 
 namespace csk::gate {
 namespace {
@@ -36,70 +36,10 @@ using actor::context;
 using actor::task;
 using actor::values;
 
-byte_buffer frame(std::string_view body) {
-  // Sized once (GCC 12 -O2 sees a 2-byte vector grown by insert as a write out of bounds).
-  byte_buffer out(2 + body.size());
-  out[0] = static_cast<std::uint8_t>(body.size() >> 8);
-  out[1] = static_cast<std::uint8_t>(body.size() & 0xff);
-  std::copy(body.begin(), body.end(), out.begin() + 2);
-  return out;
-}
+using test::frame;
+using test::raw_socket;  // the clients: blocking, reads and writes time out after 10 s
+
 std::string string_of(const byte_buffer& b) { return std::string(b.begin(), b.end()); }
-
-/// A blocking client socket; every read has a 10 s receive timeout.
-class client {
- public:
-  explicit client(std::uint16_t port, int rcvbuf = 0) : fd_(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) {
-    timeval tv{10, 0};
-    ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    const int one = 1;
-    ::setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    if (rcvbuf > 0) ::setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(port);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (::connect(fd_, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) throw std::runtime_error("connect");
-  }
-  ~client() { ::close(fd_); }
-  client(const client&) = delete;
-  client& operator=(const client&) = delete;
-
-  void write(bytes_view b) const {
-    while (!b.empty()) {
-      const auto n = ::send(fd_, b.data(), b.size(), MSG_NOSIGNAL);
-      if (n <= 0) throw std::runtime_error("send");
-      b = b.subspan(static_cast<std::size_t>(n));
-    }
-  }
-  bool read_exact(std::size_t n, byte_buffer& out) const {
-    out.resize(n);
-    std::size_t got = 0;
-    while (got < n) {
-      const auto r = ::recv(fd_, out.data() + got, n - got, 0);
-      if (r <= 0) return false;
-      got += static_cast<std::size_t>(r);
-    }
-    return true;
-  }
-  std::optional<std::string> read_frame() const {
-    byte_buffer h, body;
-    if (!read_exact(2, h) || !read_exact((std::size_t{h[0]} << 8) | h[1], body)) return std::nullopt;
-    return string_of(body);
-  }
-  /// True on EOF/reset before the receive timeout (bytes before it are skipped).
-  bool wait_closed() const {
-    char buf[1024];
-    for (;;) {
-      const auto r = ::recv(fd_, buf, sizeof(buf), 0);
-      if (r > 0) continue;
-      return r == 0 || (errno != EAGAIN && errno != EWOULDBLOCK);
-    }
-  }
-
- private:
-  int fd_;
-};
 
 /// Sends `fd` over an AF_UNIX socket pair with SCM_RIGHTS and returns the copy received
 /// (another number for the same socket), as the channel between two workers would.
@@ -332,15 +272,15 @@ TEST_F(HandoverTest, TheSameClientIsServedByTheNewWorkerWithoutReconnecting) {
   start_new();
   EXPECT_EQ(old_->gate->port(), port_);
   EXPECT_EQ(new_->gate->port(), port_) << "standby: the socket is known, not accepted on";
-  client c(port_);
-  c.write(frame("echo:one"));
+  const auto c = raw_socket::connect_to(port_);
+  c.write_all(frame("echo:one"));
   EXPECT_EQ(c.read_frame(), "old:one");
   ASSERT_TRUE(old_->j.wait_for("accept", 1));
 
   // The first 3 bytes of a frame before the freeze, read by the old worker.
   const auto half = frame("echo:half");
   const auto bytes_before = old_->net.get_stats().bytes_in;
-  c.write(bytes_view(half).first(3));
+  c.write_all(bytes_view(half).first(3));
   ASSERT_TRUE(eventually([&] { return old_->net.get_stats().bytes_in >= bytes_before + 3; }));
 
   const auto entries = freeze_and_detach(*old_);
@@ -361,16 +301,16 @@ TEST_F(HandoverTest, TheSameClientIsServedByTheNewWorkerWithoutReconnecting) {
   new_->ok({"__handover", "start"});
 
   // The rest of the half frame, then another one: answered once each, by the new worker.
-  c.write(bytes_view(half).subspan(3));
+  c.write_all(bytes_view(half).subspan(3));
   EXPECT_EQ(c.read_frame(), "new:half");
-  c.write(frame("echo:two"));
+  c.write_all(frame("echo:two"));
   EXPECT_EQ(c.read_frame(), "new:two");
   EXPECT_EQ(new_->j.count("accept"), 0u) << "on_adopt, not on_accept";
   EXPECT_EQ(new_->gate->stats().adopted, 1u);
 
   // A new client after "start": the new worker accepts it (the old one is frozen).
-  client d(port_);
-  d.write(frame("echo:fresh"));
+  const auto d = raw_socket::connect_to(port_);
+  d.write_all(frame("echo:fresh"));
   EXPECT_EQ(d.read_frame(), "new:fresh");
   EXPECT_EQ(new_->j.count("accept"), 1u);
 
@@ -381,20 +321,20 @@ TEST_F(HandoverTest, TheSameClientIsServedByTheNewWorkerWithoutReconnecting) {
 
 TEST_F(HandoverTest, ResumeAfterAFreezeServesAgainOnTheOldWorker) {
   start_old(options());
-  client c(port_);
-  c.write(frame("echo:a"));
+  const auto c = raw_socket::connect_to(port_);
+  c.write_all(frame("echo:a"));
   EXPECT_EQ(c.read_frame(), "old:a");
   old_->ok({"__handover", "freeze"});
   old_->ok({"__handover", "freeze"});  // idempotent
   EXPECT_EQ(old_->in_flight(), 0);
-  c.write(frame("echo:b"));  // waits: nothing is read while frozen
-  client late(port_);        // waits in the backlog: nothing accepts while frozen
-  late.write(frame("echo:late"));
+  c.write_all(frame("echo:b"));  // waits: nothing is read while frozen
+  const auto late = raw_socket::connect_to(port_);  // waits in the backlog: nothing accepts while frozen
+  late.write_all(frame("echo:late"));
   old_->ok({"__handover", "resume"});
   EXPECT_EQ(c.read_frame(), "old:b");
   EXPECT_EQ(late.read_frame(), "old:late") << "through the reopened listener";
-  client after(port_);
-  after.write(frame("echo:after"));
+  const auto after = raw_socket::connect_to(port_);
+  after.write_all(frame("echo:after"));
   EXPECT_EQ(after.read_frame(), "old:after");
   EXPECT_EQ(old_->j.count("accept"), 3u);
   EXPECT_EQ(old_->gate->stats().detached, 0u);
@@ -405,8 +345,8 @@ TEST_F(HandoverTest, ResumeAfterAFreezeServesAgainOnTheOldWorker) {
 TEST_F(HandoverTest, DetachWaitsForAnswersInFlight) {
   start_old(options());
   start_new();
-  client c(port_);
-  c.write(frame("hold:x"));
+  const auto c = raw_socket::connect_to(port_);
+  c.write_all(frame("hold:x"));
   ASSERT_TRUE(eventually([&] { return old_->in_flight() == 1; }));
   old_->ok({"__handover", "freeze"});
   auto refused = old_->call({"__handover", "detach", 1000});
@@ -421,7 +361,7 @@ TEST_F(HandoverTest, DetachWaitsForAnswersInFlight) {
   ASSERT_EQ(r.at(0).as_table().array.size(), 1u);
   adopt(*new_, r[0].as_table().array[0]);
   new_->ok({"__handover", "start"});
-  c.write(frame("echo:y"));
+  c.write_all(frame("echo:y"));
   EXPECT_EQ(c.read_frame(), "new:y");
 }
 
@@ -429,11 +369,14 @@ TEST_F(HandoverTest, AFailedDetachTakesBackTheConnectionsAlreadyDetached) {
   gate_options o = options();
   o.max_outbound_bytes = 32u << 20;
   start_old(std::move(o));
-  client idle(port_);
-  idle.write(frame("echo:i"));
+  const auto idle = raw_socket::connect_to(port_);
+  idle.write_all(frame("echo:i"));
   EXPECT_EQ(idle.read_frame(), "old:i");
-  client slow(port_, 4096);  // reads nothing for now: the pushes stay queued in the gate
-  slow.write(frame("flood:300"));
+  test::socket_options small_window;
+  small_window.rcvbuf = 4096;
+  // Reads nothing for now: the pushes stay queued in the gate.
+  const auto slow = raw_socket::connect_to(port_, small_window);
+  slow.write_all(frame("flood:300"));
   ASSERT_TRUE(eventually([&] { return old_->gate->stats().answers == 2; })) << "the flood is queued";
   old_->ok({"__handover", "freeze"});
   auto r = old_->call({"__handover", "detach", 100});
@@ -446,11 +389,11 @@ TEST_F(HandoverTest, AFailedDetachTakesBackTheConnectionsAlreadyDetached) {
   EXPECT_EQ(old_->gate->stats().detached, 0u);
 
   old_->ok({"__handover", "resume"});
-  idle.write(frame("echo:j"));
+  idle.write_all(frame("echo:j"));
   EXPECT_EQ(idle.read_frame(), "old:j") << "the connection taken back is served again";
   for (int i = 0; i < 300; ++i) ASSERT_EQ(slow.read_frame()->size(), 60000u) << i;
   EXPECT_EQ(slow.read_frame(), "flooded");
-  slow.write(frame("echo:k"));
+  slow.write_all(frame("echo:k"));
   EXPECT_EQ(slow.read_frame(), "old:k");
 }
 
@@ -499,8 +442,8 @@ TEST_F(HandoverTest, OutgoingConnectionsAreHandedOverToo) {
 
 TEST_F(HandoverTest, AFrozenGateStillClosesItsConnectionsWhenItStops) {
   start_old(options());
-  client c(port_);
-  c.write(frame("echo:a"));
+  const auto c = raw_socket::connect_to(port_);
+  c.write_all(frame("echo:a"));
   EXPECT_EQ(c.read_frame(), "old:a");
   old_->ok({"__handover", "freeze"});
   old_->rt.shutdown();  // the gate's stop(): frozen connections are closed too
@@ -542,8 +485,8 @@ TEST_F(HandoverTest, BadHandoverMessagesAreErrors) {
   EXPECT_EQ(::fcntl(listening, F_GETFD), -1);
 
   // Still serving: the errors changed nothing.
-  client c(port_);
-  c.write(frame("echo:fine"));
+  const auto c = raw_socket::connect_to(port_);
+  c.write_all(frame("echo:fine"));
   EXPECT_EQ(c.read_frame(), "old:fine");
   EXPECT_EQ(old_->in_flight(), 0);
   // Other commands still reach on_request.
@@ -554,7 +497,7 @@ TEST_F(HandoverTest, BadHandoverMessagesAreErrors) {
     ASSERT_FALSE(r);
     EXPECT_PRED2(has, r.error().text, "hand-over messages need this process's key");
   }
-  c.write(frame("echo:still"));
+  c.write_all(frame("echo:still"));
   EXPECT_EQ(c.read_frame(), "old:still");
 }
 
@@ -584,8 +527,8 @@ TEST(GateStandby, BindsButAcceptsNothingUntilStart) {
   n.start();
   rt.start();
   ASSERT_NE(gate->port(), 0);
-  client c(gate->port());  // the connect completes in the backlog
-  c.write(frame("echo:s"));
+  const auto c = raw_socket::connect_to(gate->port());  // the connect completes in the backlog
+  c.write_all(frame("echo:s"));
   const auto r = rt.call(".gate.kv", {handover_key(), "in_flight"}).get();  // a round trip through the gate
   ASSERT_TRUE(r);
   EXPECT_EQ(n.get_stats().accepted, 0u);

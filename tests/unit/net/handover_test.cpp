@@ -4,9 +4,6 @@
 // SCM_RIGHTS (the supervisor channel's fd passing), as between two processes.
 // Tests wait on condition variables and futures with deadlines, never on sleeps.
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -29,6 +26,7 @@
 
 #include "common/channel/fd_channel.hpp"
 #include "common/net/net.hpp"
+#include "tests/support/raw_socket.hpp"
 
 namespace csk::net {
 namespace {
@@ -36,72 +34,14 @@ namespace {
 using namespace std::chrono_literals;
 constexpr auto deadline = 20s;
 
-byte_buffer frame(std::string_view body) {
-  // Sized once (GCC 12 -O2 sees push_back then insert as a write past a 2-byte buffer).
-  byte_buffer out(2 + body.size());
-  out[0] = static_cast<std::uint8_t>(body.size() >> 8);
-  out[1] = static_cast<std::uint8_t>(body.size() & 0xff);
-  std::copy(body.begin(), body.end(), out.begin() + 2);
-  return out;
-}
+using test::frame;
+using test::raw_socket;  // the client: blocking, reads and writes time out after 10 s
 
 byte_buffer concat(std::initializer_list<byte_buffer> parts) {
   byte_buffer out;
   for (const auto& p : parts) out.insert(out.end(), p.begin(), p.end());
   return out;
 }
-
-/// A blocking client socket with 10 s timeouts, so that a broken test fails, not hangs.
-class client {
- public:
-  explicit client(std::uint16_t port) : fd_(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) {
-    timeval tv{10, 0};
-    ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    ::setsockopt(fd_, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-    const int one = 1;
-    ::setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(port);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (::connect(fd_, reinterpret_cast<const sockaddr*>(&a), sizeof(a)) != 0) throw std::runtime_error("connect");
-  }
-  ~client() { ::close(fd_); }
-  client(const client&) = delete;
-  client& operator=(const client&) = delete;
-
-  /// One send() call: on loopback a small write arrives as one segment.
-  void write_all(bytes_view b) const {
-    while (!b.empty()) {
-      const auto n = ::send(fd_, b.data(), b.size(), MSG_NOSIGNAL);
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) throw std::runtime_error("send failed");
-      b = b.subspan(static_cast<std::size_t>(n));
-    }
-  }
-  bool read_exact(std::size_t n, byte_buffer& out) const {
-    out.resize(n);
-    std::size_t got = 0;
-    while (got < n) {
-      const auto r = ::recv(fd_, out.data() + got, n - got, 0);
-      if (r < 0 && errno == EINTR) continue;
-      if (r <= 0) return false;
-      got += static_cast<std::size_t>(r);
-    }
-    return true;
-  }
-  /// nullopt on EOF, error or timeout.
-  std::optional<std::string> read_frame() const {
-    byte_buffer header;
-    byte_buffer body;
-    if (!read_exact(2, header)) return std::nullopt;
-    if (!read_exact((std::size_t{header[0]} << 8) | header[1], body)) return std::nullopt;
-    return std::string(as_chars(body));
-  }
-
- private:
-  int fd_;
-};
 
 /// Echoes "re:" + body. "hold": first sends `bulk_frames` frames of 60000 bytes (queued
 /// outbound bytes the detach must flush), answers, then pauses reading, so that what the
@@ -196,7 +136,7 @@ std::size_t count_of(echo& h, const std::string& m) {
 TEST(NetHandover, DetachMidStreamFlushesThenAdoptKeepsTheStream) {
   constexpr std::size_t bulk = 256;  // ~15 MB: more than loopback socket buffers hold
   two_nets t(bulk);
-  client c(t.port);
+  const auto c = raw_socket::connect_to(t.port);
   c.write_all(frame("m1"));
   ASSERT_EQ(c.read_frame(), "re:m1");
   const conn_id id = t.accepted_id();
@@ -257,7 +197,7 @@ TEST(NetHandover, DetachMidStreamFlushesThenAdoptKeepsTheStream) {
 // No partial frame and no queued bytes: unread is empty, and the move round-trips back.
 TEST(NetHandover, DetachIdleConnectionAndMoveItBack) {
   two_nets t;
-  client c(t.port);
+  const auto c = raw_socket::connect_to(t.port);
   c.write_all(frame("one"));
   ASSERT_EQ(c.read_frame(), "re:one");
   const conn_id id = t.accepted_id();
@@ -285,7 +225,7 @@ TEST(NetHandover, DetachIdleConnectionAndMoveItBack) {
 // unread bytes travel as data. A closes its copy: the peer must still see no EOF.
 TEST(NetHandover, FdPassedWithScmRightsAcrossASocketPair) {
   two_nets t;
-  client c(t.port);
+  const auto c = raw_socket::connect_to(t.port);
   const conn_id id = t.accepted_id();
   const byte_buffer tail = frame("after-the-move");
   c.write_all(concat({frame("hold"), byte_buffer(tail.begin(), tail.begin() + 5)}));
@@ -329,7 +269,7 @@ TEST(NetHandover, DetachUnknownIdFails) {
 TEST(NetHandover, DetachTimeoutResumesTheConnection) {
   constexpr std::size_t bulk = 256;
   two_nets t(bulk);
-  client c(t.port);
+  const auto c = raw_socket::connect_to(t.port);
   const conn_id id = t.accepted_id();
   c.write_all(frame("hold"));
   ASSERT_TRUE(t.ha->wait([&] { return t.ha->holds == 1; }));
@@ -362,7 +302,7 @@ TEST(NetHandover, RefusedDetachResumesReading) {
   auto h = std::make_shared<refusing>(a);
   auto l = a.listen("127.0.0.1", 0, h);
   ASSERT_TRUE(l);
-  client c(a.local_port(*l));
+  const auto c = raw_socket::connect_to(a.local_port(*l));
   c.write_all(frame("x"));
   ASSERT_EQ(c.read_frame(), "re:x");
   conn_id id = 0;
@@ -384,7 +324,7 @@ TEST(NetHandover, PeerClosingDuringDetachFailsIt) {
   conn_id id = 0;
   std::future<result<detached_connection, std::string>> f;
   {
-    client c(t.port);
+    const auto c = raw_socket::connect_to(t.port);
     id = t.accepted_id();
     c.write_all(frame("hold"));
     ASSERT_TRUE(t.ha->wait([&] { return t.ha->holds == 1; }));

@@ -2,10 +2,7 @@
 // variables and futures with deadlines, never on sleeps. Raw POSIX sockets play peers
 // that misbehave (write one byte at a time, never read, send a bad length).
 
-#include <arpa/inet.h>
 #include <fcntl.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -31,6 +28,7 @@
 
 #include "common/log/log.hpp"
 #include "common/net/net.hpp"
+#include "tests/support/raw_socket.hpp"
 
 namespace csk::net {
 namespace {
@@ -38,118 +36,9 @@ namespace {
 using namespace std::chrono_literals;
 constexpr auto deadline = 20s;
 
-byte_buffer frame(std::string_view body) {
-  byte_buffer out;
-  out.reserve(body.size() + 2);
-  out.push_back(static_cast<std::uint8_t>(body.size() >> 8));
-  out.push_back(static_cast<std::uint8_t>(body.size() & 0xff));
-  out.insert(out.end(), body.begin(), body.end());
-  return out;
-}
-
-// ------------------------------------------------------------------ raw peers --
-
-/// A blocking POSIX socket with a receive timeout, so that a broken test fails instead
-/// of hanging.
-class raw_socket {
- public:
-  explicit raw_socket(int fd = -1) : fd_(fd) {
-    if (fd_ < 0) return;
-    timeval tv{10, 0};
-    ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    ::setsockopt(fd_, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-  }
-  ~raw_socket() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  raw_socket(raw_socket&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
-  raw_socket& operator=(raw_socket&&) = delete;
-
-  static sockaddr_in loopback(std::uint16_t port) {
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(port);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    return a;
-  }
-
-  static raw_socket connect_to(std::uint16_t port) {
-    raw_socket s(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    const int one = 1;
-    ::setsockopt(s.fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    const auto a = loopback(port);
-    if (::connect(s.fd_, reinterpret_cast<const sockaddr*>(&a), sizeof(a)) != 0) {
-      throw std::runtime_error("connect failed");
-    }
-    return s;
-  }
-
-  /// Bound to 127.0.0.1:0; listening if `listen`.
-  static raw_socket bound(bool listen) {
-    raw_socket s(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    const auto a = loopback(0);
-    if (::bind(s.fd_, reinterpret_cast<const sockaddr*>(&a), sizeof(a)) != 0) throw std::runtime_error("bind");
-    if (listen && ::listen(s.fd_, 16) != 0) throw std::runtime_error("listen");
-    return s;
-  }
-
-  std::uint16_t port() const {
-    sockaddr_in a{};
-    socklen_t len = sizeof(a);
-    ::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len);
-    return ntohs(a.sin_port);
-  }
-
-  raw_socket accept() const { return raw_socket(::accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC)); }
-
-  void write_all(bytes_view b) const {
-    while (!b.empty()) {
-      const auto n = ::send(fd_, b.data(), b.size(), MSG_NOSIGNAL);
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) throw std::runtime_error("send failed");
-      b = b.subspan(static_cast<std::size_t>(n));
-    }
-  }
-
-  /// False on EOF, error or timeout.
-  bool read_exact(std::size_t n, byte_buffer& out) const {
-    out.resize(n);
-    std::size_t got = 0;
-    while (got < n) {
-      const auto r = ::recv(fd_, out.data() + got, n - got, 0);
-      if (r < 0 && errno == EINTR) continue;
-      if (r <= 0) return false;
-      got += static_cast<std::size_t>(r);
-    }
-    return true;
-  }
-
-  std::optional<std::string> read_frame() const {
-    byte_buffer header;
-    byte_buffer body;
-    if (!read_exact(2, header)) return std::nullopt;
-    if (!read_exact((std::size_t{header[0]} << 8) | header[1], body)) return std::nullopt;
-    return std::string(as_chars(body));
-  }
-
-  /// True when the peer closed (EOF or reset) before the receive timeout; data is skipped.
-  bool wait_closed() const {
-    char buf[4096];
-    for (;;) {
-      const auto r = ::recv(fd_, buf, sizeof(buf), 0);
-      if (r > 0) continue;
-      if (r == 0) return true;
-      if (errno == EINTR) continue;
-      return errno != EAGAIN && errno != EWOULDBLOCK;
-    }
-  }
-
-  int fd() const { return fd_; }
-  int release() { return std::exchange(fd_, -1); }
-
- private:
-  int fd_;
-};
+// Raw peers: blocking sockets whose reads and writes time out (tests/support).
+using test::frame;
+using test::raw_socket;
 
 // ------------------------------------------------------------------- handlers --
 
