@@ -39,21 +39,22 @@ sender::failed_calls sender::leave_connection() {
 }
 
 void sender::set_endpoint(std::optional<endpoint> ep) {
-  bool close = false;
   failed_calls failed;
   const std::string why = ep ? "node " + node_ + " moved" : "node " + node_ + " is down";
   {
     std::lock_guard lock(mu_);
     if (ep_ == ep) return;
     ep_ = std::move(ep);
-    close = state_ != state::idle;
-    if (close) {
+    if (state_ != state::idle) {
       // Leave the old connection now: calls on it fail, the next request connects to
-      // the new address; the transport drops the old connection's late events.
+      // the new address; the transport drops the old connection's late events. close()
+      // runs under the lock (as in on_frame): a request made after the unlock would
+      // otherwise start a new connection that this close() then abandons, leaving the
+      // sender "connecting" for good.
       failed = leave_connection();
+      t_.close(why);
     }
   }
-  if (close) t_.close(why);
   fail_all(failed, why);
 }
 

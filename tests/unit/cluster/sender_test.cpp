@@ -3,6 +3,10 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <mutex>
+#include <thread>
+
 #include "common/wire/cluster_codec.hpp"
 #include "common/wire/seri.hpp"
 #include "services/cluster/sender.hpp"
@@ -221,6 +225,53 @@ TEST_F(SenderTest, MultipartResponsesAreReassembled) {
   respond(1, true, {std::string(100000, 'R')});
   ASSERT_EQ(results_.size(), 1u);
   EXPECT_EQ(results_[0]->at(0).as_string().size(), 100000u);
+}
+
+// Moving a node closes its connection while holding the sender's lock, so a request made
+// at that instant waits for the move and then connects anew. (node::remote's close()
+// abandons whatever connect is in progress: a request that slipped in between the
+// unlock and the close used to leave the sender "connecting" for good.)
+TEST(SenderMove, ARequestDuringTheMoveWaitsAndConnectsAfterTheClose) {
+  struct racing_transport : fake_transport {
+    sender* s = nullptr;
+    std::thread other;
+    std::atomic<bool> pushed{false};
+    bool pushed_during_close = false;
+    std::mutex mu;
+    std::vector<std::string> events;
+    void connect(const endpoint& ep) override {
+      std::lock_guard lock(mu);
+      events.push_back("connect " + ep.to_string());
+    }
+    void close(const std::string&) override {
+      {
+        std::lock_guard lock(mu);
+        events.push_back("close");
+      }
+      other = std::thread([this] {
+        (void)s->send(wire::target::named("@x"), values{1});
+        pushed = true;
+      });
+      // Give the push every chance to run now; it must not get in before the close ends.
+      const auto until = std::chrono::steady_clock::now() + 200ms;
+      while (!pushed.load() && std::chrono::steady_clock::now() < until) std::this_thread::yield();
+      pushed_during_close = pushed.load();
+    }
+  };
+  actor::runtime_options o;
+  o.run_mode = actor::runtime_options::mode::manual;
+  actor::runtime rt(o);
+  racing_transport t;
+  sender s("db", rt, t);
+  t.s = &s;
+  s.set_endpoint(endpoint{"127.0.0.1", 1001});
+  ASSERT_TRUE(s.send(wire::target::named("@x"), values{0}));  // connects
+  s.on_connected();
+  s.set_endpoint(endpoint{"127.0.0.1", 1002});  // the move
+  ASSERT_TRUE(t.other.joinable());
+  t.other.join();
+  EXPECT_FALSE(t.pushed_during_close) << "the request ran between leaving the connection and closing it";
+  EXPECT_EQ(t.events, (std::vector<std::string>{"connect 127.0.0.1:1001", "close", "connect 127.0.0.1:1002"}));
 }
 
 }  // namespace
