@@ -18,6 +18,7 @@
 #include <thread>
 #include <typeindex>
 
+#include "common/config/gate_options.hpp"
 #include "common/config/load_config.hpp"
 #include "common/log/log.hpp"
 #include "common/net/net.hpp"
@@ -172,13 +173,7 @@ result<std::uint16_t, std::string> open_cluster_listener(cluster::node& cluster,
 result<void, std::string> boot_gates(actor::runtime& rt, const std::vector<gate_config>& gates,
                                      std::map<std::string, unique_fd>& inherited, bool supervised, bool standby) {
   for (const auto& g : gates) {
-    lua_table opts;
-    opts.set("listen", g.listen)
-        .set("max_connections", g.max_connections)
-        .set("max_in_flight", g.max_in_flight)
-        .set("max_outbound_kb", g.max_outbound_kb)
-        .set("idle_timeout_ms", g.idle_timeout_ms)
-        .set("max_message", g.max_message);
+    lua_table opts = gate_options_table(g);
     if (standby) opts.set("standby", true);  // a takeover worker: accept only at the cutover
     auto it = inherited.find("gate:" + g.name);
     if (supervised) {

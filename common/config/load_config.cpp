@@ -1,4 +1,5 @@
 #include "common/config/load_config.hpp"
+#include "common/config/gate_options.hpp"
 #include "common/log/log.hpp"  // parse_level
 
 #include <arpa/inet.h>  // inet_pton: pure address parsing
@@ -428,6 +429,13 @@ class loader {
     out = static_cast<T>(i);
   }
 
+  // The same, in one of the shared ranges (gate_options.hpp): the message gives the range.
+  template <class T>
+  void read_int(const field& f, T& out, gate_limits::range r) {
+    const std::string rule = "must be between " + std::to_string(r.min) + " and " + std::to_string(r.max);
+    read_int(f, out, r.min, r.max, rule.c_str());
+  }
+
   std::optional<std::string> string_value(const field& f) {
     auto v = typed_scalar(f, lua_type::string, "a string");
     if (!v) return std::nullopt;
@@ -667,7 +675,6 @@ class loader {
       return gate;
     }
     bool has_name = false, has_listen = false, has_type = false;
-    const char* const positive = "must be between 1 and 4294967295";
     for_each_key(f.node, f.path, [&](const std::string& key, const field& v) {
       if (key == "name") {
         has_name = true;
@@ -699,15 +706,15 @@ class loader {
           }
         }
       } else if (key == "max_connections") {
-        read_int(v, gate.max_connections, 1, u32_max, positive);
+        read_int(v, gate.max_connections, gate_limits::max_connections);
       } else if (key == "max_in_flight") {
-        read_int(v, gate.max_in_flight, 1, u32_max, positive);
+        read_int(v, gate.max_in_flight, gate_limits::max_in_flight);
       } else if (key == "max_outbound_kb") {
-        read_int(v, gate.max_outbound_kb, 1, u32_max, positive);
+        read_int(v, gate.max_outbound_kb, gate_limits::max_outbound_kb);
       } else if (key == "idle_timeout_ms") {
-        read_int(v, gate.idle_timeout_ms, 0, u32_max, "must be between 0 and 4294967295");
+        read_int(v, gate.idle_timeout_ms, gate_limits::idle_timeout_ms);
       } else if (key == "max_message") {
-        read_int(v, gate.max_message, 1, u32_max, positive);
+        read_int(v, gate.max_message, gate_limits::max_message);
       } else {
         return false;
       }

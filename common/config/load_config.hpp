@@ -47,11 +47,11 @@
 //       listen: "0.0.0.0:7000"     # required; port 0 = ephemeral
 //       type: kv_gate              # required: the service type
 //       args: [...]                # like a service's args
-//       max_connections: 1024      # >= 1
-//       max_in_flight: 16          # >= 1
-//       max_outbound_kb: 1024      # >= 1
+//       max_connections: 1024      # 1..1000000 (the ranges: gate_options.hpp, shared
+//       max_in_flight: 16          # 1..1000000  with the gate service)
+//       max_outbound_kb: 1024      # 1..2097152
 //       idle_timeout_ms: 0         # 0 = none
-//       max_message: 65537         # bytes, >= 1
+//       max_message: 65537         # bytes, 1..2147483648
 //   admin:
 //     listen: ""                   # "host:port" or "" = none
 //

@@ -20,6 +20,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "common/config/gate_options.hpp"
 #include "common/config/load_config.hpp"
 #include "common/log/log.hpp"
 
@@ -872,20 +873,20 @@ result<gate_options, std::string> gate_options_from(const lua_value& v) {
       std::int64_t fd = -1;
       err = count(key, val, fd, 0, 1 << 30);
       o.adopt_fd = static_cast<int>(fd);
-    } else if (key == "max_connections") {
-      err = count(key, val, o.max_connections, 1, 1'000'000);
+    } else if (key == "max_connections") {  // ranges shared with the config loader
+      err = count(key, val, o.max_connections, gate_limits::max_connections.min, gate_limits::max_connections.max);
     } else if (key == "max_in_flight") {
-      err = count(key, val, o.max_in_flight, 1, 1'000'000);
+      err = count(key, val, o.max_in_flight, gate_limits::max_in_flight.min, gate_limits::max_in_flight.max);
     } else if (key == "max_outbound_kb") {
-      err = count(key, val, kb, 1, 1 << 21);
+      err = count(key, val, kb, gate_limits::max_outbound_kb.min, gate_limits::max_outbound_kb.max);
       o.max_outbound_bytes = static_cast<std::size_t>(kb) << 10;
     } else if (key == "idle_timeout_ms") {
-      err = count(key, val, ms, 0, 1LL << 40);
+      err = count(key, val, ms, gate_limits::idle_timeout_ms.min, gate_limits::idle_timeout_ms.max);
       o.idle_timeout = std::chrono::milliseconds(ms);
     } else if (key == "max_message") {
-      err = count(key, val, o.max_message, 1, 1LL << 31);
+      err = count(key, val, o.max_message, gate_limits::max_message.min, gate_limits::max_message.max);
     } else if (key == "message_timeout_ms") {
-      err = count(key, val, ms, 0, 1LL << 40);
+      err = count(key, val, ms, gate_limits::message_timeout_ms.min, gate_limits::message_timeout_ms.max);
       o.message_timeout = std::chrono::milliseconds(ms);
     } else if (key == "standby") {
       if (!val.is_boolean()) return unexpected(std::string("gate options: standby must be true or false"));

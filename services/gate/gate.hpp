@@ -218,7 +218,8 @@ class gate_service : public actor::service {
 /// {listen = "host:port", fd = N (a listening socket to adopt), max_connections,
 ///  max_in_flight, max_outbound_kb, idle_timeout_ms, max_message, message_timeout_ms,
 ///  standby = true|false}.
-/// Unknown keys are errors; nil gives the defaults.
+/// Unknown keys are errors; nil gives the defaults. The limits' ranges are the config
+/// loader's too (common/config/gate_options.hpp).
 result<gate_options, std::string> gate_options_from(const lua_value& table);
 
 /// args[0] of the hand-over messages: "__handover:" and 16 hex digits, random per process.

@@ -146,7 +146,7 @@ admin:
             "gates[0].listen (line 2): expected \"host:port\", got \"bad\"\n"
             "gates[0].name (line 2): required\n"
             "gates[0].type (line 3): must not be empty\n"
-            "gates[1].max_in_flight (line 7): must be between 1 and 4294967295, got 0\n"
+            "gates[1].max_in_flight (line 7): must be between 1 and 1000000, got 0\n"
             "gates[2].name (line 8): duplicate gate name \"kv\" (first at gates[1])\n"
             "gates[3].name (line 11): must be 1 to 64 letters, digits, '_', '-' or '.', got \"no spaces\"\n"
             "gates[3].extra (line 14): unknown key\n"
