@@ -72,11 +72,13 @@ struct gate_config {
   std::string listen;                ///< required "host:port" (port 0 = ephemeral)
   std::string type;                  ///< required: the service type that handles its connections
   std::vector<lua_value> args;       ///< passed to that service, like a service's args
+  // The limits' ranges are the gate service's: common/config/gate_options.hpp.
   std::uint32_t max_connections = 1024;   ///< >= 1
   std::uint32_t max_in_flight = 16;       ///< requests per connection being handled at once, >= 1
   std::uint32_t max_outbound_kb = 1024;   ///< unsent bytes per connection before it is cut, >= 1
   std::uint32_t idle_timeout_ms = 0;      ///< 0 = none
   std::uint32_t max_message = 65537;      ///< largest message, in bytes, >= 1
+  std::uint32_t message_timeout_ms = 0;   ///< per on_message; 0 = the node's call timeout
 };
 
 /// The `admin:` section: the admin HTTP endpoint (/metrics, /status; services/admin).

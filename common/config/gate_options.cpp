@@ -9,7 +9,8 @@ lua_table gate_options_table(const gate_config& g) {
       .set("max_in_flight", g.max_in_flight)
       .set("max_outbound_kb", g.max_outbound_kb)
       .set("idle_timeout_ms", g.idle_timeout_ms)
-      .set("max_message", g.max_message);
+      .set("max_message", g.max_message)
+      .set("message_timeout_ms", g.message_timeout_ms);
   return opts;
 }
 

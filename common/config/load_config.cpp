@@ -715,6 +715,8 @@ class loader {
         read_int(v, gate.idle_timeout_ms, gate_limits::idle_timeout_ms);
       } else if (key == "max_message") {
         read_int(v, gate.max_message, gate_limits::max_message);
+      } else if (key == "message_timeout_ms") {
+        read_int(v, gate.message_timeout_ms, gate_limits::message_timeout_ms);
       } else {
         return false;
       }

@@ -52,6 +52,7 @@
 //       max_outbound_kb: 1024      # 1..2097152
 //       idle_timeout_ms: 0         # 0 = none
 //       max_message: 65537         # bytes, 1..2147483648
+//       message_timeout_ms: 0      # per on_message; 0 = runtime.call_timeout_ms
 //   admin:
 //     listen: ""                   # "host:port" or "" = none
 //

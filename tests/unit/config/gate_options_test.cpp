@@ -22,7 +22,7 @@ struct limit {
 const std::vector<limit> limits = {
     {"max_connections", gate_limits::max_connections}, {"max_in_flight", gate_limits::max_in_flight},
     {"max_outbound_kb", gate_limits::max_outbound_kb}, {"idle_timeout_ms", gate_limits::idle_timeout_ms},
-    {"max_message", gate_limits::max_message},
+    {"max_message", gate_limits::max_message}, {"message_timeout_ms", gate_limits::message_timeout_ms},
 };
 
 std::string gate_yaml(const std::string& key, std::int64_t value) {
@@ -69,6 +69,7 @@ TEST(GateOptions, TheOptionsTableCarriesEveryKey) {
     max_outbound_kb: 2097152
     idle_timeout_ms: 4294967295
     max_message: 2147483648
+    message_timeout_ms: 2500
 )");
   ASSERT_TRUE(loaded.has_value()) << loaded.error();
   auto o = gate::gate_options_from(lua_value(gate_options_table(loaded->gates[0])));
@@ -80,6 +81,7 @@ TEST(GateOptions, TheOptionsTableCarriesEveryKey) {
   EXPECT_EQ(o->max_outbound_bytes, std::size_t{2097152} << 10);
   EXPECT_EQ(o->idle_timeout, std::chrono::milliseconds(4294967295));
   EXPECT_EQ(o->max_message, std::size_t{2147483648});
+  EXPECT_EQ(o->message_timeout, std::chrono::milliseconds(2500));
 }
 
 TEST(GateOptions, DefaultsAgree) {
@@ -93,6 +95,7 @@ TEST(GateOptions, DefaultsAgree) {
   EXPECT_EQ(o->max_outbound_bytes, defaults.max_outbound_bytes);
   EXPECT_EQ(o->idle_timeout, defaults.idle_timeout);
   EXPECT_EQ(o->max_message, defaults.max_message);
+  EXPECT_EQ(o->message_timeout, defaults.message_timeout);
 }
 
 }  // namespace

@@ -96,6 +96,7 @@ TEST(GateConfig, LoadsGates) {
     max_outbound_kb: 64
     idle_timeout_ms: 30000
     max_message: 4096
+    message_timeout_ms: 1500
   - name: chat.v2
     listen: "[::1]:0"
     type: chat
@@ -114,6 +115,7 @@ admin:
   EXPECT_EQ(kv.max_outbound_kb, 64u);
   EXPECT_EQ(kv.idle_timeout_ms, 30000u);
   EXPECT_EQ(kv.max_message, 4096u);
+  EXPECT_EQ(kv.message_timeout_ms, 1500u);
   const gate_config& chat = c.gates[1];
   EXPECT_EQ(chat.name, "chat.v2");
   EXPECT_EQ(chat.max_connections, 1024u);
@@ -121,6 +123,7 @@ admin:
   EXPECT_EQ(chat.max_outbound_kb, 1024u);
   EXPECT_EQ(chat.idle_timeout_ms, 0u);
   EXPECT_EQ(chat.max_message, 65537u);
+  EXPECT_EQ(chat.message_timeout_ms, 0u);
   EXPECT_EQ(c.admin.listen, "127.0.0.1:9000");
 }
 
