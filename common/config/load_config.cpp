@@ -2,7 +2,8 @@
 #include "common/config/gate_options.hpp"
 #include "common/log/log.hpp"  // parse_level
 
-#include <arpa/inet.h>  // inet_pton: pure address parsing
+#include <arpa/inet.h>  // inet_pton, inet_ntop: pure address parsing
+#include <netinet/in.h>
 
 #include <algorithm>
 #include <charconv>
@@ -11,6 +12,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <exception>
 #include <filesystem>
 #include <limits>
@@ -969,16 +971,77 @@ result<node_config, std::string> load_config_file(const std::string& path) {
   return config;
 }
 
+namespace {
+
+// A listening host as the kernel sees it, for the overlap check: Linux refuses a second
+// listener on a port when one of them is a wildcard that covers the other's address
+// (SO_REUSEADDR does not help a listener). 0.0.0.0 covers every IPv4 address; "::"
+// (dual-stack, the default) covers every address; an IPv4-mapped IPv6 address is its
+// IPv4 address. A hostname is not resolved: it overlaps the same name, and a wildcard.
+struct bound_host {
+  enum class family { v4, v6, name } fam = family::name;
+  bool wildcard = false;
+  std::string canonical;  // inet_ntop's form, or the name lower-cased
+};
+
+bound_host bound_host_of(const std::string& host) {
+  bound_host b;
+  char text[INET6_ADDRSTRLEN] = {};
+  in_addr a4{};
+  in6_addr a6{};
+  if (::inet_pton(AF_INET, host.c_str(), &a4) == 1) {
+    b.fam = bound_host::family::v4;
+  } else if (::inet_pton(AF_INET6, host.c_str(), &a6) == 1) {
+    if (IN6_IS_ADDR_V4MAPPED(&a6)) {
+      b.fam = bound_host::family::v4;
+      std::memcpy(&a4, &a6.s6_addr[12], sizeof a4);
+    } else {
+      b.fam = bound_host::family::v6;
+      b.wildcard = IN6_IS_ADDR_UNSPECIFIED(&a6);
+      b.canonical = ::inet_ntop(AF_INET6, &a6, text, sizeof text) != nullptr ? text : host;
+      return b;
+    }
+  } else {
+    b.canonical = host;
+    std::transform(b.canonical.begin(), b.canonical.end(), b.canonical.begin(),
+                   [](char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; });
+    return b;
+  }
+  b.wildcard = a4.s_addr == htonl(INADDR_ANY);
+  b.canonical = ::inet_ntop(AF_INET, &a4, text, sizeof text) != nullptr ? text : host;
+  return b;
+}
+
+bool covers(const bound_host& wildcard, const bound_host& other) {
+  if (!wildcard.wildcard) return false;
+  if (wildcard.fam == bound_host::family::v6) return true;  // "::" takes IPv4 too
+  return other.fam != bound_host::family::v6 || other.wildcard;  // 0.0.0.0: IPv4, names, "::"
+}
+
+}  // namespace
+
+bool listen_addresses_overlap(const std::string& host_a, std::uint16_t port_a, const std::string& host_b,
+                              std::uint16_t port_b) {
+  if (port_a == 0 || port_b == 0 || port_a != port_b) return false;  // port 0: each gets its own
+  const bound_host a = bound_host_of(host_a);
+  const bound_host b = bound_host_of(host_b);
+  return (a.fam == b.fam && a.canonical == b.canonical) || covers(a, b) || covers(b, a);
+}
+
 result<std::vector<listener_spec>, std::string> listeners_of(const node_config& cfg) {
   std::vector<listener_spec> out;
+  const auto text = [](const std::string& host, std::uint16_t port) {
+    return (host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" + std::to_string(port);
+  };
   const auto add = [&](std::string name, const std::string& listen) -> std::string {
     cluster_node_address a;
     const std::string why = host_port_problem(listen, true, a);
     if (!why.empty()) return name + ": " + why + ", got " + quote(listen);
     for (const auto& l : out) {
-      if (a.port != 0 && l.port == a.port && l.host == a.host) {
-        return name + ": " + a.host + ":" + std::to_string(a.port) + " is also " + l.name + "'s address";
-      }
+      if (!listen_addresses_overlap(a.host, a.port, l.host, l.port)) continue;
+      if (a.host == l.host) return name + ": " + text(a.host, a.port) + " is also " + l.name + "'s address";
+      return name + ": " + text(a.host, a.port) + " overlaps " + l.name + "'s address " + text(l.host, l.port) +
+             " (a wildcard address takes its port on every address)";
     }
     out.push_back(listener_spec{std::move(name), std::move(a.host), a.port});
     return "";

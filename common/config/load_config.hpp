@@ -107,8 +107,18 @@ inline constexpr const char* cluster_listen_env = "CSK_CLUSTER_LISTEN";
 /// when self is ""), "gate:<name>" per gate, "admin" if admin.listen is set. The
 /// supervisor binds these and the worker adopts them by name, so both call this.
 /// Reads the node table file when the cluster address comes from it. Errors: no address
-/// for self, self down in the table, a bad address, two listeners on one host:port.
+/// for self, self down in the table, a bad address, two listeners whose addresses
+/// overlap (listen_addresses_overlap).
 [[nodiscard]] result<std::vector<listener_spec>, std::string> listeners_of(const node_config& cfg);
+
+/// Whether two listeners (host as in listener_spec: no brackets) would take the same
+/// port: never with port 0 (each gets its own); else the same address (compared as
+/// addresses: "::0" is "::", "::ffff:127.0.0.1" is 127.0.0.1), or a wildcard covering the
+/// other: 0.0.0.0 covers IPv4 addresses, hostnames and "::"; "::" (dual-stack) covers
+/// everything. IPv4 and IPv6 addresses that are not wildcards do not overlap. Hostnames
+/// are not resolved: "localhost" overlaps only itself (any case) and the wildcards.
+[[nodiscard]] bool listen_addresses_overlap(const std::string& host_a, std::uint16_t port_a,
+                                            const std::string& host_b, std::uint16_t port_b);
 
 /// Parses "host:port": host is dotted IPv4, a hostname (labels of letters, digits, '-'
 /// and '_', at most 253 bytes; a last label of only digits must make a valid IPv4

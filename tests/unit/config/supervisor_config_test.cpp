@@ -233,6 +233,67 @@ gates:
   EXPECT_TRUE(listeners_of(ephemeral).has_value());
 }
 
+TEST_F(Listeners, AWildcardOverlapsEveryAddressOnItsPort) {
+  const node_config wild4 = loaded(R"(cluster:
+  self: n1
+  listen: "0.0.0.0:7000"
+gates:
+  - {name: kv, listen: "127.0.0.1:7000", type: t}
+)");
+  EXPECT_EQ(listeners_of(wild4).error(),
+            "gate:kv: 127.0.0.1:7000 overlaps cluster's address 0.0.0.0:7000 (a wildcard address takes its port on "
+            "every address)");
+  const node_config wild6 = loaded(R"(gates:
+  - {name: a, listen: "192.168.1.5:7000", type: t}
+  - {name: b, listen: "[::]:7000", type: t}
+)");
+  EXPECT_EQ(listeners_of(wild6).error(),
+            "gate:b: [::]:7000 overlaps gate:a's address 192.168.1.5:7000 (a wildcard address takes its port on every "
+            "address)");
+  const node_config admin = loaded(R"(gates:
+  - {name: a, listen: "[::1]:9000", type: t}
+admin:
+  listen: "[0:0::0]:9000"
+)");
+  EXPECT_EQ(listeners_of(admin).error(),
+            "admin: [0:0::0]:9000 overlaps gate:a's address [::1]:9000 (a wildcard address takes its port on every "
+            "address)");
+  // Different ports, port 0, and distinct specific addresses are fine.
+  const node_config fine = loaded(R"(gates:
+  - {name: a, listen: "0.0.0.0:7000", type: t}
+  - {name: b, listen: "127.0.0.1:7001", type: t}
+  - {name: c, listen: "0.0.0.0:0", type: t}
+  - {name: d, listen: "127.0.0.1:0", type: t}
+  - {name: e, listen: "127.0.0.1:7002", type: t}
+  - {name: f, listen: "127.0.0.2:7002", type: t}
+)");
+  auto l = listeners_of(fine);
+  ASSERT_TRUE(l.has_value()) << l.error();
+  EXPECT_EQ(l->size(), 6u);
+}
+
+TEST(ListenAddresses, OverlapRules) {
+  struct row {
+    const char* a;
+    const char* b;
+    bool overlap;
+  };
+  // As Linux's bind answers for two listeners with SO_REUSEADDR (net.ipv6.bindv6only = 0).
+  const row rows[] = {
+      {"0.0.0.0", "127.0.0.1", true},   {"0.0.0.0", "0.0.0.0", true},     {"::", "127.0.0.1", true},
+      {"::", "0.0.0.0", true},          {"::", "::1", true},              {"0.0.0.0", "::1", false},
+      {"127.0.0.1", "127.0.0.2", false}, {"127.0.0.1", "::1", false},     {"127.0.0.1", "::ffff:127.0.0.1", true},
+      {"0.0.0.0", "::ffff:10.0.0.1", true}, {"::1", "0:0::1", true},      {"0.0.0.0", "localhost", true},
+      {"::", "db.internal", true},      {"localhost", "LocalHost", true}, {"localhost", "127.0.0.1", false},
+  };
+  for (const auto& r : rows) {
+    EXPECT_EQ(listen_addresses_overlap(r.a, 7000, r.b, 7000), r.overlap) << r.a << " vs " << r.b;
+    EXPECT_EQ(listen_addresses_overlap(r.b, 7000, r.a, 7000), r.overlap) << r.b << " vs " << r.a;
+    EXPECT_FALSE(listen_addresses_overlap(r.a, 7000, r.b, 7001)) << r.a << " vs " << r.b;
+    EXPECT_FALSE(listen_addresses_overlap(r.a, 0, r.b, 0)) << r.a << " vs " << r.b << ", port 0";
+  }
+}
+
 TEST_F(Listeners, MissingTableFile) {
   node_config c = loaded("cluster:\n  self: n1\n  names_file: /nonexistent/names.yaml\n");
   auto l = listeners_of(c);
