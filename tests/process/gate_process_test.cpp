@@ -2,12 +2,7 @@
 // ("gate:<name>"), adopted by the worker's gate service, served across a worker restart.
 
 #include <gtest/gtest.h>
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <signal.h>
-#include <sys/socket.h>
-
 #include <sys/wait.h>
 
 #include <fstream>
@@ -15,47 +10,27 @@
 #include <string>
 
 #include "tests/process/process_harness.hpp"
+#include "tests/support/raw_socket.hpp"
 #include "tests/support/temp_dir.hpp"
 
 namespace csk::test {
 namespace {
 
-/// A line-protocol client of examples/gate's kv_gate, with a 10 s receive timeout.
+/// A line-protocol client of examples/gate's kv_gate; reads and writes time out after 10 s.
 class line_client {
  public:
-  explicit line_client(std::uint16_t port) : fd_(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) {
-    timeval tv{10, 0};
-    ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(port);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    connected_ = ::connect(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
-  }
-  ~line_client() { ::close(fd_); }
-  line_client(const line_client&) = delete;
-  line_client& operator=(const line_client&) = delete;
-  bool connected() const { return connected_; }
+  explicit line_client(std::uint16_t port) : sock_(raw_socket::try_connect(port)) {}
+  bool connected() const { return sock_.valid(); }
   /// Sends bytes as they are (a part of a line, say).
-  bool send_raw(const std::string& bytes) {
-    return ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(bytes.size());
-  }
+  bool send_raw(const std::string& bytes) { return connected() && send_all(sock_.fd(), as_bytes(bytes)); }
   /// Sends one line, returns the answer line; nullopt on EOF or timeout.
   std::optional<std::string> ask(const std::string& line) {
-    const std::string out = line + "\n";
-    if (::send(fd_, out.data(), out.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(out.size())) return std::nullopt;
-    std::string answer;
-    char c = 0;
-    while (::recv(fd_, &c, 1, 0) == 1) {
-      if (c == '\n') return answer;
-      answer.push_back(c);
-    }
-    return std::nullopt;
+    if (!send_raw(line + "\n")) return std::nullopt;
+    return sock_.read_line();
   }
 
  private:
-  int fd_;
-  bool connected_ = false;
+  raw_socket sock_;
 };
 
 class GateUnderSupervisor : public temp_dir_test {

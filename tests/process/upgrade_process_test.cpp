@@ -13,24 +13,17 @@
 //     serving with its state, and the command fails with the reason.
 
 #include <gtest/gtest.h>
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <poll.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 
 #include <atomic>
-#include <cstring>
-#include <map>
 #include <sstream>
 #include <thread>
 
 #include <nlohmann/json.hpp>
 
-#include "common/wire/cluster_codec.hpp"
-#include "common/wire/seri.hpp"
 #include "tests/process/process_harness.hpp"
+#include "tests/support/http_get.hpp"
+#include "tests/support/skynet_client.hpp"
 #include "tests/support/temp_dir.hpp"
 
 namespace csk::test {
@@ -38,112 +31,6 @@ namespace {
 
 namespace fs = std::filesystem;
 using json = nlohmann::json;
-
-// A skynet cluster client on one blocking TCP connection: what a Lua node's clusterd
-// sender does, minus the coroutines. Every failure is recorded, never retried.
-class skynet_client {
- public:
-  explicit skynet_client(std::uint16_t port) {
-    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(port);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    connected_ = ::connect(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
-    const int one = 1;
-    ::setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-  }
-  ~skynet_client() { ::close(fd_); }
-  bool connected() const { return connected_; }
-  /// The client's own port (how the node's metrics know this connection).
-  std::uint16_t local_port() const {
-    sockaddr_in a{};
-    socklen_t len = sizeof a;
-    ::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len);
-    return ntohs(a.sin_port);
-  }
-
-  /// Sends the frames of a call (all of them, or only the first `frames`).
-  bool send_call(std::uint32_t session, const std::string& to, const std::vector<lua_value>& args,
-                 std::size_t frames = SIZE_MAX, std::size_t skip = 0) {
-    auto payload = seri::pack(args);
-    if (!payload) return false;
-    byte_buffer out;
-    if (!wire::encode_request(wire::target::named(to), session, false, *payload, out)) return false;
-    // Cut at a frame boundary: frames [skip, skip + frames).
-    std::size_t at = 0, begin = 0, end = out.size();
-    for (std::size_t i = 0; at < out.size(); ++i) {
-      const std::size_t len = (std::size_t{out[at]} << 8) | out[at + 1];
-      if (i == skip) begin = at;
-      at += 2 + len;
-      if (frames != SIZE_MAX && i + 1 == skip + frames) {
-        end = at;
-        break;
-      }
-    }
-    return write_all(bytes_view(out.data() + begin, end - begin));
-  }
-
-  struct answer {
-    bool ok = false;
-    std::vector<lua_value> values;
-    std::string error;  ///< the error text, or what went wrong with the connection
-    bool closed = false;
-  };
-  /// Reads until the whole response to `session` (single or multi-part) is in.
-  answer read_answer(std::uint32_t session, std::chrono::milliseconds limit = 20s) {
-    const auto deadline = steady::now() + limit;
-    byte_buffer multi;
-    for (;;) {
-      while (auto body = reader_.next()) {
-        auto f = wire::decode_response_frame(*body);
-        if (!f) return {false, {}, "bad response frame", true};
-        if (f->session != session) return {false, {}, "answer for another session " + std::to_string(f->session), true};
-        switch (f->type) {
-          case wire::response_type::error: return {false, {}, std::string(as_chars(f->data))};
-          case wire::response_type::multi_begin: multi.clear(); break;
-          case wire::response_type::multi_part: multi.insert(multi.end(), f->data.begin(), f->data.end()); break;
-          case wire::response_type::multi_end:
-          case wire::response_type::ok: {
-            byte_buffer all = std::move(multi);
-            all.insert(all.end(), f->data.begin(), f->data.end());
-            auto v = seri::unpack(all);
-            if (!v) return {false, {}, "bad payload", true};
-            return {true, std::move(*v), ""};
-          }
-        }
-      }
-      pollfd p{fd_, POLLIN, 0};
-      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - steady::now()).count();
-      if (left <= 0 || ::poll(&p, 1, static_cast<int>(left)) <= 0) return {false, {}, "no answer in time", true};
-      std::uint8_t buf[65536];
-      const ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
-      if (n <= 0) return {false, {}, "connection closed", true};
-      reader_.feed(bytes_view(buf, static_cast<std::size_t>(n)));
-    }
-  }
-
-  answer call(const std::string& to, const std::vector<lua_value>& args) {
-    const std::uint32_t s = next_session_++;
-    if (!send_call(s, to, args)) return {false, {}, "send failed", true};
-    return read_answer(s);
-  }
-  std::uint32_t take_session() { return next_session_++; }
-
- private:
-  bool write_all(bytes_view b) {
-    while (!b.empty()) {
-      const ssize_t n = ::send(fd_, b.data(), b.size(), MSG_NOSIGNAL);
-      if (n <= 0) return false;
-      b = b.subspan(static_cast<std::size_t>(n));
-    }
-    return true;
-  }
-  int fd_ = -1;
-  bool connected_ = false;
-  wire::frame_reader reader_;
-  std::uint32_t next_session_ = 1;
-};
 
 struct command_result {
   int exit_code = -1;
@@ -458,26 +345,6 @@ namespace {
 
 // `cppskynet console` (skynet's debug console verbs) against the same supervised node.
 using Console = Upgrade;
-
-// GET http://127.0.0.1:port/path; the whole answer ("" if the connection failed).
-std::string http_get(std::uint16_t port, const std::string& path) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  timeval tv{10, 0};
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(port);
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  std::string out;
-  const std::string head = "GET " + path + " HTTP/1.1\r\nHost: t\r\n\r\n";
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 &&
-      ::send(fd, head.data(), head.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(head.size())) {
-    char buf[65536];
-    for (ssize_t n; (n = ::recv(fd, buf, sizeof buf, 0)) > 0;) out.append(buf, static_cast<std::size_t>(n));
-  }
-  ::close(fd);
-  return out;
-}
 
 // The value of one sample line "NAME VALUE" / "NAME{labels} VALUE", or -1.
 double sample(const std::string& text, const std::string& name) {

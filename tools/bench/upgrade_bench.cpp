@@ -30,11 +30,6 @@
 // store still holds N entities, and every key's counter equals the increments the clients
 // saw succeed on it (the whole store is read back with `iterate`). Exits 1 on any failure.
 
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <poll.h>
-#include <sys/socket.h>
-
 #include <algorithm>
 #include <atomic>
 #include <cstdio>
@@ -49,9 +44,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "common/wire/cluster_codec.hpp"
-#include "common/wire/seri.hpp"
 #include "tests/process/process_harness.hpp"
+#include "tests/support/skynet_client.hpp"
 
 namespace {
 
@@ -61,89 +55,9 @@ using csk::lua_value;
 using csk::test::steady;
 using namespace std::chrono_literals;
 
-// A skynet cluster client on one blocking TCP connection (a copy of the one in
-// tests/process/upgrade_process_test.cpp, without the partial sends).
-class skynet_client {
- public:
-  explicit skynet_client(std::uint16_t port) {
-    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(port);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    connected_ = ::connect(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
-    const int one = 1;
-    ::setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-  }
-  ~skynet_client() { ::close(fd_); }
-  skynet_client(const skynet_client&) = delete;
-  skynet_client& operator=(const skynet_client&) = delete;
-  bool connected() const { return connected_; }
-
-  struct answer {
-    bool ok = false;
-    std::vector<lua_value> values;
-    std::string error;
-    bool closed = false;  ///< the connection is unusable
-  };
-
-  answer call(const std::string& to, const std::vector<lua_value>& args, std::chrono::milliseconds limit = 30s) {
-    const std::uint32_t session = next_session_++;
-    auto payload = csk::seri::pack(args);
-    if (!payload) return {false, {}, "pack failed", true};
-    csk::byte_buffer out;
-    if (!csk::wire::encode_request(csk::wire::target::named(to), session, false, *payload, out)) {
-      return {false, {}, "encode failed", true};
-    }
-    if (!write_all(csk::bytes_view(out.data(), out.size()))) return {false, {}, "send failed", true};
-    return read_answer(session, limit);
-  }
-
- private:
-  answer read_answer(std::uint32_t session, std::chrono::milliseconds limit) {
-    const auto deadline = steady::now() + limit;
-    csk::byte_buffer multi;
-    for (;;) {
-      while (auto body = reader_.next()) {
-        auto f = csk::wire::decode_response_frame(*body);
-        if (!f) return {false, {}, "bad response frame", true};
-        if (f->session != session) return {false, {}, "answer for another session", true};
-        switch (f->type) {
-          case csk::wire::response_type::error: return {false, {}, std::string(csk::as_chars(f->data))};
-          case csk::wire::response_type::multi_begin: multi.clear(); break;
-          case csk::wire::response_type::multi_part: multi.insert(multi.end(), f->data.begin(), f->data.end()); break;
-          case csk::wire::response_type::multi_end:
-          case csk::wire::response_type::ok: {
-            csk::byte_buffer all = std::move(multi);
-            all.insert(all.end(), f->data.begin(), f->data.end());
-            auto v = csk::seri::unpack(all);
-            if (!v) return {false, {}, "bad payload", true};
-            return {true, std::move(*v), ""};
-          }
-        }
-      }
-      pollfd p{fd_, POLLIN, 0};
-      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - steady::now()).count();
-      if (left <= 0 || ::poll(&p, 1, static_cast<int>(left)) <= 0) return {false, {}, "no answer in time", true};
-      std::uint8_t buf[65536];
-      const ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
-      if (n <= 0) return {false, {}, "connection closed", true};
-      reader_.feed(csk::bytes_view(buf, static_cast<std::size_t>(n)));
-    }
-  }
-  bool write_all(csk::bytes_view b) {
-    while (!b.empty()) {
-      const ssize_t n = ::send(fd_, b.data(), b.size(), MSG_NOSIGNAL);
-      if (n <= 0) return false;
-      b = b.subspan(static_cast<std::size_t>(n));
-    }
-    return true;
-  }
-  int fd_ = -1;
-  bool connected_ = false;
-  csk::wire::frame_reader reader_;
-  std::uint32_t next_session_ = 1;
-};
+// One skynet-protocol TCP connection per caller (tests/support); calls get 30 s each.
+using csk::test::skynet_client;
+constexpr auto call_limit = 30s;
 
 struct options {
   std::vector<std::int64_t> entities{10000, 1000000};
@@ -183,7 +97,7 @@ void run_caller(caller& c, std::uint16_t port, std::int64_t n, std::uint64_t see
   std::uniform_int_distribution<std::int64_t> pick(0, n - 1);
   while (!stop.load(std::memory_order_relaxed)) {
     const std::int64_t k = pick(rng);
-    auto a = cl.call("@items", {"mutate", k, "incr"});
+    auto a = cl.call("@items", {"mutate", k, "incr"}, call_limit);
     if (!a.ok) {
       if (c.first_failure.empty()) c.first_failure = a.error;
       ++c.failures;
@@ -372,7 +286,7 @@ bool run_one(const options& o, std::int64_t n) {
       skynet_client probe(port);
       bool filled = csk::test::eventually(
           [&] {
-            auto a = probe.call("@items", {"count"});
+            auto a = probe.call("@items", {"count"}, call_limit);
             return a.ok && a.values.at(0).as_integer() == n;
           },
           600s);
@@ -485,7 +399,7 @@ bool run_one(const options& o, std::int64_t n) {
 
     // Verify the state: count, then every key's counter.
     skynet_client check(port);
-    auto cnt = check.call("@items", {"count"});
+    auto cnt = check.call("@items", {"count"}, call_limit);
     if (!cnt.ok || cnt.values.at(0).as_integer() != n) {
       std::cerr << "count after the upgrades: " << (cnt.ok ? std::to_string(cnt.values.at(0).as_integer()) : cnt.error)
                 << ", expected " << n << "\n";

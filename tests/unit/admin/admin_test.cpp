@@ -3,9 +3,6 @@
 // traffic, /status parses, wrong paths, methods and heads get their status codes.
 
 #include <gtest/gtest.h>
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <nlohmann/json.hpp>
@@ -16,6 +13,7 @@
 #include "common/net/net.hpp"
 #include "services/admin/admin.hpp"
 #include "services/admin/http.hpp"
+#include "tests/support/http_get.hpp"
 
 #ifdef CSK_WITH_GPERFTOOLS
 #define CSK_GPERFTOOLS 1
@@ -135,24 +133,7 @@ class echo final : public actor::service {
   actor::task<actor::values> handle(actor::context&, actor::message& m) override { co_return m.args; }
 };
 
-// GET (or any head) to 127.0.0.1:port; the whole answer (the server closes).
-std::string http(std::uint16_t port, const std::string& head) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  timeval tv{10, 0};
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(port);
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  std::string out;
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 &&
-      ::send(fd, head.data(), head.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(head.size())) {
-    char buf[65536];
-    for (ssize_t n; (n = ::recv(fd, buf, sizeof buf, 0)) > 0;) out.append(buf, static_cast<std::size_t>(n));
-  }
-  ::close(fd);
-  return out;
-}
+using test::http_request;  // any head, as it is; the whole answer (the server closes)
 
 std::uint64_t metric(const std::string& text, const std::string& name_and_labels) {
   const auto at = text.find("\n" + name_and_labels + " ");
@@ -182,34 +163,34 @@ TEST(AdminService, ServesMetricsThatMoveAndStatus) {
   rt.start();
 
   const std::string get = "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n";
-  const std::string first = http(port, get);
+  const std::string first = http_request(port, get);
   ASSERT_EQ(first.rfind("HTTP/1.1 200 OK\r\n", 0), 0u) << first;
   EXPECT_NE(first.find("Content-Type: text/plain; version=0.0.4"), std::string::npos);
   EXPECT_EQ(metric(first, "csk_worker_generation"), 7u);
   const auto before = metric(first, "csk_service_messages_total{handle=\":00000001\",name=\".echo\"}");
   ASSERT_NE(before, ~std::uint64_t{0}) << first;
   for (int i = 0; i < 5; ++i) ASSERT_TRUE(rt.call(".echo", actor::values{i}).get().has_value());
-  const std::string second = http(port, get);
+  const std::string second = http_request(port, get);
   EXPECT_EQ(metric(second, "csk_service_messages_total{handle=\":00000001\",name=\".echo\"}"), before + 5) << second;
   EXPECT_GT(metric(second, "csk_net_bytes_in_total"), metric(first, "csk_net_bytes_in_total"));
 
-  const std::string status = http(port, "GET /status HTTP/1.0\r\n\r\n");
+  const std::string status = http_request(port, "GET /status HTTP/1.0\r\n\r\n");
   const auto body = status.substr(status.find("\r\n\r\n") + 4);
   auto j = nlohmann::json::parse(body, nullptr, false);
   ASSERT_FALSE(j.is_discarded()) << status;
   EXPECT_EQ(j["generation"], 7);
   EXPECT_EQ(j["pid"], ::getpid());
-  EXPECT_EQ(http(port, "GET /nope HTTP/1.1\r\n\r\n").rfind("HTTP/1.1 404 Not Found", 0), 0u);
-  EXPECT_EQ(http(port, "DELETE /metrics HTTP/1.1\r\n\r\n").rfind("HTTP/1.1 405", 0), 0u);
-  EXPECT_EQ(http(port, "GET /metrics SPDY/3\r\n\r\n").rfind("HTTP/1.1 400", 0), 0u);
-  EXPECT_EQ(http(port, "GET /" + std::string(10000, 'a')), "") << "an overlong head closes the connection";
-  EXPECT_EQ(http(port, get).rfind("HTTP/1.1 200 OK", 0), 0u) << "and the endpoint still serves";
+  EXPECT_EQ(http_request(port, "GET /nope HTTP/1.1\r\n\r\n").rfind("HTTP/1.1 404 Not Found", 0), 0u);
+  EXPECT_EQ(http_request(port, "DELETE /metrics HTTP/1.1\r\n\r\n").rfind("HTTP/1.1 405", 0), 0u);
+  EXPECT_EQ(http_request(port, "GET /metrics SPDY/3\r\n\r\n").rfind("HTTP/1.1 400", 0), 0u);
+  EXPECT_EQ(http_request(port, "GET /" + std::string(10000, 'a')), "") << "an overlong head closes the connection";
+  EXPECT_EQ(http_request(port, get).rfind("HTTP/1.1 200 OK", 0), 0u) << "and the endpoint still serves";
 
   // Profiles: in gperftools' formats where the test binary is linked with it (not in
   // sanitizer builds), else 501.
-  const std::string cpu = http(port, "GET /debug/pprof/profile?seconds=1 HTTP/1.1\r\n\r\n");
-  const std::string heap = http(port, "GET /debug/pprof/heap?seconds=1 HTTP/1.1\r\n\r\n");
-  EXPECT_EQ(http(port, "GET /debug/pprof/profile?seconds=99 HTTP/1.1\r\n\r\n").substr(0, 12),
+  const std::string cpu = http_request(port, "GET /debug/pprof/profile?seconds=1 HTTP/1.1\r\n\r\n");
+  const std::string heap = http_request(port, "GET /debug/pprof/heap?seconds=1 HTTP/1.1\r\n\r\n");
+  EXPECT_EQ(http_request(port, "GET /debug/pprof/profile?seconds=99 HTTP/1.1\r\n\r\n").substr(0, 12),
             std::string(CSK_GPERFTOOLS ? "HTTP/1.1 400" : "HTTP/1.1 501"));
 #if CSK_GPERFTOOLS
   ASSERT_EQ(cpu.rfind("HTTP/1.1 200 OK", 0), 0u) << cpu.substr(0, 200);

@@ -77,6 +77,7 @@
 #include "common/wire/seri.hpp"
 #include "services/cluster/node.hpp"
 #include "services/lab/lab_services.hpp"
+#include "tests/support/skynet_client.hpp"
 #include "tests/support/vectors.hpp"
 #include "tools/wire/value_json.hpp"
 
@@ -182,116 +183,17 @@ class cluster_debug_log {
 };
 
 byte_buffer request_bytes(const target& to, std::uint32_t session, const values& args) {
-  byte_buffer out;
-  auto payload = seri::pack(args);
-  EXPECT_TRUE(payload.has_value());
-  EXPECT_TRUE(wire::encode_request(to, session, false, payload ? *payload : byte_buffer{}, out).has_value());
-  return out;
+  auto out = test::encode_call(to, session, args);
+  EXPECT_TRUE(out.has_value());
+  return out ? std::move(*out) : byte_buffer{};
 }
 
 // ------------------------------------------------------------- raw sockets --
 
-/// One end of a TCP connection, driven by the test thread: blocking writes (bounded by
-/// SO_SNDTIMEO), reads by poll() with a deadline, frames split as they arrive.
-class tcp_peer {
- public:
-  enum class got { frame, closed, timeout };
-
-  explicit tcp_peer(int fd) : fd_(fd) {
-    const int one = 1;
-    ::setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    timeval tv{};
-    tv.tv_sec = static_cast<time_t>(std::chrono::duration_cast<std::chrono::seconds>(io_wait).count());
-    ::setsockopt(fd_, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-  }
-  tcp_peer(tcp_peer&& o) noexcept
-      : fd_(std::exchange(o.fd_, -1)), closed_(o.closed_), reader_(std::move(o.reader_)) {}
-  tcp_peer& operator=(tcp_peer&& o) noexcept {
-    if (this != &o) {
-      shut();
-      fd_ = std::exchange(o.fd_, -1);
-      closed_ = o.closed_;
-      reader_ = std::move(o.reader_);
-    }
-    return *this;
-  }
-  tcp_peer(const tcp_peer&) = delete;
-  ~tcp_peer() { shut(); }
-
-  static std::optional<tcp_peer> connect_to(std::uint16_t port) {
-    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) return std::nullopt;
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(port);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (::connect(fd, reinterpret_cast<const sockaddr*>(&a), sizeof a) != 0) {
-      ::close(fd);
-      return std::nullopt;
-    }
-    return tcp_peer(fd);
-  }
-
-  /// Writes everything, `piece` bytes per send() (0 = as few sends as the kernel takes).
-  bool write(bytes_view b, std::size_t piece = 0) {
-    std::size_t pos = 0;
-    while (pos < b.size()) {
-      const std::size_t n = piece == 0 ? b.size() - pos : std::min(piece, b.size() - pos);
-      const ssize_t w = ::send(fd_, b.data() + pos, n, MSG_NOSIGNAL);
-      if (w < 0 && errno == EINTR) continue;
-      if (w <= 0) return false;
-      pos += static_cast<std::size_t>(w);
-    }
-    return true;
-  }
-
-  /// The next whole frame body; `closed` on EOF or reset, `timeout` at the deadline.
-  got next_frame(steady::time_point deadline, byte_buffer& body) {
-    for (;;) {
-      if (auto b = reader_.next()) {
-        body.assign(b->begin(), b->end());
-        return got::frame;
-      }
-      if (closed_) return got::closed;
-      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - steady::now()).count();
-      if (left <= 0) return got::timeout;
-      pollfd p{fd_, POLLIN, 0};
-      const int r = ::poll(&p, 1, static_cast<int>(left));
-      if (r < 0 && errno == EINTR) continue;
-      if (r == 0) return got::timeout;
-      std::uint8_t buf[65536];
-      const ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) {
-        closed_ = true;  // EOF, or a reset from a peer that aborted
-        continue;
-      }
-      reader_.feed(bytes_view(buf, static_cast<std::size_t>(n)));
-    }
-  }
-
-  /// True if the peer closes the connection before the deadline and sent no frame first.
-  bool closed_by_peer(steady::time_point deadline, std::string& why) {
-    byte_buffer body;
-    switch (next_frame(deadline, body)) {
-      case got::closed: return true;
-      case got::timeout: why = "still open at the deadline"; return false;
-      case got::frame: why = "a frame arrived instead: " + to_hex(body); return false;
-    }
-    return false;
-  }
-
-  std::size_t buffered() const { return reader_.buffered(); }
-  void shut() {
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = -1;
-  }
-
- private:
-  int fd_ = -1;
-  bool closed_ = false;
-  wire::frame_reader reader_;
-};
+/// One end of a TCP connection, driven by the test thread (tests/support): blocking
+/// writes (bounded by SO_SNDTIMEO), reads by poll() with a deadline, frames split as they
+/// arrive.
+using tcp_peer = test::skynet_client;
 
 /// A listening socket on 127.0.0.1 (port 0 = ephemeral), accepting with a deadline.
 class tcp_listener {
@@ -340,7 +242,7 @@ class tcp_listener {
       const int c = ::accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
       if (c < 0) continue;
       ++accepted_;
-      return tcp_peer(c);
+      return tcp_peer(test::raw_socket(c, io_wait));
     }
   }
 
@@ -384,46 +286,14 @@ struct test_node {
 
 /// A raw client of the server node: writes request bytes, reads whole responses.
 struct rx_client {
-  struct reply {
-    wire::response_message msg;
-    int frames = 0;                  ///< frames this session's message took
-    wire::response_type last{};      ///< the type of its last frame
-  };
+  using reply = tcp_peer::reply;
 
-  explicit rx_client(tcp_peer p) : peer(std::move(p)) {}
+  explicit rx_client(std::uint16_t port) : peer(port) {}
 
   /// The next whole response, or nullopt (with `why`) on close, timeout or bad bytes.
-  std::optional<reply> next(std::string& why) {
-    const auto deadline = steady::now() + io_wait;
-    byte_buffer body;
-    for (;;) {
-      switch (peer.next_frame(deadline, body)) {
-        case tcp_peer::got::closed: why = "the node closed the connection"; return std::nullopt;
-        case tcp_peer::got::timeout: why = "no response within the deadline"; return std::nullopt;
-        case tcp_peer::got::frame: break;
-      }
-      auto f = wire::decode_response_frame(body);
-      if (!f) {
-        why = "malformed response frame: " + f.error().message();
-        return std::nullopt;
-      }
-      ++frames[f->session];
-      auto ev = assembler.push(*f);
-      if (ev.what == wire::response_event::kind::response) {
-        reply r{std::move(ev.message), frames[f->session], f->type};
-        frames.erase(r.msg.session);
-        return r;
-      }
-      if (ev.what != wire::response_event::kind::none) {
-        why = "response assembler: " + ev.reason;
-        return std::nullopt;
-      }
-    }
-  }
+  std::optional<reply> next(std::string& why) { return peer.next_response(steady::now() + io_wait, why); }
 
   tcp_peer peer;
-  wire::response_assembler assembler;
-  std::map<std::uint32_t, int> frames;
 };
 
 /// The follow-up call the probe made after each bad frame, and its answer.
@@ -511,11 +381,9 @@ TEST_P(RxRow, AnsweredAsSkynetAnswered) {
   test_node server("server", true);
   auto port = server.cluster->open();
   ASSERT_TRUE(port.has_value()) << port.error();
-  auto witness_peer = tcp_peer::connect_to(*port);  // another connection, idle during the row
-  auto peer = tcp_peer::connect_to(*port);
-  ASSERT_TRUE(witness_peer && peer);
-  rx_client witness(std::move(*witness_peer));
-  rx_client c(std::move(*peer));
+  rx_client witness(*port);  // another connection, idle during the row
+  rx_client c(*port);
+  ASSERT_TRUE(witness.peer.connected() && c.peer.connected());
 
   // The row's bytes, segmented as the probe sent them.
   const std::size_t piece = v.name == "rx_py_frame_split_byte_by_byte" ? 1 : 0;
@@ -559,7 +427,7 @@ TEST_P(RxRow, AnsweredAsSkynetAnswered) {
                                                                           : standard_followup_answer();
     expect_answer(followup, *r, {}, false);
     EXPECT_EQ(c.peer.buffered(), 0u);
-    EXPECT_EQ(c.assembler.pending(), 0u) << "a multi-part answer was left unfinished";
+    EXPECT_EQ(c.peer.pending(), 0u) << "a multi-part answer was left unfinished";
     EXPECT_EQ(server.cluster->inbound_connections(), 2u);
   }
 

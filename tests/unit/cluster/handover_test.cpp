@@ -30,6 +30,7 @@
 #include "services/cluster/agent.hpp"
 #include "services/cluster/node.hpp"
 #include "services/lab/lab_services.hpp"
+#include "tests/support/skynet_client.hpp"
 #include "tests/support/vectors.hpp"
 
 namespace csk::cluster {
@@ -60,93 +61,22 @@ std::vector<byte_buffer> raw_frames(bytes_view bytes) {
 }
 
 byte_buffer request_bytes(const target& to, std::uint32_t session, const values& args) {
-  byte_buffer out;
-  auto payload = seri::pack(args);
-  EXPECT_TRUE(payload.has_value());
-  EXPECT_TRUE(wire::encode_request(to, session, false, payload ? *payload : byte_buffer{}, out).has_value());
-  return out;
+  auto out = test::encode_call(to, session, args);
+  EXPECT_TRUE(out.has_value());
+  return out ? std::move(*out) : byte_buffer{};
 }
 
 void append(byte_buffer& to, bytes_view b) { to.insert(to.end(), b.begin(), b.end()); }
 
-/// A raw skynet-protocol client: blocking writes, whole responses read with poll().
-class client {
+/// A raw skynet-protocol client (tests/support): blocking writes, whole responses read
+/// with poll().
+class client : public test::skynet_client {
  public:
-  struct reply {
-    wire::response_message msg;
-    int frames = 0;
-  };
-
-  explicit client(std::uint16_t port) : fd_(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) {
-    const int one = 1;
-    ::setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    timeval tv{10, 0};
-    ::setsockopt(fd_, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(port);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    connected_ = ::connect(fd_, reinterpret_cast<const sockaddr*>(&a), sizeof a) == 0;
-  }
-  ~client() { ::close(fd_); }
-  client(const client&) = delete;
-  client& operator=(const client&) = delete;
-
-  bool connected() const { return connected_; }
-
-  bool write(bytes_view b) {
-    while (!b.empty()) {
-      const ssize_t w = ::send(fd_, b.data(), b.size(), MSG_NOSIGNAL);
-      if (w < 0 && errno == EINTR) continue;
-      if (w <= 0) return false;
-      b = b.subspan(static_cast<std::size_t>(w));
-    }
-    return true;
-  }
+  explicit client(std::uint16_t port) : skynet_client(port) {}
 
   /// The next whole response; nullopt with `why` on EOF (the peer must never see one
   /// here), timeout or bad bytes.
-  std::optional<reply> next(std::string& why) {
-    const auto deadline = steady::now() + io_wait;
-    for (;;) {
-      if (auto body = reader_.next()) {
-        auto f = wire::decode_response_frame(*body);
-        if (!f) {
-          why = "malformed response frame: " + f.error().message();
-          return std::nullopt;
-        }
-        ++frames_[f->session];
-        auto ev = assembler_.push(*f);
-        if (ev.what == wire::response_event::kind::response) {
-          reply r{std::move(ev.message), frames_[f->session]};
-          frames_.erase(r.msg.session);
-          return r;
-        }
-        if (ev.what != wire::response_event::kind::none) {
-          why = "response assembler: " + ev.reason;
-          return std::nullopt;
-        }
-        continue;
-      }
-      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - steady::now()).count();
-      if (left <= 0) {
-        why = "no response within the deadline";
-        return std::nullopt;
-      }
-      pollfd p{fd_, POLLIN, 0};
-      const int r = ::poll(&p, 1, static_cast<int>(left));
-      if (r < 0 && errno == EINTR) continue;
-      if (r == 0) continue;
-      std::uint8_t buf[65536];
-      const ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) {
-        why = n == 0 ? "EOF: the node closed the connection" : "recv error";
-        return std::nullopt;
-      }
-      reader_.feed(bytes_view(buf, static_cast<std::size_t>(n)));
-    }
-  }
+  std::optional<reply> next(std::string& why) { return next_response(steady::now() + io_wait, why); }
 
   /// The next response must be an OK for `session` whose single value is `text`.
   void expect_echo(std::uint32_t session, const std::string& text) {
@@ -160,15 +90,6 @@ class client {
     ASSERT_EQ(v->size(), 1u);
     EXPECT_EQ((*v)[0].as_string(), text);
   }
-
-  std::size_t buffered() const { return reader_.buffered(); }
-
- private:
-  int fd_;
-  bool connected_ = false;
-  wire::frame_reader reader_;
-  wire::response_assembler assembler_;
-  std::map<std::uint32_t, int> frames_;
 };
 
 /// runtime (with the lab services) + net + cluster::node: one worker generation.
