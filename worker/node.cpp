@@ -10,11 +10,13 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <ctime>
 #include <future>
 #include <map>
+#include <system_error>
 #include <thread>
 #include <typeindex>
 
@@ -205,6 +207,24 @@ void reload_names(cluster::node& cluster, const std::string& file, const std::st
   }
 }
 
+// One look at the node table file (every second): a changed file that loads is applied.
+// A failure is logged once per distinct error, not at every look, and its end once.
+// The first look only takes the file's stamp (and applies a table changed since boot
+// loaded it) without logging a reload.
+void watch_names(names_watcher& watcher, cluster::node& cluster, const std::string& file, bool first = false) {
+  auto look = watcher.poll();
+  if (look.new_error) {
+    logger("cluster")->error("node table not reloaded: {} (the previous table stays; retried every second, "
+                             "logged again only if the error changes)",
+                             look.error);
+  }
+  if (look.recovered) logger("cluster")->info("node table {} loads again", file);
+  if (look.table) {
+    cluster.reload(*look.table);
+    if (!first) logger("cluster")->info("node table reloaded: {} changed", file);
+  }
+}
+
 }  // namespace
 
 result<void, std::string> run_node(const node_config& cfg,
@@ -325,9 +345,8 @@ result<void, std::string> run_node(const node_config& cfg,
   std::optional<names_watcher> watcher;
   if (!cfg.cluster.names_file.empty()) {
     watcher.emplace(cfg.cluster.names_file);
-    std::string ignored;
     // Takes the file's stamp; if it changed since the load above, apply it now.
-    if (auto t = watcher->poll(ignored)) cluster.reload(*t);
+    watch_names(*watcher, cluster, cfg.cluster.names_file, true);
   }
   using clock = std::chrono::steady_clock;
   const auto heartbeat = link != nullptr ? link->heartbeat_interval() : std::chrono::milliseconds(1000);
@@ -428,13 +447,7 @@ result<void, std::string> run_node(const node_config& cfg,
       next_heartbeat = now + heartbeat;
     }
     if (watcher && now >= next_watch) {
-      std::string error;
-      if (auto table = watcher->poll(error)) {
-        cluster.reload(*table);
-        logger("cluster")->info("node table reloaded: {} changed", cfg.cluster.names_file);
-      } else if (!error.empty()) {
-        logger("cluster")->error("node table not reloaded: {}", error);
-      }
+      watch_names(*watcher, cluster, cfg.cluster.names_file);
       next_watch = now + std::chrono::milliseconds(1000);
     }
   }
@@ -486,23 +499,30 @@ int wait_for_signal(std::chrono::milliseconds timeout) {
 
 names_watcher::names_watcher(std::string path) : path_(std::move(path)) {}
 
-std::optional<cluster_names> names_watcher::poll(std::string& error) {
+names_watcher::outcome names_watcher::poll() {
+  outcome r;
   struct stat st {};
   if (::stat(path_.c_str(), &st) != 0) {
-    error = path_ + ": cannot stat";
-    return std::nullopt;
+    const int err = errno;
+    r.error = path_ + ": cannot stat: " + std::error_code(err, std::generic_category()).message();
+  } else {
+    const std::int64_t stamp = static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
+    const std::int64_t size = static_cast<std::int64_t>(st.st_size);
+    if (stamp != stamp_ || size != size_) {
+      auto table = load_cluster_names_file(path_);
+      if (table) {
+        stamp_ = stamp;
+        size_ = size;
+        r.table = std::move(*table);
+      } else {
+        r.error = std::move(table.error());
+      }
+    }
   }
-  const std::int64_t stamp = static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
-  const std::int64_t size = static_cast<std::int64_t>(st.st_size);
-  if (stamp == stamp_ && size == size_) return std::nullopt;
-  auto table = load_cluster_names_file(path_);
-  if (!table) {
-    error = table.error();
-    return std::nullopt;
-  }
-  stamp_ = stamp;
-  size_ = size;
-  return std::move(*table);
+  r.new_error = !r.error.empty() && r.error != last_error_;
+  r.recovered = r.error.empty() && !last_error_.empty();
+  last_error_ = r.error;
+  return r;
 }
 
 }  // namespace csk

@@ -51,16 +51,25 @@ void block_stop_signals();
 /// size changed since the last look (how a running node picks up an edited clustername.yaml).
 class names_watcher {
  public:
+  /// What one look found. The node logs `error` only when `new_error`, and `recovered`
+  /// once, so a file that keeps failing the same way is logged once, not at every look.
+  struct outcome {
+    std::optional<cluster_names> table;  ///< the file changed and loads: the new table
+    std::string error;       ///< the file cannot be read or does not load ("" = it is fine)
+    bool new_error = false;  ///< `error` differs from the previous look's (first failure, or another one)
+    bool recovered = false;  ///< the previous look failed and this one did not
+  };
+
   explicit names_watcher(std::string path);
-  /// The new table if the file changed (and loads), nullopt otherwise. A file that
-  /// changed but does not load gives its error in `error` and keeps the old stamp, so
-  /// the edit is retried at the next look.
-  std::optional<cluster_names> poll(std::string& error);
+  /// Looks at the file. A file that changed but does not load keeps the old stamp, so
+  /// it is loaded again at every look until it loads (and the error is only new once).
+  outcome poll();
 
  private:
   std::string path_;
   std::int64_t stamp_ = -1;
   std::int64_t size_ = -1;
+  std::string last_error_;  ///< the previous look's error, "" if it had none
 };
 
 }  // namespace csk

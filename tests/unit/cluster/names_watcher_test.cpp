@@ -2,7 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdio>
 #include <fstream>
+#include <string>
 
 #include "common/config/load_config.hpp"
 #include "tests/support/temp_dir.hpp"
@@ -24,37 +26,104 @@ class NamesWatcherTest : public test::temp_dir_test {
   std::string path_;
 };
 
+// Successive contents below differ in size: an edit is seen by its mtime or size, and
+// two writes within one clock tick may share an mtime.
 TEST_F(NamesWatcherTest, ReportsATableOnlyWhenTheFileChanges) {
   write("db: \"127.0.0.1:2528\"\n");
   names_watcher w(path_);
-  std::string error;
-  auto first = w.poll(error);
-  ASSERT_TRUE(first.has_value()) << error;
-  EXPECT_EQ(first->nodes.at("db")->port, 2528);
-  EXPECT_FALSE(w.poll(error).has_value());  // unchanged
-  EXPECT_TRUE(error.empty());
+  auto first = w.poll();
+  ASSERT_TRUE(first.table.has_value()) << first.error;
+  EXPECT_EQ(first.table->nodes.at("db")->port, 2528);
+  auto unchanged = w.poll();
+  EXPECT_FALSE(unchanged.table.has_value());
+  EXPECT_TRUE(unchanged.error.empty());
+  EXPECT_FALSE(unchanged.new_error);
+  EXPECT_FALSE(unchanged.recovered);
 
   write("db: false\ncache: \"127.0.0.1:2600\"\n");
-  auto second = w.poll(error);
-  ASSERT_TRUE(second.has_value()) << error;
-  EXPECT_FALSE(second->nodes.at("db").has_value());
-  EXPECT_EQ(second->nodes.at("cache")->port, 2600);
+  auto second = w.poll();
+  ASSERT_TRUE(second.table.has_value()) << second.error;
+  EXPECT_FALSE(second.table->nodes.at("db").has_value());
+  EXPECT_EQ(second.table->nodes.at("cache")->port, 2600);
 
   write("db: [oops\n");  // broken edit: reported, and retried at the next look
-  EXPECT_FALSE(w.poll(error).has_value());
-  EXPECT_FALSE(error.empty());
-  error.clear();
+  auto broken = w.poll();
+  EXPECT_FALSE(broken.table.has_value());
+  EXPECT_FALSE(broken.error.empty());
   write("db: \"127.0.0.1:2529\"\n");
-  auto fixed = w.poll(error);
-  ASSERT_TRUE(fixed.has_value()) << error;
-  EXPECT_EQ(fixed->nodes.at("db")->port, 2529);
+  auto fixed = w.poll();
+  ASSERT_TRUE(fixed.table.has_value()) << fixed.error;
+  EXPECT_EQ(fixed.table->nodes.at("db")->port, 2529);
 }
 
-TEST_F(NamesWatcherTest, MissingFileIsAnError) {
+// The node logs a failure only when the watcher says it is new (worker/node.cpp
+// watch_names): a file that stays broken is reported once, though it is loaded again
+// at every look; another error is new again; the end of the failure is reported once.
+TEST_F(NamesWatcherTest, AFailureIsNewOncePerDistinctError) {
+  write("db: \"127.0.0.1:2528\"\n");
   names_watcher w(path_);
-  std::string error;
-  EXPECT_FALSE(w.poll(error).has_value());
-  EXPECT_NE(error.find("cannot stat"), std::string::npos);
+  ASSERT_TRUE(w.poll().table.has_value());
+
+  write("db: [oops\n");
+  int logged = 0;
+  std::string first_error;
+  for (int look = 0; look < 5; ++look) {
+    auto r = w.poll();
+    EXPECT_FALSE(r.table.has_value());
+    EXPECT_FALSE(r.error.empty()) << "look " << look;  // still failing: the file is loaded each time
+    EXPECT_FALSE(r.recovered);
+    if (look == 0) first_error = r.error;
+    EXPECT_EQ(r.error, first_error);
+    logged += r.new_error ? 1 : 0;
+  }
+  EXPECT_EQ(logged, 1);
+
+  write("db: true\n");  // broken another way
+  auto other = w.poll();
+  EXPECT_FALSE(other.table.has_value());
+  EXPECT_NE(other.error, first_error);
+  EXPECT_NE(other.error.find("true is not an address"), std::string::npos) << other.error;
+  EXPECT_TRUE(other.new_error);
+  EXPECT_FALSE(w.poll().new_error);
+
+  write("db: \"127.0.0.1:2530\"\n");
+  auto fixed = w.poll();
+  ASSERT_TRUE(fixed.table.has_value()) << fixed.error;
+  EXPECT_EQ(fixed.table->nodes.at("db")->port, 2530);
+  EXPECT_TRUE(fixed.error.empty());
+  EXPECT_FALSE(fixed.new_error);
+  EXPECT_TRUE(fixed.recovered);
+  auto after = w.poll();
+  EXPECT_FALSE(after.table.has_value());
+  EXPECT_FALSE(after.recovered);
+
+  write("db: [oops\n");  // the same error as before, but after a recovery: new again
+  EXPECT_TRUE(w.poll().new_error);
+}
+
+TEST_F(NamesWatcherTest, MissingFileIsAnErrorOnceAndItsReturnIsReported) {
+  names_watcher w(path_);
+  auto missing = w.poll();
+  EXPECT_FALSE(missing.table.has_value());
+  EXPECT_NE(missing.error.find("cannot stat"), std::string::npos) << missing.error;
+  EXPECT_TRUE(missing.new_error);
+  EXPECT_FALSE(w.poll().new_error);
+
+  write("db: \"127.0.0.1:2528\"\n");
+  auto back = w.poll();
+  ASSERT_TRUE(back.table.has_value()) << back.error;
+  EXPECT_TRUE(back.recovered);
+
+  // Moved away and back unchanged (same mtime and size): no new table, but the failure
+  // in between ends with a recovery.
+  const std::string aside = path_ + ".aside";
+  ASSERT_EQ(std::rename(path_.c_str(), aside.c_str()), 0);
+  EXPECT_TRUE(w.poll().new_error);
+  ASSERT_EQ(std::rename(aside.c_str(), path_.c_str()), 0);
+  auto unchanged = w.poll();
+  EXPECT_FALSE(unchanged.table.has_value());
+  EXPECT_TRUE(unchanged.error.empty());
+  EXPECT_TRUE(unchanged.recovered);
 }
 
 }  // namespace
