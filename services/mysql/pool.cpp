@@ -2,16 +2,15 @@
 
 #include <errmsg.h>
 #include <mysql.h>
-#include <poll.h>
-#include <pthread.h>
-#include <sys/socket.h>
 
 #include <algorithm>
 #include <charconv>
-#include <csignal>
 #include <limits>
+#include <mutex>
+#include <string>
 #include <unordered_map>
 #include <utility>
+#include <vector>
 
 #include "common/log/log.hpp"
 
@@ -20,8 +19,6 @@ namespace {
 
 using std::chrono::milliseconds;
 
-constexpr milliseconds first_backoff{50};
-constexpr milliseconds max_backoff{1000};
 constexpr std::size_t max_cached_statements = 128;
 constexpr unsigned long first_text_buffer = 256;  // bytes per text column; longer values are fetched again
 
@@ -90,148 +87,23 @@ lua_value result_table(lua_table columns, lua_table rows) {
   return lua_value(std::move(t));
 }
 
-/// True when the server closed an idle connection (or sent something unasked): a
-/// server answers only what was asked, so a readable idle socket is a dead one.
-bool closed_by_server(int fd) {
-  pollfd p{fd, POLLIN, 0};
-  return ::poll(&p, 1, 0) > 0 && (p.revents & (POLLIN | POLLHUP | POLLERR)) != 0;
-}
-
 std::once_flag library_once;
 
-}  // namespace
+class mariadb_connection final : public io_pool::driver<request> {
+ public:
+  explicit mariadb_connection(const options& o) : opts_(o) {}
 
-struct pool::connection {
-  std::size_t index = 0;
-  // io_mu_: what the watchdog and stop() see.
-  int fd = -1;
-  clock::time_point deadline = clock::time_point::max();
-  bool timed_out = false;
-
-  // The I/O thread's own state.
-  MYSQL* db = nullptr;
-  std::unordered_map<std::string, MYSQL_STMT*> statements;
-  clock::time_point retry_at{};
-  milliseconds backoff{0};
-  std::uint64_t connects_seen = 0;
-  std::string last_error;
-  bool down_logged = false;
-};
-
-pool::pool(const options& o, done_fn done) : opts_(o), done_(std::move(done)) {
-  std::call_once(library_once, [] { (void)mysql_library_init(0, nullptr, nullptr); });
-  const auto n = static_cast<std::size_t>(std::max(1, opts_.pool));
-  for (std::size_t i = 0; i < n; ++i) {
-    conns_.push_back(std::make_unique<connection>());
-    conns_.back()->index = i;
+  reply run(const request& req) override {
+    return !req.steps.empty() ? run_transaction(req) : req.prepared ? run_prepared(req) : run_query(req);
   }
-  watchdog_ = std::thread([this] { watch(); });
-  for (auto& c : conns_) threads_.emplace_back([this, p = c.get()] { run(*p); });
-}
 
-pool::~pool() { stop(); }
+ private:
+  void thread_begin() override { (void)mysql_thread_init(); }
+  void thread_end() override { mysql_thread_end(); }
 
-void pool::submit(std::uint64_t id, request req) {
-  {
-    std::lock_guard lock(mu_);
-    if (stopping_) return;
-    queue_.push_back(job{id, std::move(req)});
-  }
-  cv_.notify_one();
-}
-
-void pool::stop() {
-  {
-    std::lock_guard lock(mu_);
-    if (stopping_ && threads_.empty()) return;
-    stopping_ = true;
-    queue_.clear();
-  }
-  halt_.store(true);
-  cv_.notify_all();
-  {
-    std::lock_guard lock(io_mu_);
-    io_halt_ = true;
-    for (auto& c : conns_) {
-      if (c->fd >= 0) ::shutdown(c->fd, SHUT_RDWR);  // wakes a blocked read/write
-    }
-  }
-  io_cv_.notify_all();
-  for (auto& t : threads_) {
-    if (t.joinable()) t.join();
-  }
-  threads_.clear();
-  if (watchdog_.joinable()) watchdog_.join();
-}
-
-void pool::watch() {
-  std::unique_lock lock(io_mu_);
-  while (!io_halt_) {
-    const auto now = clock::now();
-    auto next = clock::time_point::max();
-    for (auto& c : conns_) {
-      if (c->deadline <= now) {
-        if (c->fd >= 0) ::shutdown(c->fd, SHUT_RDWR);  // the blocked read fails at once
-        c->timed_out = true;
-        c->deadline = clock::time_point::max();
-      }
-      next = std::min(next, c->deadline);
-    }
-    if (next == clock::time_point::max()) {
-      io_cv_.wait(lock);
-    } else {
-      io_cv_.wait_until(lock, next);
-    }
-  }
-}
-
-void pool::arm(connection& c) {
-  {
-    std::lock_guard lock(io_mu_);
-    c.deadline = clock::now() + opts_.query_timeout;
-    c.timed_out = false;
-  }
-  io_cv_.notify_all();
-}
-
-bool pool::disarm(connection& c) {
-  std::lock_guard lock(io_mu_);
-  c.deadline = clock::time_point::max();
-  return std::exchange(c.timed_out, false);
-}
-
-void pool::run(connection& c) {
-  // A write to a socket the server closed must fail with EPIPE, not kill the process:
-  // SIGPIPE from write(2) goes to the writing thread, so blocking it here is enough.
-  sigset_t pipe_only;
-  sigemptyset(&pipe_only);
-  sigaddset(&pipe_only, SIGPIPE);
-  pthread_sigmask(SIG_BLOCK, &pipe_only, nullptr);
-  (void)mysql_thread_init();
-
-  (void)connect(c);  // eager: the first statements find the pool ready
-  for (;;) {
-    job j;
-    {
-      std::unique_lock lock(mu_);
-      cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
-      if (stopping_) break;
-      j = std::move(queue_.front());
-      queue_.pop_front();
-    }
-    reply r = execute(c, j.req);
-    done_(j.id, std::move(r));
-  }
-  drop(c);
-  mysql_thread_end();
-}
-
-bool pool::connect(connection& c) {
-  std::string error;
-  MYSQL* m = mysql_init(nullptr);
-  if (m == nullptr) {
-    error = "out of memory";
-  } else {
+  std::string open(int& fd) override {
+    MYSQL* m = mysql_init(nullptr);
+    if (m == nullptr) return "out of memory";
     const unsigned int connect_s = seconds_up(opts_.connect_timeout);
     // A backstop only: the watchdog ends a statement at query_timeout_ms exactly.
     const unsigned int io_s = seconds_up(opts_.query_timeout) + 1;
@@ -248,94 +120,49 @@ bool pool::connect(connection& c) {
     if (mysql_real_connect(m, unix ? "localhost" : opts_.host.c_str(), opt(opts_.user), opt(opts_.password),
                            opt(opts_.database), unix ? 0u : static_cast<unsigned int>(opts_.port),
                            unix ? opts_.unix_path.c_str() : nullptr, 0) == nullptr) {
-      error = std::to_string(mysql_errno(m)) + " " + mysql_sqlstate(m) + ": " + mysql_error(m);
-    } else {
-      std::lock_guard lock(io_mu_);
-      c.fd = static_cast<int>(mysql_get_socket(m));
-      if (io_halt_) error = "pool stopping";
+      std::string error = std::to_string(mysql_errno(m)) + " " + mysql_sqlstate(m) + ": " + mysql_error(m);
+      mysql_close(m);
+      return error;
     }
+    db_ = m;
+    fd = static_cast<int>(mysql_get_socket(m));
+    return {};
   }
-  if (error.empty()) {
-    c.db = m;
-    c.backoff = milliseconds{0};
-    c.connects_seen = connects_.fetch_add(1) + 1;
-    if (c.down_logged) log()->info("mysql {} connection {} is back", opts_.where(), c.index);
-    c.down_logged = false;
-    return true;
+
+  void close() override {
+    for (auto& [sql, st] : statements_) (void)mysql_stmt_close(st);
+    statements_.clear();
+    mysql_close(db_);
+    db_ = nullptr;
   }
-  if (m != nullptr) {
-    {
-      std::lock_guard lock(io_mu_);
-      c.fd = -1;
+
+  reply run_query(const request& req);
+  reply run_prepared(const request& req);
+  reply run_transaction(const request& req);
+
+  /// The error reply for the connection's last error; drops the connection when the
+  /// error means it is unusable (lost, timed out, killed).
+  reply fail(unsigned int err, const char* sqlstate, const char* text) {
+    if (connection_error(err)) {
+      std::string out = lost_error(text);
+      // Not for a timeout (the pool logs it) or stop().
+      if (!timed_out() && !stopping()) log()->warn("{} (connection {})", out, index());
+      lost();
+      return unexpected(std::move(out));
     }
-    mysql_close(m);
+    return unexpected("mysql: " + std::to_string(err) + " " + sqlstate + ": " + text);
   }
-  c.last_error = error;
-  c.backoff = c.backoff.count() == 0 ? first_backoff : std::min(2 * c.backoff, max_backoff);
-  c.retry_at = clock::now() + c.backoff;
-  c.connects_seen = connects_.load();
-  if (!c.down_logged) log()->warn("mysql: cannot connect to {} (connection {}): {}", opts_.where(), c.index, error);
-  c.down_logged = true;
-  return false;
-}
 
-void pool::drop(connection& c) {
-  if (c.db == nullptr) return;
-  {
-    std::lock_guard lock(io_mu_);
-    c.fd = -1;
-  }
-  for (auto& [sql, st] : c.statements) (void)mysql_stmt_close(st);
-  c.statements.clear();
-  mysql_close(c.db);
-  c.db = nullptr;
-}
+  const options opts_;
+  // The I/O thread's: the connection while open, its prepared statements by SQL text.
+  MYSQL* db_ = nullptr;
+  std::unordered_map<std::string, MYSQL_STMT*> statements_;
+};
 
-reply pool::fail(connection& c, unsigned int err, const char* sqlstate, const char* text) {
-  if (connection_error(err)) {
-    std::string out = "mysql: connection lost: " + std::string(text) + " (" + opts_.where() + ")";
-    bool fired = false;
-    {
-      std::lock_guard lock(io_mu_);
-      fired = c.timed_out;
-    }
-    if (!fired && !halt_.load()) log()->warn("{} (connection {})", out, c.index);  // else: a timeout (logged by execute()) or stop()
-    drop(c);
-    c.retry_at = {};  // the next statement reconnects at once
-    c.down_logged = true;
-    return unexpected(std::move(out));
-  }
-  return unexpected("mysql: " + std::to_string(err) + " " + sqlstate + ": " + text);
-}
-
-reply pool::execute(connection& c, const request& req) {
-  if (c.db != nullptr && closed_by_server(static_cast<int>(mysql_get_socket(c.db)))) {
-    log()->info("mysql {} closed idle connection {}; reconnecting", opts_.where(), c.index);
-    drop(c);
-    c.retry_at = {};
-  }
-  if (c.db == nullptr) {
-    const bool waiting = clock::now() < c.retry_at && connects_.load() == c.connects_seen;
-    if (waiting || !connect(c)) return unexpected("mysql: cannot connect to " + opts_.where() + ": " + c.last_error);
-  }
-  arm(c);
-  reply r = !req.steps.empty() ? run_transaction(c, req) : req.prepared ? run_prepared(c, req) : run_query(c, req);
-  if (disarm(c)) {  // the watchdog shut the socket down
-    drop(c);
-    c.retry_at = {};
-    if (!r) {
-      r = unexpected("mysql: query timed out after " + std::to_string(opts_.query_timeout.count()) + " ms (" +
-                     opts_.where() + "); the connection was reset");
-      log()->warn("{} (connection {})", r.error(), c.index);
-    }
-  }
-  return r;
-}
-
-reply pool::run_query(connection& c, const request& req) {
-  MYSQL* db = c.db;
+reply mariadb_connection::run_query(const request& req) {
+  MYSQL* db = db_;
   if (mysql_real_query(db, req.sql.data(), req.sql.size()) != 0) {
-    return fail(c, mysql_errno(db), mysql_sqlstate(db), mysql_error(db));
+    return fail(mysql_errno(db), mysql_sqlstate(db), mysql_error(db));
   }
   reply out = lua_value();
   if (MYSQL_RES* res = mysql_store_result(db); res != nullptr) {
@@ -361,7 +188,7 @@ reply pool::run_query(connection& c, const request& req) {
     mysql_free_result(res);
     out = result_table(std::move(columns), std::move(rows));
   } else if (mysql_field_count(db) != 0) {
-    return fail(c, mysql_errno(db), mysql_sqlstate(db), mysql_error(db));
+    return fail(mysql_errno(db), mysql_sqlstate(db), mysql_error(db));
   } else {
     out = status_table(mysql_affected_rows(db), mysql_insert_id(db));
   }
@@ -370,23 +197,23 @@ reply pool::run_query(connection& c, const request& req) {
   while ((more = mysql_next_result(db)) == 0) {
     if (MYSQL_RES* extra = mysql_store_result(db)) mysql_free_result(extra);
   }
-  if (more > 0) return fail(c, mysql_errno(db), mysql_sqlstate(db), mysql_error(db));
+  if (more > 0) return fail(mysql_errno(db), mysql_sqlstate(db), mysql_error(db));
   return out;
 }
 
-reply pool::run_transaction(connection& c, const request& req) {
+reply mariadb_connection::run_transaction(const request& req) {
   const std::string_view begin = "START TRANSACTION";
-  if (mysql_real_query(c.db, begin.data(), begin.size()) != 0) {
-    return fail(c, mysql_errno(c.db), mysql_sqlstate(c.db), mysql_error(c.db));
+  if (mysql_real_query(db_, begin.data(), begin.size()) != 0) {
+    return fail(mysql_errno(db_), mysql_sqlstate(db_), mysql_error(db_));
   }
   // On any failure the transaction is rolled back; if that fails too, the connection
   // goes (the server rolls back what a closed connection left open).
   auto roll_back = [&] {
-    if (c.db != nullptr && mysql_rollback(c.db) != 0) drop(c);
+    if (db_ != nullptr && mysql_rollback(db_) != 0) drop();
   };
   lua_table results;
   for (std::size_t i = 0; i < req.steps.size(); ++i) {
-    reply r = run_prepared(c, req.steps[i]);
+    reply r = run_prepared(req.steps[i]);
     if (!r) {
       roll_back();
       return unexpected("mysql: transaction statement " + std::to_string(i + 1) + ": " +
@@ -394,33 +221,33 @@ reply pool::run_transaction(connection& c, const request& req) {
     }
     results.array.push_back(std::move(*r));
   }
-  if (mysql_commit(c.db) != 0) {
-    reply r = fail(c, mysql_errno(c.db), mysql_sqlstate(c.db), mysql_error(c.db));
+  if (mysql_commit(db_) != 0) {
+    reply r = fail(mysql_errno(db_), mysql_sqlstate(db_), mysql_error(db_));
     roll_back();
     return unexpected("mysql: transaction commit: " + r.error().substr(std::string_view("mysql: ").size()));
   }
   return lua_value(std::move(results));
 }
 
-reply pool::run_prepared(connection& c, const request& req) {
+reply mariadb_connection::run_prepared(const request& req) {
   MYSQL_STMT* st = nullptr;
-  if (auto it = c.statements.find(req.sql); it != c.statements.end()) {
+  if (auto it = statements_.find(req.sql); it != statements_.end()) {
     st = it->second;
   } else {
-    st = mysql_stmt_init(c.db);
-    if (st == nullptr) return fail(c, mysql_errno(c.db), mysql_sqlstate(c.db), mysql_error(c.db));
+    st = mysql_stmt_init(db_);
+    if (st == nullptr) return fail(mysql_errno(db_), mysql_sqlstate(db_), mysql_error(db_));
     if (mysql_stmt_prepare(st, req.sql.data(), static_cast<unsigned long>(req.sql.size())) != 0) {
       const unsigned int err = mysql_stmt_errno(st);
       const std::string state = mysql_stmt_sqlstate(st);
       const std::string text = mysql_stmt_error(st);
       (void)mysql_stmt_close(st);
-      return fail(c, err, state.c_str(), text.c_str());
+      return fail(err, state.c_str(), text.c_str());
     }
-    if (c.statements.size() >= max_cached_statements) {
-      for (auto& [sql, old] : c.statements) (void)mysql_stmt_close(old);
-      c.statements.clear();
+    if (statements_.size() >= max_cached_statements) {
+      for (auto& [sql, old] : statements_) (void)mysql_stmt_close(old);
+      statements_.clear();
     }
-    c.statements.emplace(req.sql, st);
+    statements_.emplace(req.sql, st);
   }
   // Any error below: the statement leaves the cache (a fresh one is prepared next time).
   MYSQL_RES* meta = nullptr;
@@ -430,9 +257,9 @@ reply pool::run_prepared(connection& c, const request& req) {
     const unsigned int err = mysql_stmt_errno(st);
     const std::string state = mysql_stmt_sqlstate(st);
     const std::string text = mysql_stmt_error(st);
-    c.statements.erase(req.sql);
+    statements_.erase(req.sql);
     (void)mysql_stmt_close(st);
-    return fail(c, err, state.c_str(), text.c_str());
+    return fail(err, state.c_str(), text.c_str());
   };
 
   const unsigned long want = mysql_stmt_param_count(st);
@@ -577,6 +404,18 @@ reply pool::run_prepared(connection& c, const request& req) {
   (void)mysql_stmt_free_result(st);
   if (!drain()) return stmt_fail();
   return result_table(std::move(columns), std::move(rows));
+}
+
+}  // namespace
+
+io_pool::settings pool_settings(const options& o) {
+  return io_pool::settings{
+      .service = "mysql", .where = o.where(), .job = "query", .connections = o.pool, .deadline = o.query_timeout};
+}
+
+std::unique_ptr<io_pool::driver<request>> make_connection(const options& o) {
+  std::call_once(library_once, [] { (void)mysql_library_init(0, nullptr, nullptr); });
+  return std::make_unique<mariadb_connection>(o);
 }
 
 }  // namespace csk::mysql

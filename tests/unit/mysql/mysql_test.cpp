@@ -8,27 +8,18 @@
 // server errors, bad messages and options, concurrency over a pool of 4, query
 // timeouts, the server killed and restarted, TCP, wrong passwords, no server.
 
-#include <arpa/inet.h>
-#include <fcntl.h>
 #include <mysql.h>
-#include <netinet/in.h>
 #include <signal.h>
-#include <sys/prctl.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <gtest/gtest.h>
 
-#include <atomic>
 #include <chrono>
-#include <cstdlib>
 #include <filesystem>
-#include <fstream>
 #include <future>
 #include <memory>
 #include <set>
-#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -36,6 +27,7 @@
 
 #include "common/actor/runtime.hpp"
 #include "services/mysql/mysql.hpp"
+#include "tests/support/server_process.hpp"
 
 namespace csk::mysql {
 namespace {
@@ -53,83 +45,19 @@ const std::string test_db = "csktest";
 const std::string test_user = "csk";
 const std::string test_password = "pa'ss\"word";
 
-std::string find_program(const std::string& name) {
-  std::vector<std::string> dirs;
-  if (const char* path = std::getenv("PATH")) {
-    std::stringstream in(path);
-    std::string dir;
-    while (std::getline(in, dir, ':')) dirs.push_back(dir.empty() ? "." : dir);
-  }
-  dirs.emplace_back("/usr/sbin");
-  dirs.emplace_back("/usr/bin");
-  for (const auto& d : dirs) {
-    const fs::path p = fs::path(d) / name;
-    if (::access(p.c_str(), X_OK) == 0) return p.string();
-  }
-  return {};
-}
-
-std::string read_file(const fs::path& p) {
-  std::ifstream in(p);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
-/// A free loopback TCP port: bound with port 0, then closed (a tiny race, fine here).
-std::uint16_t free_port() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof(a);
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0 ||
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
-    ::close(fd);
-    throw std::runtime_error("free_port: bind failed");
-  }
-  ::close(fd);
-  return ntohs(a.sin_port);
-}
-
-/// Runs argv with stdout/stderr to `log`; returns the child's pid (or -1).
-pid_t spawn_process(std::vector<std::string> args, const fs::path& log) {
-  const pid_t pid = ::fork();
-  if (pid != 0) return pid;
-  ::prctl(PR_SET_PDEATHSIG, SIGKILL);  // a crashed or killed test leaves no server behind
-  const int out = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
-  if (out >= 0) {
-    ::dup2(out, 1);
-    ::dup2(out, 2);
-  }
-  std::vector<char*> argv;
-  for (auto& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  ::execv(argv[0], argv.data());
-  ::_exit(127);
-}
+/// mariadbd and its tools: on PATH, or where the Debian package puts them.
+std::string find_program(const std::string& name) { return test::find_program(name, {"/usr/sbin", "/usr/bin"}); }
 
 /// One mariadbd child process with its datadir in a temp dir.
 class mariadb_server {
  public:
-  mariadb_server() {
-    dir_ = fs::temp_directory_path() / ("csk_mysql_" + std::to_string(::getpid()));
-    fs::remove_all(dir_);
-    fs::create_directories(dir_ / "tmp");
-  }
-  ~mariadb_server() {
-    kill9();
-    std::error_code ec;
-    fs::remove_all(dir_, ec);
-  }
-  mariadb_server(const mariadb_server&) = delete;
-  mariadb_server& operator=(const mariadb_server&) = delete;
+  mariadb_server() { fs::create_directories(dir() / "tmp"); }
 
   /// The server's tmpdir: its own, so parallel test processes never share temp tables.
-  std::string tmp_dir() const { return (dir_ / "tmp").string(); }
-  std::string socket_path() const { return (dir_ / "mysql.sock").string(); }
+  std::string tmp_dir() const { return (dir() / "tmp").string(); }
+  std::string socket_path() const { return (dir() / "mysql.sock").string(); }
   std::uint16_t port() const { return port_; }
-  const fs::path& dir() const { return dir_; }
+  const fs::path& dir() const { return proc_.dir(); }
 
   /// A new datadir (mariadb-install-db), the server started, the test database and
   /// user created. Returns an error text, empty on success.
@@ -141,19 +69,19 @@ class mariadb_server {
     }
     std::vector<std::string> args = {install,
                                      "--no-defaults",
-                                     "--datadir=" + (dir_ / "data").string(),
+                                     "--datadir=" + (dir() / "data").string(),
                                      "--auth-root-authentication-method=normal",
                                      "--skip-test-db",
                                      "--skip-name-resolve",
                                      "--tmpdir=" + tmp_dir()};
     if (::geteuid() == 0) args.emplace_back("--user=root");
-    const fs::path log = dir_ / "install.log";
-    const pid_t pid = spawn_process(args, log);
+    const fs::path log = dir() / "install.log";
+    const pid_t pid = test::spawn_process(args, log);
     int status = 0;
     if (pid < 0 || ::waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-      return "mariadb-install-db failed; its output:\n" + read_file(log);
+      return "mariadb-install-db failed; its output:\n" + test::read_file(log);
     }
-    port_ = free_port();
+    port_ = test::free_port();
     if (std::string e = start(); !e.empty()) return e;
     return admin({"CREATE DATABASE " + test_db,
                   "CREATE USER '" + test_user + "'@'localhost' IDENTIFIED BY 'pa''ss\"word'",
@@ -166,10 +94,10 @@ class mariadb_server {
   std::string start() {
     std::vector<std::string> args = {find_program("mariadbd"),
                                      "--no-defaults",
-                                     "--datadir=" + (dir_ / "data").string(),
+                                     "--datadir=" + (dir() / "data").string(),
                                      "--socket=" + socket_path(),
-                                     "--pid-file=" + (dir_ / "mariadbd.pid").string(),
-                                     "--log-error=" + (dir_ / "error.log").string(),
+                                     "--pid-file=" + (dir() / "mariadbd.pid").string(),
+                                     "--log-error=" + (dir() / "error.log").string(),
                                      "--bind-address=127.0.0.1",
                                      "--port=" + std::to_string(port_),
                                      "--skip-name-resolve",
@@ -177,19 +105,8 @@ class mariadb_server {
                                      "--innodb-flush-log-at-trx-commit=2",
                                      "--tmpdir=" + tmp_dir()};
     if (::geteuid() == 0) args.emplace_back("--user=root");
-    pid_ = spawn_process(args, dir_ / "mariadbd.out");
-    if (pid_ < 0) return "fork failed";
-    const auto deadline = clock_type::now() + 60s;
-    while (clock_type::now() < deadline) {
-      int status = 0;
-      if (::waitpid(pid_, &status, WNOHANG) == pid_) {
-        pid_ = -1;
-        return "mariadbd exited at start; its error log:\n" + read_file(dir_ / "error.log");
-      }
-      if (admin({}).empty()) return {};
-      std::this_thread::sleep_for(20ms);  // poll interval, not a guess at readiness
-    }
-    return "mariadbd did not accept a connection within 60 s; its error log:\n" + read_file(dir_ / "error.log");
+    return proc_.start(std::move(args), dir() / "mariadbd.out", [this] { return admin({}).empty(); }, 60s, 20ms,
+                       dir() / "error.log");
   }
 
   /// Runs statements as root over the socket; an error text, empty on success.
@@ -212,9 +129,7 @@ class mariadb_server {
     return error;
   }
 
-  void signal(int sig) const {
-    if (pid_ > 0) ::kill(pid_, sig);
-  }
+  void signal(int sig) const { proc_.signal(sig); }
 
   /// After SIGSTOP: true once every thread of the server is stopped (the signal is
   /// asynchronous: a thread may still answer a query just after kill() returned).
@@ -223,8 +138,8 @@ class mariadb_server {
     while (clock_type::now() < deadline) {
       bool all = true;
       std::error_code ec;
-      for (const auto& task : fs::directory_iterator(fs::path("/proc") / std::to_string(pid_) / "task", ec)) {
-        const std::string stat = read_file(task.path() / "stat");
+      for (const auto& task : fs::directory_iterator(fs::path("/proc") / std::to_string(proc_.pid()) / "task", ec)) {
+        const std::string stat = test::read_file(task.path() / "stat");
         const std::size_t close = stat.rfind(')');
         if (close == std::string::npos || close + 2 >= stat.size() ||
             (stat[close + 2] != 'T' && stat[close + 2] != 't')) {
@@ -238,16 +153,10 @@ class mariadb_server {
     return false;
   }
 
-  void kill9() {
-    if (pid_ <= 0) return;
-    ::kill(pid_, SIGKILL);
-    ::waitpid(pid_, nullptr, 0);
-    pid_ = -1;
-  }
+  void kill9() { proc_.kill9(); }
 
  private:
-  fs::path dir_;
-  pid_t pid_ = -1;
+  test::server_process proc_{"csk_mysql"};
   std::uint16_t port_ = 0;
 };
 

@@ -6,25 +6,18 @@
 // with AUTH and db.
 
 #include <arpa/inet.h>
-#include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
-#include <signal.h>
 #include <sys/socket.h>
 #include <sys/un.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <gtest/gtest.h>
 
-#include <atomic>
 #include <chrono>
-#include <cstdlib>
 #include <filesystem>
-#include <fstream>
 #include <future>
 #include <memory>
-#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -32,6 +25,7 @@
 
 #include "common/actor/runtime.hpp"
 #include "services/redis/redis.hpp"
+#include "tests/support/server_process.hpp"
 
 namespace csk::redis {
 namespace {
@@ -45,59 +39,18 @@ using actor::values;
 using clock_type = std::chrono::steady_clock;
 namespace fs = std::filesystem;
 
-std::string find_redis_server() {
-  if (const char* path = std::getenv("PATH")) {
-    std::stringstream dirs(path);
-    std::string dir;
-    while (std::getline(dirs, dir, ':')) {
-      const fs::path p = fs::path(dir.empty() ? "." : dir) / "redis-server";
-      if (::access(p.c_str(), X_OK) == 0) return p.string();
-    }
-  }
-  if (::access("/usr/bin/redis-server", X_OK) == 0) return "/usr/bin/redis-server";
-  return {};
-}
-
-/// A free loopback TCP port: bound with port 0, then closed (a tiny race, fine here).
-std::uint16_t free_port() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof(a);
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0 ||
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
-    ::close(fd);
-    throw std::runtime_error("free_port: bind failed");
-  }
-  ::close(fd);
-  return ntohs(a.sin_port);
-}
-
 /// One redis-server child process in its own temp dir.
 class redis_server {
  public:
-  redis_server() {
-    static std::atomic<int> counter{0};
-    dir_ = fs::temp_directory_path() / ("csk_redis_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  ~redis_server() {
-    stop();
-    std::error_code ec;
-    fs::remove_all(dir_, ec);
-  }
-  redis_server(const redis_server&) = delete;
-  redis_server& operator=(const redis_server&) = delete;
+  ~redis_server() { stop(); }
 
-  std::string socket_path() const { return (dir_ / "redis.sock").string(); }
-  const fs::path& dir() const { return dir_; }
+  std::string socket_path() const { return (proc_.dir() / "redis.sock").string(); }
+  const fs::path& dir() const { return proc_.dir(); }
 
   /// Starts on the unix socket (port 0: no TCP), or on 127.0.0.1:tcp_port; waits until
   /// it answers PING. Returns an error text, empty on success.
   std::string start(std::uint16_t tcp_port = 0, const std::string& password = {}) {
-    const std::string bin = find_redis_server();
+    const std::string bin = test::find_program("redis-server", {"/usr/bin"});
     if (bin.empty()) {
       return "redis-server not found (PATH, /usr/bin): run tools/install-deps.sh as root to install the Debian "
              "package redis-server";
@@ -107,62 +60,16 @@ class redis_server {
                                      "127.0.0.1",  "--unixsocket", socket_path(),            "--unixsocketperm",
                                      "700",        "--save",       "",                       "--appendonly",
                                      "no",         "--daemonize",  "no",                     "--dir",
-                                     dir_.string()};
+                                     dir().string()};
     if (!password.empty()) {
       args.emplace_back("--requirepass");
       args.push_back(password);
     }
-    const std::string log = (dir_ / "redis.log").string();
-    pid_ = ::fork();
-    if (pid_ < 0) return "fork failed";
-    if (pid_ == 0) {
-      const int out = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
-      if (out >= 0) {
-        ::dup2(out, 1);
-        ::dup2(out, 2);
-      }
-      std::vector<char*> argv;
-      for (auto& a : args) argv.push_back(a.data());
-      argv.push_back(nullptr);
-      ::execv(bin.c_str(), argv.data());
-      ::_exit(127);
-    }
-    const auto deadline = clock_type::now() + 10s;
-    while (clock_type::now() < deadline) {
-      int status = 0;
-      if (::waitpid(pid_, &status, WNOHANG) == pid_) {
-        pid_ = -1;
-        std::ifstream in(log);
-        std::stringstream text;
-        text << in.rdbuf();
-        return "redis-server exited at start; its log:\n" + text.str();
-      }
-      if (answers_ping()) return {};
-      std::this_thread::sleep_for(10ms);  // poll interval, not a guess at readiness
-    }
-    return "redis-server did not answer PING within 10 s";
+    return proc_.start(std::move(args), dir() / "redis.log", [this] { return answers_ping(); }, 10s, 10ms);
   }
 
-  void kill9() {
-    if (pid_ <= 0) return;
-    ::kill(pid_, SIGKILL);
-    ::waitpid(pid_, nullptr, 0);
-    pid_ = -1;
-  }
-
-  void stop() {
-    if (pid_ <= 0) return;
-    ::kill(pid_, SIGTERM);
-    const auto deadline = clock_type::now() + 5s;
-    while (clock_type::now() < deadline) {
-      if (::waitpid(pid_, nullptr, WNOHANG) == pid_) {
-        pid_ = -1;
-        return;
-      }
-      std::this_thread::sleep_for(5ms);
-    }
-    kill9();
-  }
+  void kill9() { proc_.kill9(); }
+  void stop() { proc_.stop(5s); }
 
  private:
   /// Connects (unix socket, or TCP when started on a port), sends PING, true on +PONG
@@ -202,8 +109,7 @@ class redis_server {
     return ok;
   }
 
-  fs::path dir_;
-  pid_t pid_ = -1;
+  test::server_process proc_{"csk_redis"};
   std::uint16_t tcp_port_ = 0;
 };
 
@@ -491,7 +397,7 @@ TEST(redis_options, ParseAndRoundTrip) {
 }
 
 TEST_F(redis_test, TcpWithPasswordAndDb) {
-  const std::uint16_t port = free_port();
+  const std::uint16_t port = test::free_port();
   const std::string error = server_.start(port, "sekret");
   ASSERT_TRUE(error.empty()) << error;
   options o;
