@@ -64,6 +64,11 @@ result<void, std::string> boot_services(actor::runtime& rt, const std::vector<se
 
 namespace {
 
+// An orderly stop gives the connections this long, in all, to write what is queued before
+// the net aborts the rest (net::stop(flush)). The supervisor's stop_timeout_ms must leave
+// room for it after runtime.shutdown_timeout_ms.
+constexpr std::chrono::milliseconds stop_flush_budget{2000};
+
 // The signals block_stop_signals() blocks and the node's loop handles.
 sigset_t stop_signals() {
   sigset_t set;
@@ -459,7 +464,9 @@ result<void, std::string> run_node(const node_config& cfg,
                           stop.deadline_ms != 0 ? " (deadline " + std::to_string(stop.deadline_ms) + " ms)" : "");
   cluster.close_listener();
   rt.shutdown();
-  n.stop();
+  // The answers the last turns queued (and pushes to other nodes) leave before the
+  // sockets close: graceful closes, bounded as a whole by stop_flush_budget.
+  n.stop(stop_flush_budget);
   rt.set_extension(std::type_index(typeid(net::net)), nullptr);
   entity::attach_directory(rt, nullptr);
   rt.set_extension(std::type_index(typeid(admin::supervisor_counters)), nullptr);

@@ -57,7 +57,7 @@ void core::run(asio::io_context& ctx) {
 
 bool core::in_net_thread() const noexcept { return current_core == this; }
 
-void core::stop() {
+void core::stop(std::chrono::milliseconds flush) {
   if (in_net_thread()) throw std::logic_error("csk::net::net::stop called from a net thread");
   std::lock_guard life(life_mu_);
   if (stopped_) return;
@@ -67,12 +67,21 @@ void core::stop() {
   std::unordered_map<listener_id, std::shared_ptr<listener>> listening;
   {
     std::unique_lock lock(registry_mu_);
-    stopping_ = true;
+    stopping_ = true;  // from here on no connection joins the registry
     listening.swap(listeners_);
     open.reserve(connections_.size());
     for (const auto& [id, c] : connections_) open.push_back(c);
   }
   for (auto& [id, l] : listening) l->close();
+  if (flush.count() > 0 && !open.empty()) {
+    // Graceful first: each connection writes what is queued (bounded by its own
+    // flush_timeout too), then closes; whatever is still open at the deadline is aborted
+    // below like the rest.
+    for (auto& c : open) c->request_close("shutdown", true);
+    const auto deadline = std::chrono::steady_clock::now() + flush;
+    std::unique_lock lock(registry_mu_);
+    registry_empty_.wait_until(lock, deadline, [&] { return connections_.empty(); });
+  }
   for (auto& c : open) c->request_close("shutdown", false);
   open.clear();
   listening.clear();
@@ -105,6 +114,7 @@ void core::remove_connection(conn_id id) {
   if (it == connections_.end()) return;
   gone = std::move(it->second);
   connections_.erase(it);
+  if (connections_.empty()) registry_empty_.notify_all();
 }
 
 bool core::add_listener(std::shared_ptr<listener> l) {

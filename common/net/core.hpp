@@ -9,6 +9,8 @@
 // handler) before any other member.
 
 #include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <cstddef>
 #include <cstdint>
 #include <future>
@@ -59,7 +61,7 @@ class core {
 
   /// See net::start / net::stop for the contracts.
   void start();
-  void stop();
+  void stop(std::chrono::milliseconds flush = std::chrono::milliseconds(0));
   /// True once start() (or stop()) launched the net threads. Any thread.
   bool started() const noexcept { return threads_started_.load(std::memory_order_acquire); }
   /// True on one of this core's net threads.
@@ -111,6 +113,7 @@ class core {
   std::unordered_map<conn_id, std::shared_ptr<connection>> connections_;
   std::unordered_map<listener_id, std::shared_ptr<listener>> listeners_;
   bool stopping_ = false;  // guarded by registry_mu_
+  std::condition_variable_any registry_empty_;  // notified as connections leave the registry
 
   std::mutex life_mu_;  // start/stop; held through stop's join
   bool started_ = false;

@@ -25,6 +25,8 @@ void net::start() { core_->start(); }
 
 void net::stop() { core_->stop(); }
 
+void net::stop(std::chrono::milliseconds flush) { core_->stop(flush); }
+
 result<listener_id, std::string> net::listen(const std::string& host, std::uint16_t port,
                                              std::shared_ptr<handler> h, conn_options o) {
   require(h);

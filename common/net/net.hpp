@@ -103,6 +103,11 @@ class net {
   /// itself). If start() was never called it starts the threads first, so that queued
   /// work and hooks still run on net threads.
   void stop();
+  /// The same, but first closes every connection gracefully (what is queued is written,
+  /// then the connection closes; on_close "shutdown") and waits up to `flush` for them
+  /// all; those still open then are aborted as above. For an orderly process exit: the
+  /// answers the last turns queued leave before the sockets close.
+  void stop(std::chrono::milliseconds flush);
 
   // -- listeners --------------------------------------------------------------------
 

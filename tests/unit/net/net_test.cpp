@@ -766,6 +766,61 @@ TEST(NetLifecycle, StopWithOpenConnectionsClosesEachExactlyOnce) {
   EXPECT_EQ(n.connect("127.0.0.1", 1, client, {}, nullptr), 0u);
 }
 
+// stop(flush): an orderly exit writes what the last moments queued before closing. The
+// peer does not read until stop() has begun, so most of the 30 MB are still in the net's
+// queue (a 4 KiB receive window, at most 4 MiB of kernel send buffer) when it is called.
+TEST(NetLifecycle, StopWithAFlushBudgetWritesWhatIsQueuedFirst) {
+  auto server = std::make_shared<recorder>();
+  net n(1);
+  n.start();
+  const auto lid = n.listen("127.0.0.1", 0, server);
+  ASSERT_TRUE(lid);
+  test::socket_options o;
+  o.rcvbuf = 4096;
+  const auto peer = raw_socket::connect_to(n.local_port(*lid), o);
+  ASSERT_TRUE(server->wait([&] { return server->accepted().size() == 1; }));
+  const conn_id id = server->accepted()[0];
+  constexpr std::size_t frames = 500;
+  const std::string body(60000, 'q');
+  for (std::size_t i = 0; i < frames; ++i) ASSERT_TRUE(n.send(id, frame(body)));
+  ASSERT_GT(n.queued_bytes(id), 0u) << "the premise: bytes are still queued in the net";
+
+  std::size_t got = 0;
+  bool clean_eof = false;
+  std::thread reader([&] {
+    while (auto f = peer.read_frame()) {
+      if (*f != body) break;
+      ++got;
+    }
+    clean_eof = peer.wait_closed();
+  });
+  n.stop(30s);
+  reader.join();
+  EXPECT_EQ(got, frames);
+  EXPECT_TRUE(clean_eof);
+  EXPECT_EQ(server->closes().at(id), std::vector<std::string>{"shutdown"});
+}
+
+// A peer that never reads holds stop(flush) only up to the budget; then it is aborted.
+TEST(NetLifecycle, StopWithAFlushBudgetAbortsWhatDoesNotDrainInTime) {
+  auto server = std::make_shared<recorder>();
+  net n(1);
+  n.start();
+  const auto lid = n.listen("127.0.0.1", 0, server);
+  ASSERT_TRUE(lid);
+  test::socket_options o;
+  o.rcvbuf = 4096;
+  const auto peer = raw_socket::connect_to(n.local_port(*lid), o);
+  ASSERT_TRUE(server->wait([&] { return server->accepted().size() == 1; }));
+  const conn_id id = server->accepted()[0];
+  for (int i = 0; i < 200; ++i) ASSERT_TRUE(n.send(id, frame(std::string(60000, 'z'))));
+  const auto before = std::chrono::steady_clock::now();
+  n.stop(300ms);
+  EXPECT_LT(std::chrono::steady_clock::now() - before, deadline) << "bounded by the budget, not the peer";
+  ASSERT_EQ(server->closes().count(id), 1u);
+  EXPECT_EQ(server->closes().at(id).size(), 1u);
+}
+
 TEST(NetLifecycle, StopWithoutStartIsSafe) {
   net n(1);
   auto lid = n.listen("127.0.0.1", 0, std::make_shared<recorder>());
