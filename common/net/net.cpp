@@ -1,5 +1,6 @@
 #include "common/net/net.hpp"
 
+#include <atomic>
 #include <stdexcept>
 #include <utility>
 
@@ -95,6 +96,22 @@ bool net::run_after(conn_id id, std::function<void()> fn) {
     c.post(std::move(fn));
     return true;
   });
+}
+
+bool net::barrier(const std::vector<conn_id>& ids, std::chrono::milliseconds timeout) {
+  if (core_->in_net_thread()) throw std::logic_error("csk::net::net::barrier called from a net thread");
+  if (ids.empty()) return true;
+  // Shared with the posted functions, which may run after a timed-out wait returned.
+  auto left = std::make_shared<std::atomic<std::size_t>>(ids.size());
+  auto all = std::make_shared<std::promise<void>>();
+  auto done = all->get_future();
+  const auto one = [left, all] {
+    if (left->fetch_sub(1) == 1) all->set_value();
+  };
+  for (const conn_id id : ids) {
+    if (!run_after(id, one)) one();
+  }
+  return done.wait_for(timeout) == std::future_status::ready;
 }
 
 void net::resume_reading(conn_id id) {

@@ -41,6 +41,7 @@
 #include <memory>
 #include <string>
 #include <system_error>
+#include <vector>
 
 #include "common/base/bytes.hpp"
 #include "common/base/result.hpp"
@@ -169,6 +170,11 @@ class net {
   /// the on_message in progress when pause_reading was called): a barrier. False, and
   /// `fn` never runs, for an unknown id. Threads: any thread.
   bool run_after(conn_id id, std::function<void()> fn);
+  /// run_after on every connection of `ids`, then waits until each has run it (unknown or
+  /// closed ids count as done) or `timeout` passes. True if all ran. Threads: any thread
+  /// but a net thread (it would wait for itself), and not while holding a lock a hook
+  /// may wait for.
+  bool barrier(const std::vector<conn_id>& ids, std::chrono::milliseconds timeout);
   /// Ends pause_reading: buffered messages are delivered, then reading goes on (unless
   /// conn_options::pause_reading_above holds it). Threads: any thread, including hooks.
   void resume_reading(conn_id id);

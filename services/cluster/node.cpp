@@ -498,21 +498,10 @@ std::vector<node::inbound_stat> node::inbound_peers() const {
 
 void node::pause_inbound() {
   inbound_->set_frozen(true);
-  // The barrier: once every connection's net thread has run this, no on_message that
+  // The barrier: once every connection's net thread has passed it, no on_message that
   // started before the pause is still running, so inbound_in_flight() counts every call
   // read before the freeze.
-  auto ids = inbound_->ids();
-  auto left = std::make_shared<std::atomic<std::size_t>>(ids.size());
-  auto done = std::make_shared<std::promise<void>>();
-  auto f = done->get_future();
-  const auto one_done = [left, done] {
-    if (left->fetch_sub(1) == 1) done->set_value();
-  };
-  if (ids.empty()) return;
-  for (const auto id : ids) {
-    if (!net_.run_after(id, one_done)) one_done();  // closed meanwhile: nothing to wait for
-  }
-  if (f.wait_for(std::chrono::seconds(5)) != std::future_status::ready) {
+  if (!net_.barrier(inbound_->ids(), std::chrono::seconds(5))) {
     log()->warn("cluster: pause_inbound: a net thread did not answer within 5 s");
   }
 }

@@ -561,19 +561,10 @@ actor::task<actor::values> gate_service::handover(actor::context& ctx, actor::me
   // Without mu: close_listener waits for the listener's net thread (its on_accept locks mu).
   if (to_close != 0) s.net->close_listener(to_close);
   if (!paused.empty()) {
-    // The barrier: once each connection's net thread has run this, the message it was
+    // The barrier: once each connection's net thread has passed it, the message it was
     // delivering at the pause (if any) is counted by in_flight (without mu: the net
     // threads' hooks lock it).
-    auto left = std::make_shared<std::atomic<std::size_t>>(paused.size());
-    auto all = std::make_shared<std::promise<void>>();
-    auto done = all->get_future();
-    const auto one = [left, all] {
-      if (left->fetch_sub(1) == 1) all->set_value();
-    };
-    for (const conn_id id : paused) {
-      if (!s.net->run_after(id, one)) one();
-    }
-    if (done.wait_for(std::chrono::seconds(5)) != std::future_status::ready) {
+    if (!s.net->barrier(paused, std::chrono::seconds(5))) {
       logger("service")->warn("gate {}: __handover freeze: a net thread did not answer within 5 s",
                               actor::handle_string(s.self));
     }

@@ -821,6 +821,58 @@ TEST(NetLifecycle, StopWithAFlushBudgetAbortsWhatDoesNotDrainInTime) {
   EXPECT_EQ(server->closes().at(id).size(), 1u);
 }
 
+// barrier(): returns once every connection's net thread has finished what it had in
+// hand, here a hook that blocks until the test lets it go.
+TEST(NetBarrier, WaitsForTheHookInProgressOnEveryConnection) {
+  std::mutex mu;
+  std::condition_variable cv;
+  bool release = false;
+  std::atomic<int> inside{0};
+  class blocker : public recorder {
+   public:
+    blocker(std::mutex& m, std::condition_variable& c, bool& r, std::atomic<int>& in)
+        : hold_mu_(m), hold_cv_(c), release_(r), inside_(in) {}
+    void on_message(conn_id id, bytes_view message) override {
+      recorder::on_message(id, message);
+      inside_.fetch_add(1);
+      std::unique_lock lock(hold_mu_);
+      hold_cv_.wait_for(lock, deadline, [&] { return release_; });
+    }
+
+   private:
+    std::mutex& hold_mu_;
+    std::condition_variable& hold_cv_;
+    bool& release_;
+    std::atomic<int>& inside_;
+  };
+  auto server = std::make_shared<blocker>(mu, cv, release, inside);
+  net n(2);
+  n.start();
+  const auto lid = n.listen("127.0.0.1", 0, server);
+  ASSERT_TRUE(lid);
+  const auto a = raw_socket::connect_to(n.local_port(*lid));
+  const auto b = raw_socket::connect_to(n.local_port(*lid));
+  ASSERT_TRUE(server->wait([&] { return server->accepted().size() == 2; }));
+  a.write_all(frame("hold"));
+  ASSERT_TRUE(server->wait([&] { return server->messages(server->accepted()[0]).size() +
+                                            server->messages(server->accepted()[1]).size() == 1; }));
+  auto ids = server->accepted();
+  ids.push_back(999999);  // unknown: counts as passed
+  EXPECT_TRUE(n.barrier({999999}, 0ms));
+  EXPECT_FALSE(n.barrier(ids, 100ms)) << "a hook is still running on one connection";
+  std::future<bool> passed = std::async(std::launch::async, [&] { return n.barrier(ids, deadline); });
+  EXPECT_EQ(passed.wait_for(50ms), std::future_status::timeout);
+  {
+    std::lock_guard lock(mu);
+    release = true;
+  }
+  cv.notify_all();
+  ASSERT_EQ(passed.wait_for(deadline), std::future_status::ready);
+  EXPECT_TRUE(passed.get());
+  EXPECT_EQ(inside.load(), 1);
+  n.stop();
+}
+
 TEST(NetLifecycle, StopWithoutStartIsSafe) {
   net n(1);
   auto lid = n.listen("127.0.0.1", 0, std::make_shared<recorder>());
