@@ -10,6 +10,7 @@
 #include "common/net/net.hpp"
 #include "services/cluster/node.hpp"
 #include "services/entity/directory.hpp"
+#include "services/entity/registry.hpp"
 #include "services/entity/snapshot.hpp"
 #include "services/gate/gate.hpp"
 
@@ -113,7 +114,7 @@ class old_side {
     result_.phase = "pre-copy";
     const auto precopy = clock::now();
     for (auto& s : stores_) {
-      if (auto r = call(*n_.rt, s.handle, values{"track"}, deadline_); !r) return "entity '" + s.id + "': track: " + r.error();
+      if (auto r = call(*n_.rt, s.handle, values{entity::upgrade_key(), "track"}, deadline_); !r) return "entity '" + s.id + "': track: " + r.error();
       tracking_ = true;
     }
     for (auto& s : stores_) {
@@ -247,8 +248,8 @@ class old_side {
   }
 
   std::string delta(const store& s, bool seal, std::uint64_t& moved) {
-    auto d = seal ? call(*n_.rt, s.handle, values{"delta", true}, deadline_)
-                  : call(*n_.rt, s.handle, values{"delta"}, deadline_);
+    auto d = seal ? call(*n_.rt, s.handle, values{entity::upgrade_key(), "delta", true}, deadline_)
+                  : call(*n_.rt, s.handle, values{entity::upgrade_key(), "delta"}, deadline_);
     if (!d) return "entity '" + s.id + "': delta: " + d.error();
     if (seal) sealed_ = true;
     byte_buffer bytes = bytes_of(d->at(0));
@@ -278,8 +279,8 @@ class old_side {
   void rollback() {
     const auto until = clock::now() + ms(5000);
     for (auto& s : stores_) {
-      if (sealed_) (void)call(*n_.rt, s.handle, values{"unseal"}, until);
-      if (tracking_) (void)call(*n_.rt, s.handle, values{"untrack"}, until);
+      if (sealed_) (void)call(*n_.rt, s.handle, values{entity::upgrade_key(), "unseal"}, until);
+      if (tracking_) (void)call(*n_.rt, s.handle, values{entity::upgrade_key(), "untrack"}, until);
     }
     if (!frozen_) return;
     if (n_.cluster != nullptr) {
@@ -334,7 +335,7 @@ class new_side {
     }
     for (const auto& [id, h] : stores_) {  // start from nothing; nobody writes until commit
       if (auto r = call(*n_.rt, h, values{"clear"}, deadline_); !r) return "entity '" + id + "': clear: " + r.error();
-      if (auto r = call(*n_.rt, h, values{"seal"}, deadline_); !r) return "entity '" + id + "': seal: " + r.error();
+      if (auto r = call(*n_.rt, h, values{entity::upgrade_key(), "seal"}, deadline_); !r) return "entity '" + id + "': seal: " + r.error();
     }
     if (auto r = tx::send(fd_, tx::accept{}, left(deadline_)); !r) return r.error();
     bool committed = false;
@@ -344,7 +345,7 @@ class new_side {
       if (auto* p = std::get_if<tx::page>(&m->msg)) {
         auto it = stores_.find(p->store);
         if (committed || it == stores_.end()) return "a page for '" + p->store + "' out of place";
-        auto r = call(*n_.rt, it->second, values{"apply", string_of(p->bytes)}, deadline_);
+        auto r = call(*n_.rt, it->second, values{entity::upgrade_key(), "apply", string_of(p->bytes)}, deadline_);
         if (!r) return "entity '" + p->store + "': apply: " + r.error();
         ++stats_.pages;
         tx::applied a{p->store, static_cast<std::uint64_t>(r->at(0).as_integer()),
@@ -354,7 +355,7 @@ class new_side {
         // The state is complete and the old worker is frozen: the stores are ours.
         committed = true;
         for (const auto& [id, h] : stores_) {
-          if (auto r = call(*n_.rt, h, values{"unseal"}, deadline_); !r) return "entity '" + id + "': unseal: " + r.error();
+          if (auto r = call(*n_.rt, h, values{entity::upgrade_key(), "unseal"}, deadline_); !r) return "entity '" + id + "': unseal: " + r.error();
         }
       } else if (auto* c = std::get_if<tx::conn>(&m->msg)) {
         if (!committed) return "a connection before commit";

@@ -74,14 +74,14 @@ int main(int argc, char** argv) {
 
   // 2. Pre-copy in pages, N still serving between them.
   t = clock_type::now();
-  must(a, ".counters", {"track"});
+  must(a, ".counters", {csk::entity::upgrade_key(), "track"});
   csk::lua_value cursor;
   std::size_t bytes = 0;
   int pages = 0;
   do {
     auto page = must(a, ".counters", {"snapshot_page", cursor, 5000});
     bytes += page.at(0).as_string().size();
-    must(b, ".counters", {"apply", page.at(0)});
+    must(b, ".counters", {csk::entity::upgrade_key(), "apply", page.at(0)});
     cursor = page.at(1);
     must(a, ".counter_api", {"incr", "c" + std::to_string(pages), 1});  // traffic during the copy
     ++pages;
@@ -90,8 +90,8 @@ int main(int argc, char** argv) {
 
   // 3. Freeze (here: simply no more traffic) and the delta.
   t = clock_type::now();
-  const std::string delta = must(a, ".counters", {"delta"}).at(0).as_string();
-  auto applied = must(b, ".counters", {"apply", delta});
+  const std::string delta = must(a, ".counters", {csk::entity::upgrade_key(), "delta"}).at(0).as_string();
+  auto applied = must(b, ".counters", {csk::entity::upgrade_key(), "apply", delta});
   std::cout << "delta: " << applied.at(0).as_integer() << " changed, " << delta.size() << " bytes in " << ms_since(t)
             << " ms\n";
 

@@ -1,7 +1,9 @@
 #include "services/entity/registry.hpp"
 
+#include <cstdio>
 #include <map>
 #include <mutex>
+#include <random>
 #include <stdexcept>
 
 #include "services/entity/store.hpp"
@@ -56,6 +58,17 @@ std::vector<type_desc> registered_types() {
   out.reserve(r.types.size());
   for (const auto& [n, t] : r.types) out.push_back(t.desc);
   return out;
+}
+
+const std::string& upgrade_key() {
+  static const std::string key = [] {
+    std::random_device rd;
+    const std::uint64_t n = (std::uint64_t{rd()} << 32) ^ rd();
+    char hex[17];
+    std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(n));
+    return "__entity_upgrade:" + std::string(hex);
+  }();
+  return key;
 }
 
 std::string service_type_name(std::string_view entity_type) { return "entity:" + std::string(entity_type); }

@@ -35,6 +35,13 @@ std::optional<type_desc> find_type(std::string_view name);
 /// Every registered type, by name.
 std::vector<type_desc> registered_types();
 
+/// The key that unlocks an entity service's upgrade commands (seal, unseal, track, untrack,
+/// delta, restore, apply): they are sent as {upgrade_key(), command, args...}; sent plainly
+/// they are refused. "__entity_upgrade:" and a random number chosen once per process: a
+/// cluster peer can address a store (skynet resolves ".name" addresses remotely) but cannot
+/// know the key, so it cannot seal a store or rewrite it wholesale. Any thread.
+const std::string& upgrade_key();
+
 /// The runtime service type of an entity type: "entity:" + name.
 std::string service_type_name(std::string_view entity_type);
 /// Registers every entity type known now as a runtime service type ("entity:<name>"), so

@@ -38,7 +38,11 @@
 //   timers k                   -> {name=ms left,...} | nil
 //   clear                      -> (nothing)     deletes everything
 //
-// For the upgrade machinery (snapshot.hpp has the format):
+// For the upgrade machinery (snapshot.hpp has the format). track, untrack, delta, restore,
+// apply, seal and unseal are sent as {entity::upgrade_key(), command, args...} (registry.hpp):
+// plain, they are refused, so a cluster peer that can address the store cannot seal it,
+// rewrite it wholesale or move the change mark of an upgrade in progress. The read-only
+// ones (info, header, snapshot, snapshot_page, changes) need no key.
 //
 //   info                       -> {type, version, min_version, key, id, count, timers, tracking}
 //   header                     -> the header a full snapshot would have (check_snapshot it)
@@ -283,6 +287,8 @@ class entity_service final : public actor::service {
   }
 
   values run(actor::context& ctx, values& a) {
+    const bool keyed = !a.empty() && a[0].is_string() && a[0].as_string() == upgrade_key();
+    if (keyed) a.erase(a.begin());
     if (a.empty() || !a[0].is_string()) throw std::invalid_argument(who() + ": the command name must be a string");
     static const std::map<std::string, handler, std::less<>> table = {
         {"get", &entity_service::cmd_get},
@@ -314,10 +320,22 @@ class entity_service final : public actor::service {
     };
     auto it = table.find(a[0].as_string());
     if (it == table.end()) throw std::invalid_argument(who() + ": unknown command '" + a[0].as_string() + "'");
+    if (!keyed && upgrade_only(it->second)) {
+      throw std::invalid_argument(who() + ": '" + a[0].as_string() +
+                                  "' is for the upgrade machinery only (sent with entity::upgrade_key())");
+    }
     if (sealed_ && writes(it->second)) {
       throw std::runtime_error(who() + ": sealed for an upgrade, '" + a[0].as_string() + "' refused");
     }
     return (this->*(it->second))(ctx, a);
+  }
+
+  /// The commands that take the store out of its callers' hands (sealing it, replacing
+  /// its contents, moving its change mark): upgrade_key() only.
+  static bool upgrade_only(handler h) {
+    return h == &entity_service::cmd_seal || h == &entity_service::cmd_unseal || h == &entity_service::cmd_track ||
+           h == &entity_service::cmd_untrack || h == &entity_service::cmd_delta ||
+           h == &entity_service::cmd_restore || h == &entity_service::cmd_apply;
   }
 
   static bool writes(handler h) {

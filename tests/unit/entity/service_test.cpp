@@ -172,9 +172,35 @@ TEST_F(EntityService, ErrorsNameTheProblemAndChangeNothing) {
   EXPECT_EQ(call_error(rt, ".p", {"schedule", "ann", "dance", 10}),
             "entity 'test.player' (test.player): no timer hook 'dance' and no notify address");
   EXPECT_EQ(call_error(rt, ".p", {"iterate", lua_value{}, 0}), "iterate: limit must be 1..10000");
-  EXPECT_EQ(call_error(rt, ".p", {"delta"}), "entity 'test.player': delta snapshot without tracking");
+  EXPECT_EQ(call_error(rt, ".p", {entity::upgrade_key(), "delta"}), "entity 'test.player': delta snapshot without tracking");
   EXPECT_EQ(as_player(call(rt, ".p", {"get", "ann"}).at(0)).hp, 10);
   EXPECT_EQ(call(rt, ".p", {"count"}).at(0).as_integer(), 1);
+}
+
+// What a cluster peer (which can address ".p": skynet resolves .names remotely) sends
+// without the process's key: the upgrade commands are refused and change nothing.
+TEST_F(EntityService, UpgradeCommandsNeedTheUpgradeKey) {
+  manual_clock clk;
+  runtime rt(manual());
+  use_clock(rt, &clk);
+  ASSERT_TRUE(rt.spawn(std::make_unique<entity_service<player>>(), {}, {".p"}).has_value());
+  rt.start();
+  call(rt, ".p", {"set", "ann", player_value("Ann", 10)});
+  const std::string snap = call(rt, ".p", {"snapshot"}).at(0).as_string();  // reads need no key
+  for (values cmd : {values{"seal"}, values{"unseal"}, values{"track"}, values{"untrack"}, values{"delta"},
+                     values{"delta", true}, values{"restore", snap}, values{"apply", snap}}) {
+    const std::string name = cmd.at(0).as_string();
+    EXPECT_EQ(call_error(rt, ".p", std::move(cmd)),
+              "entity 'test.player' (test.player): '" + name +
+                  "' is for the upgrade machinery only (sent with entity::upgrade_key())");
+  }
+  EXPECT_EQ(call_error(rt, ".p", {"__entity_upgrade:0000000000000000", "seal"}),
+            "entity 'test.player' (test.player): unknown command '__entity_upgrade:0000000000000000'")
+      << "a guessed key is just an unknown command";
+  EXPECT_FALSE(call(rt, ".p", {"info"}).at(0).as_table().find("sealed")->as_boolean());
+  EXPECT_FALSE(call(rt, ".p", {"info"}).at(0).as_table().find("tracking")->as_boolean());
+  call(rt, ".p", {"set", "bob", player_value("Bob", 1)});  // not sealed: writes work
+  EXPECT_EQ(call(rt, ".p", {"count"}).at(0).as_integer(), 2);
 }
 
 TEST_F(EntityService, IterateIsPagedByCursorInKeyOrder) {
@@ -298,10 +324,10 @@ TEST_F(EntityService, SealedStoreRefusesWritesHoldsTimersAndStillApplies) {
   rt.start();
   call(rt, ".p", {"set", "ann", player_value("Ann", 100)});
   call(rt, ".p", {"schedule", "ann", "regen", 50});
-  call(rt, ".p", {"track"});
+  call(rt, ".p", {entity::upgrade_key(), "track"});
   call(rt, ".p", {"set", "bob", player_value("Bob", 7)});
   // The final delta seals in the same turn: nothing can slip in between.
-  const values delta = call(rt, ".p", {"delta", true});
+  const values delta = call(rt, ".p", {entity::upgrade_key(), "delta", true});
   ASSERT_TRUE(delta.at(0).is_string());
   EXPECT_TRUE(call(rt, ".p", {"info"}).at(0).as_table().find("sealed")->as_boolean());
   for (values w : {values{"set", "cid", player_value("Cid", 1)}, values{"mutate", "ann", "heal", 5},
@@ -319,11 +345,11 @@ TEST_F(EntityService, SealedStoreRefusesWritesHoldsTimersAndStillApplies) {
   // apply works on a sealed store (the new worker's side).
   ASSERT_TRUE(rt.spawn(std::make_unique<entity_service<player>>(), {lua_value(lua_table{}.set("id", "p2"))}, {".q"})
                   .has_value());
-  call(rt, ".q", {"seal"});
-  EXPECT_EQ(call(rt, ".q", {"apply", delta.at(0)}).at(0).as_integer(), 1);
+  call(rt, ".q", {entity::upgrade_key(), "seal"});
+  EXPECT_EQ(call(rt, ".q", {entity::upgrade_key(), "apply", delta.at(0)}).at(0).as_integer(), 1);
   EXPECT_EQ(as_player(call(rt, ".q", {"get", "bob"}).at(0)).hp, 7);
   // Unsealed, the overdue timer fires at the next tick and writes work again.
-  call(rt, ".p", {"unseal"});
+  call(rt, ".p", {entity::upgrade_key(), "unseal"});
   clk.advance(rt, 10ms);
   rt.run_until_idle();
   EXPECT_EQ(as_player(call(rt, ".p", {"get", "ann"}).at(0)).hp, 110);
@@ -388,7 +414,7 @@ TEST_F(EntityService, SnapshotRestoresInAnotherRuntimeWithItsTimers) {
   EXPECT_EQ(h->entries, 40u);
 
   clk_b.advance(b, 100ms);  // the same instant on b's clock (b's runtime time is its own)
-  EXPECT_EQ(call(b, ".p", {"restore", snap}).at(0).as_integer(), 40);
+  EXPECT_EQ(call(b, ".p", {entity::upgrade_key(), "restore", snap}).at(0).as_integer(), 40);
   EXPECT_EQ(call(b, ".p", {"snapshot"}).at(0).as_string(), snap);  // equal state, byte for byte
   EXPECT_EQ(call(b, ".p", {"iterate", lua_value{}, 1000}), call(a, ".p", {"iterate", lua_value{}, 1000}));
 
@@ -429,7 +455,7 @@ TEST_F(EntityService, OverdueTimersFireAtTheFirstTickAfterRestore) {
   call(a, ".p", {"set", "ann", player_value("Ann", 1), 50});
   const std::string snap = call(a, ".p", {"snapshot"}).at(0).as_string();
   clk_b.set(80);  // the snapshot spent 80 ms in transit: ann's expiry is 30 ms overdue
-  call(b, ".p", {"restore", snap});
+  call(b, ".p", {entity::upgrade_key(), "restore", snap});
   EXPECT_EQ(call(b, ".p", {"ttl", "ann"}).at(0).as_integer(), 0);
   EXPECT_EQ(call(b, ".p", {"count"}).at(0).as_integer(), 1);
   clk_b.advance(b, 10ms);
@@ -455,12 +481,12 @@ TEST_F(EntityService, PreCopyThroughMessages) {
   ASSERT_TRUE(h.has_value()) << h.error();
   EXPECT_EQ(h->entries, 100u);
 
-  call(a, ".p", {"track"});
+  call(a, ".p", {entity::upgrade_key(), "track"});
   lua_value cursor;
   int pages = 0;
   do {
     auto r = call(a, ".p", {"snapshot_page", cursor, 30});
-    call(b, ".p", {"apply", r.at(0)});
+    call(b, ".p", {entity::upgrade_key(), "apply", r.at(0)});
     cursor = r.at(1);
     call(a, ".p", {"mutate", "p1001", "heal", 1});  // traffic during the copy
     call(a, ".p", {"delete", "p10" + std::to_string(50 + pages)});
@@ -470,8 +496,8 @@ TEST_F(EntityService, PreCopyThroughMessages) {
   auto ch = call(a, ".p", {"changes"});
   EXPECT_EQ(ch.at(0).as_integer(), 1);  // p1001
   EXPECT_EQ(ch.at(1).as_integer(), 4);  // p1050..p1053
-  const std::string delta = call(a, ".p", {"delta"}).at(0).as_string();
-  auto applied = call(b, ".p", {"apply", delta});
+  const std::string delta = call(a, ".p", {entity::upgrade_key(), "delta"}).at(0).as_string();
+  auto applied = call(b, ".p", {entity::upgrade_key(), "apply", delta});
   EXPECT_EQ(applied.at(0).as_integer(), 1);
   EXPECT_EQ(applied.at(1).as_integer(), 3);  // p1050 went before its page was copied
   EXPECT_EQ(call(a, ".p", {"changes"}).at(0).as_integer(), 0);  // delta set a new mark
@@ -488,11 +514,11 @@ TEST_F(EntityService, BadSnapshotIsAnErrorReplyAndTheStoreStaysEmpty) {
   populate(a, 5);
   std::string snap = call(a, ".p", {"snapshot"}).at(0).as_string();
   // Into the wrong type's service.
-  EXPECT_EQ(call_error(a, ".profiles", {"restore", snap}),
+  EXPECT_EQ(call_error(a, ".profiles", {entity::upgrade_key(), "restore", snap}),
             "entity snapshot of 'test.profile': the snapshot is of entity type 'test.player'");
   snap.resize(snap.size() - 3);
   call(a, ".p", {"clear"});
-  EXPECT_NE(call_error(a, ".p", {"restore", snap}).find("truncated"), std::string::npos);
+  EXPECT_NE(call_error(a, ".p", {entity::upgrade_key(), "restore", snap}).find("truncated"), std::string::npos);
   EXPECT_EQ(call(a, ".p", {"count"}).at(0).as_integer(), 0);
   EXPECT_EQ(call(a, ".p", {"info"}).at(0).as_table().find("timers")->as_integer(), 0);
 }
@@ -508,7 +534,7 @@ TEST_F(EntityService, OlderSnapshotVersionThroughTheService) {
   byte_buffer b;
   old_binary.snapshot(b);
   ASSERT_TRUE(check_snapshot(b).has_value());
-  call(rt, ".profiles", {"restore", std::string(as_chars(b))});
+  call(rt, ".profiles", {entity::upgrade_key(), "restore", std::string(as_chars(b))});
   auto v = call(rt, ".profiles", {"get", "ann"}).at(0);
   EXPECT_EQ(v.as_table().find("score")->as_integer(), 9);
   EXPECT_EQ(v.as_table().find("title")->as_string(), "from v1");

@@ -22,6 +22,7 @@
 
 #include "examples/gate/kv_gate.hpp"
 #include "services/entity/directory.hpp"
+#include "services/entity/registry.hpp"
 #include "services/gate/gate.hpp"
 #include "tests/support/raw_socket.hpp"
 
@@ -491,7 +492,7 @@ TEST_F(KvGateTest, TheStoreIsAnEntityServiceWhoseDataMovesBySnapshot) {
   ASSERT_TRUE(rt2.spawn(std::move(g2)));
   net2.start();
   rt2.start();
-  EXPECT_EQ(kv_call(rt2, ".kvstore", {lua_value("restore"), lua_value(snap)}).at(0).as_integer(), 3);
+  EXPECT_EQ(kv_call(rt2, ".kvstore", {lua_value(entity::upgrade_key()), lua_value("restore"), lua_value(snap)}).at(0).as_integer(), 3);
   {
     const auto c = raw_socket::connect_to(gate2->port());
     c.write_all(bytes_of("GET a\nINCR n\nINCR s\nGET nothing\n"));
