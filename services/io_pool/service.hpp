@@ -49,13 +49,23 @@ std::uint64_t defer(actor::context& ctx, const actor::message& m);
 void log_start(actor::context& ctx, const settings& s);
 
 /// A service that runs its jobs on a pool<Job>. The derived service parses its options in
-/// init() and calls start_pool(); its handle() calls answer() for the inbox's wake-up and
-/// submit() for a job.
+/// init() and calls start_pool(), and turns a message's arguments into a job (make_job,
+/// which throws for a bad one: an error reply). handle() answers the inbox's wake-up (an
+/// empty send from the service itself) and queues every other message as a job.
 template <class Job>
 class pooled_service : public actor::service {
  public:
   ~pooled_service() override {
     if (pool_) pool_->stop();
+  }
+
+  actor::task<actor::values> handle(actor::context& ctx, actor::message& m) override {
+    if (m.type == actor::msg_type::send && m.args.empty() && m.source == ctx.self()) {  // the inbox's wake-up
+      answer(ctx);
+      co_return actor::values{};
+    }
+    submit(ctx, m, make_job(m.args));  // throws: an error reply
+    co_return actor::values{};
   }
 
   void stop(actor::context& ctx) override {
@@ -69,6 +79,8 @@ class pooled_service : public actor::service {
     pool_ = std::make_unique<pool<Job>>(s, make, [in = inbox_](std::uint64_t id, reply r) { in->push(id, std::move(r)); });
     log_start(ctx, s);
   }
+  /// The job for a message's arguments; throws (std::exception) for a bad message.
+  virtual Job make_job(const actor::values& args) = 0;
   /// Gives the answers the pool has finished (the inbox's wake-up).
   void answer(actor::context& ctx) { inbox_->answer(ctx); }
   /// Queues `job` for the message being handled; a call is answered when it is done.

@@ -62,14 +62,7 @@ class mysql_service final : public io_pool::pooled_service<request> {
     start_pool(ctx, pool_settings(o), [o] { return make_connection(o); });
   }
 
-  task<values> handle(context& ctx, message& m) override {
-    if (m.type == msg_type::send && m.args.empty() && m.source == ctx.self()) {  // the inbox's wake-up
-      answer(ctx);
-      co_return values{};
-    }
-    submit(ctx, m, parse_request(m.args));  // throws: an error reply
-    co_return values{};
-  }
+  request make_job(const values& args) override { return parse_request(args); }
 };
 
 }  // namespace

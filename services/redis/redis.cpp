@@ -50,14 +50,7 @@ class redis_service final : public io_pool::pooled_service<command> {
     start_pool(ctx, pool_settings(o), [o] { return make_connection(o); });
   }
 
-  task<values> handle(context& ctx, message& m) override {
-    if (m.type == msg_type::send && m.args.empty()) {  // the inbox's wake-up
-      answer(ctx);
-      co_return values{};
-    }
-    submit(ctx, m, command_words(m.args));  // throws: an error reply
-    co_return values{};
-  }
+  command make_job(const values& args) override { return command_words(args); }
 };
 
 }  // namespace
