@@ -303,6 +303,7 @@ class loader {
       });
     }
     finish_cluster(config.cluster, listen_env);
+    finish_gates(config.gates);
     return config;
   }
 
@@ -340,9 +341,8 @@ class loader {
 
   bool failed() const { return !problems_.empty(); }
 
-  void env_error(const std::string& message) {
-    problems_.push_back(
-        {after_all_lines, std::string(cluster_listen_env) + " (environment): " + message});
+  void env_error(const std::string& message, const std::string& variable = cluster_listen_env) {
+    problems_.push_back({after_all_lines, variable + " (environment): " + message});
   }
 
   void error(const std::string& path, int line, const std::string& message) {
@@ -647,6 +647,23 @@ class loader {
     }
   }
 
+  // CSK_GATE_<NAME>_LISTEN replaces a gate's listen, as CSK_CLUSTER_LISTEN does the
+  // cluster's (gate_listen_env names the variable).
+  void finish_gates(std::vector<gate_config>& gates) {
+    for (auto& g : gates) {
+      if (g.name.empty()) continue;
+      const std::string variable = gate_listen_env(g.name);
+      const char* value = std::getenv(variable.c_str());  // NOLINT(concurrency-mt-unsafe): config load, before threads
+      if (value == nullptr || *value == '\0') continue;
+      cluster_node_address address;
+      if (const std::string why = host_port_problem(value, true, address); !why.empty()) {
+        env_error(why + ", got " + quote(value), variable);
+        continue;
+      }
+      g.listen = value;
+    }
+  }
+
   void read_gates(const field& section, std::vector<gate_config>& out) {
     if (!expect_sequence(section)) return;
     std::map<std::string, std::string> names;  // gate name -> path where first seen
@@ -946,6 +963,20 @@ result<std::string, std::string> read_text_file(const std::string& path) {
 }
 
 }  // namespace
+
+std::string gate_listen_env(std::string_view gate_name) {
+  std::string out = "CSK_GATE_";
+  for (const char c : gate_name) {
+    if (c >= 'a' && c <= 'z') {
+      out.push_back(static_cast<char>(c - 'a' + 'A'));
+    } else if (c == '-' || c == '.') {
+      out.push_back('_');
+    } else {
+      out.push_back(c);
+    }
+  }
+  return out + "_LISTEN";
+}
 
 std::optional<cluster_node_address> parse_host_port(std::string_view text, bool allow_port_zero) {
   cluster_node_address address;

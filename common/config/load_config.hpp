@@ -59,7 +59,8 @@
 // Environment: if CSK_CLUSTER_LISTEN is set and not empty, both config loaders use it
 // as cluster.listen, replacing the file's value, so a node's port can be set without
 // editing files. It is checked like the key; its problems are listed last, as
-// `CSK_CLUSTER_LISTEN (environment): ...`.
+// `CSK_CLUSTER_LISTEN (environment): ...`. CSK_GATE_<NAME>_LISTEN does the same for a
+// gate's listen (gate_listen_env below).
 //
 // The node table (skynet's clustername.lua as YAML) is one map:
 //   node1: "127.0.0.1:2528"        # IPv4, hostname, or "[::1]:2528"; port 1..65535
@@ -87,6 +88,10 @@ inline constexpr int max_arg_depth = 32;
 
 /// The environment variable that overrides cluster.listen.
 inline constexpr const char* cluster_listen_env = "CSK_CLUSTER_LISTEN";
+/// The variable that replaces gate `name`'s listen address: CSK_GATE_<NAME>_LISTEN, the
+/// name in upper case with '-' and '.' as '_' (gate "kv": CSK_GATE_KV_LISTEN). Checked
+/// like the key; its problems are listed last, as `CSK_GATE_KV_LISTEN (environment): ...`.
+std::string gate_listen_env(std::string_view gate_name);
 
 /// Reads and loads a YAML file; a file that cannot be read gives one error line.
 /// Relative paths (cluster.names_file, log.file, supervisor.worker, .control_socket,

@@ -522,6 +522,33 @@ TEST_F(ClusterConfig, EnvironmentOverrideIsChecked) {
   }
 }
 
+TEST(GateConfig, EnvironmentReplacesAGatesListen) {
+  EXPECT_EQ(gate_listen_env("kv"), "CSK_GATE_KV_LISTEN");
+  EXPECT_EQ(gate_listen_env("chat.v2-eu"), "CSK_GATE_CHAT_V2_EU_LISTEN");
+  const std::string yaml =
+      "gates:\n  - {name: kv, listen: \"127.0.0.1:8001\", type: kv_gate}\n"
+      "  - {name: chat.v2, listen: \"127.0.0.1:8002\", type: chat}\n";
+  {
+    scoped_env kv("CSK_GATE_KV_LISTEN", "127.0.0.1:0");
+    const node_config c = load_ok(yaml);
+    EXPECT_EQ(c.gates.at(0).listen, "127.0.0.1:0");
+    EXPECT_EQ(c.gates.at(1).listen, "127.0.0.1:8002") << "another gate's variable is its own";
+  }
+  {
+    scoped_env chat("CSK_GATE_CHAT_V2_LISTEN", "[::1]:9000");
+    EXPECT_EQ(load_ok(yaml).gates.at(1).listen, "[::1]:9000");
+  }
+  {
+    scoped_env empty("CSK_GATE_KV_LISTEN", "");  // set but empty: ignored
+    EXPECT_EQ(load_ok(yaml).gates.at(0).listen, "127.0.0.1:8001");
+  }
+  {
+    scoped_env bad("CSK_GATE_KV_LISTEN", "8001");
+    EXPECT_EQ(load_error(yaml), "CSK_GATE_KV_LISTEN (environment): expected \"host:port\", got \"8001\"");
+  }
+  EXPECT_EQ(load_ok(yaml).gates.at(0).listen, "127.0.0.1:8001");  // unset again
+}
+
 class LoadConfigFile : public test::temp_dir_test {};
 
 TEST_F(LoadConfigFile, LoadsAFile) {
