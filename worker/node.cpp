@@ -16,6 +16,7 @@
 #include <ctime>
 #include <future>
 #include <map>
+#include <set>
 #include <system_error>
 #include <thread>
 #include <typeindex>
@@ -270,6 +271,17 @@ result<void, std::string> run_node(const node_config& cfg,
     return unexpected(std::move(why));
   };
   if (auto r = boot_services(rt, cfg.services); !r) return fail(r.error());
+  // A worker taking over (docs/upgrade.md): its system services (every boot service but
+  // the entity stores) start once it serves, so none of them writes to a store that the
+  // transfer keeps sealed; what is sent to them meanwhile waits in their mailboxes.
+  std::vector<actor::handle_t> held;
+  if (takeover) {
+    std::set<actor::handle_t> stores;
+    for (const auto& e : entities.list()) stores.insert(e.handle);
+    for (const auto& s : rt.services()) {
+      if (stores.count(s.handle) == 0 && rt.hold(s.handle)) held.push_back(s.handle);
+    }
+  }
   n.start();
   // Listening sockets: under a supervisor every one is inherited by name ("cluster",
   // "gate:<name>", "admin"; see listeners_of) and adopted, never bound here. A spare
@@ -315,6 +327,8 @@ result<void, std::string> run_node(const node_config& cfg,
     if (!t) return fail("takeover from generation " + std::to_string(order.from_generation) + " failed: " + t.error());
     logger("handover")->info("took over from generation {}: {} stores, {} pages, {} connections ({} lost); serving",
                             order.from_generation, t->stores, t->pages, t->connections, t->connections_lost);
+    for (const auto h : held) (void)rt.release(h);
+    if (!held.empty()) logger("handover")->info("{} system services started", held.size());
   }
 
   if (!cfg.admin.listen.empty()) {

@@ -144,6 +144,7 @@ struct cell {
   root_state* current = nullptr;
   bool inited = false;
   bool started = false;
+  bool held = false;  // runtime::hold: start() leaves it be (owner thread, before start)
   bool exit_requested = false;
   bool retired = false;
   std::vector<std::string> names;
@@ -1107,8 +1108,26 @@ void runtime::start() {
     timer_thread_ = std::thread([this] { timer_main(); });
   }
   // Services spawned before start were held back (in_global set): run them now,
-  // which runs their start() first.
-  for (auto& c : all) schedule(c);
+  // which runs their start() first. Those hold() keeps stay so (in_global still set:
+  // posts queue without scheduling) until release().
+  for (auto& c : all) {
+    if (!c->held) schedule(c);
+  }
+}
+
+bool runtime::hold(handle_t h) {
+  cell* c = grab(h);
+  if (c == nullptr || running_.load() || c->dead.load()) return false;
+  c->held = true;
+  return true;
+}
+
+bool runtime::release(handle_t h) {
+  cell* c = grab(h);
+  if (c == nullptr || !c->held) return false;
+  c->held = false;
+  if (running_.load() && !shutting_down_.load()) schedule(c);  // in_global is still set from its spawn
+  return true;
 }
 
 void runtime::worker_main(std::size_t index) {

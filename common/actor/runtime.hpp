@@ -168,6 +168,15 @@ class runtime {
 
   /// Starts the threads (threaded mode) and every service's start().
   void start();
+  /// Keeps a service spawned before start() from running when start() is called: its
+  /// start() does not run and the messages sent to it wait in its mailbox (calls may time
+  /// out) until release(h). A worker taking over from another uses it so that its system
+  /// services start only once it serves (docs/upgrade.md). False if `h` is unknown or the
+  /// runtime has started. Owner thread (the one that calls start()).
+  bool hold(handle_t h);
+  /// Ends hold(h): the service runs its start(), then what waits in its mailbox. False if
+  /// `h` is not held. Owner thread.
+  bool release(handle_t h);
   /// Orderly stop: no new spawns; queued messages run until idle or the shutdown
   /// timeout; then every service's stop() runs, suspended handlers are dropped with
   /// their callers answered "shutting down", and the threads end. Idempotent.

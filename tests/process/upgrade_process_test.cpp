@@ -62,6 +62,7 @@ class Upgrade : public temp_dir_test {
         << "  - {type: \"entity:test.tally\", names: [\"@tally\", .tally], args: [{id: tallies}]}\n"
         << "  - {type: echo, names: [\"@echo\"]}\n"
         << "  - {type: slow, names: [\"@slow\"]}\n"
+        << "  - {type: boots}\n"
         << "supervisor:\n"
         << "  worker: " << CSK_UPGRADE_WORKER_BIN << "\n"
         << "  control_socket: " << socket_ << "\n"
@@ -230,6 +231,26 @@ TEST_F(Upgrade, TwentyUpgradesUnderLoadLoseNothing) {
   for (double f : frozen_ms) worst = std::max(worst, f);
   std::cout << "20 upgrades: " << increments << " increments, " << fresh_ok << " fresh connections; longest freeze "
             << worst << " ms (as the old worker measured it)\n";
+}
+
+// The new worker's system services start once it serves: "boots" increments a tally in
+// its start(), which during the transfer would meet a sealed (or not yet filled) store.
+TEST_F(Upgrade, SystemServicesOfTheNewWorkerStartOnceItServes) {
+  start();
+  skynet_client c(port_);
+  const auto boots = [&] {
+    auto g = c.call("@tally", {"get", "boots"});
+    if (!g.ok || !g.values.at(0).is_table()) return std::int64_t{-1};
+    return g.values.at(0).as_table().find("n")->as_integer();
+  };
+  EXPECT_TRUE(eventually([&] { return boots() == 1; })) << sup_->output();
+  for (int gen = 2; gen <= 3; ++gen) {
+    auto up = upgrade();
+    ASSERT_EQ(up.exit_code, 0) << up.output;
+    EXPECT_TRUE(eventually([&] { return boots() == gen; })) << "generation " << gen << "\n" << sup_->output();
+  }
+  EXPECT_EQ(sup_->output().find("boots: "), std::string::npos) << sup_->output();
+  EXPECT_NE(sup_->output().find("3 system services started"), std::string::npos) << sup_->output();
 }
 
 TEST_F(Upgrade, HalfReceivedMultiPartRequestCompletesAfterTheSwap) {

@@ -8,6 +8,9 @@
 //   crash          abort() at start, before hello
 //   fail_restore   reading any tally from a snapshot throws (the restore fails)
 //   hang_restore   reading a tally blocks forever (the new worker hangs mid-transfer)
+//
+// Service type "boots" (a system service): its start() increments the tally "boots" in
+// .tally, once per worker that serves; a failure is logged as "boots: ...".
 
 #include <cstdlib>
 #include <stdexcept>
@@ -16,6 +19,7 @@
 
 #include <cereal/cereal.hpp>
 
+#include "common/log/log.hpp"
 #include "services/entity/entity.hpp"
 #include "services/lab/lab_services.hpp"
 #include "worker/worker_main.hpp"
@@ -43,6 +47,19 @@ struct tally {
   }
 };
 
+class boots final : public csk::actor::service {
+ public:
+  csk::actor::task<void> start(csk::actor::context& ctx) override {
+    csk::actor::values args{csk::lua_value("mutate"), csk::lua_value("boots"), csk::lua_value("incr")};
+    auto op = ctx.call(".tally", std::move(args));
+    auto r = co_await op;
+    if (!r) csk::logger("service")->error("boots: {}", r.error().text);
+  }
+  csk::actor::task<csk::actor::values> handle(csk::actor::context&, csk::actor::message&) override {
+    co_return csk::actor::values{};
+  }
+};
+
 csk::lua_value to_lua(const tally& t) { return csk::entity::fields().add("n", t.n).table(); }
 void from_lua(const csk::lua_value& in, tally& t) { csk::entity::field_reader(in, "test.tally").get("n", t.n).done(); }
 
@@ -59,6 +76,7 @@ int main(int argc, char** argv) {
   if (which == "hang_restore") g_fault = fault::hang_restore;
   return csk::worker_main(argc, argv, [](csk::actor::runtime& rt) {
     csk::lab::register_lab_types(rt);
+    rt.register_type("boots", [] { return std::make_unique<boots>(); });
     csk::entity::register_type<tally>("test.tally", CSK_TALLY_VERSION)
         .mutation(
             "incr",

@@ -178,6 +178,48 @@ TEST(Runtime, ServicesCountCpuTimeApartFromBusyTime) {
   }
 }
 
+/// Logs its start() and every message, in order.
+class starter : public service {
+ public:
+  explicit starter(std::vector<std::string>* l) : log_(l) {}
+  task<void> start(context&) override {
+    log_->push_back("start");
+    co_return;
+  }
+  task<values> handle(context&, message& m) override {
+    log_->push_back(m.args.at(0).as_string());
+    co_return values{};
+  }
+
+ private:
+  std::vector<std::string>* log_;
+};
+
+TEST(Runtime, AHeldServiceStartsOnlyWhenReleasedAndKeepsItsMessages) {
+  std::vector<std::string> held_log, free_log;
+  runtime rt(manual());
+  auto held = rt.spawn(std::make_unique<starter>(&held_log));
+  auto other = rt.spawn(std::make_unique<starter>(&free_log));
+  ASSERT_TRUE(held && other);
+  EXPECT_TRUE(rt.hold(*held));
+  EXPECT_FALSE(rt.hold(0x00ffffff)) << "unknown handle";
+  EXPECT_FALSE(rt.release(*other)) << "not held";
+  rt.start();
+  EXPECT_FALSE(rt.hold(*other)) << "only before start()";
+  ASSERT_TRUE(rt.send(*held, values{"one"}));
+  ASSERT_TRUE(rt.send(*other, values{"one"}));
+  rt.run_until_idle();
+  EXPECT_EQ(free_log, (std::vector<std::string>{"start", "one"}));
+  EXPECT_TRUE(held_log.empty()) << "neither its start() nor its messages ran";
+  ASSERT_TRUE(rt.send(*held, values{"two"}));
+  rt.run_until_idle();
+  EXPECT_TRUE(held_log.empty());
+  EXPECT_TRUE(rt.release(*held));
+  EXPECT_FALSE(rt.release(*held)) << "released already";
+  rt.run_until_idle();
+  EXPECT_EQ(held_log, (std::vector<std::string>{"start", "one", "two"}));
+}
+
 TEST(Runtime, CoroutineHandlerAwaitsAnotherService) {
   runtime rt(manual());
   ASSERT_TRUE(rt.spawn(std::make_unique<adder>(), {}, {".adder"}).has_value());
