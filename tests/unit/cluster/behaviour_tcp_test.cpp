@@ -77,6 +77,7 @@
 #include "common/wire/seri.hpp"
 #include "services/cluster/node.hpp"
 #include "services/lab/lab_services.hpp"
+#include "tests/support/cluster_node.hpp"
 #include "tests/support/skynet_client.hpp"
 #include "tests/support/vectors.hpp"
 #include "tools/wire/value_json.hpp"
@@ -254,33 +255,7 @@ class tcp_listener {
 
 // ---------------------------------------------------------------- the nodes --
 
-/// runtime + net + cluster::node, as worker/ assembles them.
-struct test_node {
-  test_node(std::string self, bool lab) {
-    actor::runtime_options o;
-    o.threads = 2;
-    o.call_timeout = 5000ms;
-    rt = std::make_unique<actor::runtime>(o);
-    if (lab) lab::spawn_lab_services(*rt);
-    net = std::make_unique<net::net>(1);
-    node_options no;
-    no.self = std::move(self);
-    no.listen = endpoint{"127.0.0.1", 0};
-    cluster = std::make_unique<node>(*rt, *net, no);
-    rt->start();
-    net->start();
-  }
-  ~test_node() {
-    net->stop();
-    rt->shutdown();
-  }
-  test_node(const test_node&) = delete;
-  test_node& operator=(const test_node&) = delete;
-
-  std::unique_ptr<actor::runtime> rt;
-  std::unique_ptr<net::net> net;
-  std::unique_ptr<node> cluster;
-};
+using test_node = test::cluster_test_node;
 
 // ------------------------------------------------------------------ rx side --
 

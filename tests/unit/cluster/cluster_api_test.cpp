@@ -13,6 +13,7 @@
 #include "services/cluster/cluster.hpp"
 #include "services/cluster/node.hpp"
 #include "services/lab/lab_services.hpp"
+#include "tests/support/cluster_node.hpp"
 
 namespace csk::cluster {
 namespace {
@@ -49,38 +50,7 @@ call_result run(actor::runtime& rt, actor::handle_t probe, values args = {}) {
   return wait(rt.call(probe, std::move(args)));
 }
 
-/// One node: runtime + net + (optionally) cluster membership.
-struct test_node {
-  test_node(std::string self, bool with_lab, bool with_cluster = true) {
-    actor::runtime_options o;
-    o.threads = 2;
-    o.call_timeout = 5000ms;
-    rt = std::make_unique<actor::runtime>(o);
-    if (with_lab) lab::spawn_lab_services(*rt);
-    net = std::make_unique<net::net>(1);
-    if (with_cluster) {
-      node_options no;
-      no.self = std::move(self);
-      no.listen = endpoint{"127.0.0.1", 0};
-      cluster = std::make_unique<node>(*rt, *net, no);
-    }
-    rt->start();
-    net->start();
-  }
-  ~test_node() {
-    net->stop();
-    rt->shutdown();  // services first: the node outlives them
-  }
-  std::uint16_t open() {
-    auto port = cluster->open();
-    EXPECT_TRUE(port.has_value()) << port.error();
-    return port ? *port : 0;
-  }
-
-  std::unique_ptr<actor::runtime> rt;
-  std::unique_ptr<net::net> net;
-  std::unique_ptr<node> cluster;
-};
+using test_node = test::cluster_test_node;
 
 class ClusterApiTest : public ::testing::Test {
  protected:

@@ -30,6 +30,7 @@
 #include "services/cluster/agent.hpp"
 #include "services/cluster/node.hpp"
 #include "services/lab/lab_services.hpp"
+#include "tests/support/cluster_node.hpp"
 #include "tests/support/skynet_client.hpp"
 #include "tests/support/vectors.hpp"
 
@@ -92,33 +93,15 @@ class client : public test::skynet_client {
   }
 };
 
-/// runtime (with the lab services) + net + cluster::node: one worker generation.
-struct worker {
-  explicit worker(bool listen) {
-    actor::runtime_options o;
-    o.threads = 2;
-    o.call_timeout = 5000ms;
-    rt = std::make_unique<actor::runtime>(o);
-    lab::spawn_lab_services(*rt);
-    net = std::make_unique<net::net>(1);
-    node_options no;
-    no.self = "server";
-    no.listen = endpoint{"127.0.0.1", 0};
-    cluster = std::make_unique<node>(*rt, *net, no);
-    rt->start();
-    net->start();
+/// One worker generation: a cluster node "server" with the lab services.
+struct worker : test::cluster_test_node {
+  explicit worker(bool listen) : cluster_test_node("server", true) {
     if (listen) {
       auto p = cluster->open();
       if (!p) throw std::runtime_error(p.error());
       port = *p;
     }
   }
-  ~worker() {
-    net->stop();
-    rt->shutdown();
-  }
-  worker(const worker&) = delete;
-  worker& operator=(const worker&) = delete;
 
   /// Waits (deadline) until no inbound call is in flight: the freeze's drain.
   bool drained() const {
@@ -130,9 +113,6 @@ struct worker {
     return true;
   }
 
-  std::unique_ptr<actor::runtime> rt;
-  std::unique_ptr<net::net> net;
-  std::unique_ptr<node> cluster;
   std::uint16_t port = 0;
 };
 

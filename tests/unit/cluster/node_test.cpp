@@ -10,6 +10,7 @@
 #include "common/wire/seri.hpp"
 #include "services/cluster/node.hpp"
 #include "services/lab/lab_services.hpp"
+#include "tests/support/cluster_node.hpp"
 
 namespace csk::cluster {
 namespace {
@@ -18,40 +19,7 @@ using namespace std::chrono_literals;
 using actor::values;
 using wire::target;
 
-/// One node: runtime + net + cluster membership.
-struct test_node {
-  explicit test_node(std::string self, bool with_lab = false) {
-    actor::runtime_options o;
-    o.threads = 2;
-    o.call_timeout = 5000ms;
-    rt = std::make_unique<actor::runtime>(o);
-    if (with_lab) lab::spawn_lab_services(*rt);
-    net = std::make_unique<net::net>(1);
-    node_options no;
-    no.self = std::move(self);
-    no.listen = endpoint{"127.0.0.1", 0};
-    cluster = std::make_unique<node>(*rt, *net, no);
-    rt->start();
-    net->start();
-  }
-  ~test_node() { stop(); }
-  void stop() {
-    if (stopped) return;
-    stopped = true;
-    net->stop();
-    rt->shutdown();
-  }
-  actor::call_result call(std::string_view n, target t, values args, std::chrono::milliseconds timeout = {}) {
-    auto f = cluster->call(n, std::move(t), std::move(args), timeout);
-    if (f.wait_for(20s) != std::future_status::ready) return unexpected(actor::call_error{actor::call_errc::timeout, "test deadline"});
-    return f.get();
-  }
-
-  std::unique_ptr<actor::runtime> rt;
-  std::unique_ptr<net::net> net;
-  std::unique_ptr<node> cluster;
-  bool stopped = false;
-};
+using test_node = test::cluster_test_node;
 
 class ClusterNodeTest : public ::testing::Test {
  protected:
