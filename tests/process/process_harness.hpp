@@ -108,6 +108,25 @@ class child_process {
   std::optional<int> status_;
 };
 
+/// How a command run to completion ended: its exit code (-1: killed, or still running
+/// at the limit) and everything it printed.
+struct command_result {
+  int exit_code = -1;
+  std::string output;
+};
+
+/// Runs argv to completion (at most `limit`), stdout and stderr into DIR/cmd-TAG.out.
+inline command_result run_command(const std::vector<std::string>& argv, const std::filesystem::path& dir,
+                                  const std::string& tag, std::chrono::milliseconds limit = 120s) {
+  const std::filesystem::path out = dir / ("cmd-" + tag + ".out");
+  child_process p(argv, out);
+  const auto st = p.wait_exit(limit);
+  command_result r;
+  r.output = read_file(out);
+  if (st && WIFEXITED(*st)) r.exit_code = WEXITSTATUS(*st);
+  return r;
+}
+
 /// True once `pid` (not our child) is gone or a zombie.
 inline bool process_gone(pid_t pid) {
   if (::kill(pid, 0) != 0) return true;

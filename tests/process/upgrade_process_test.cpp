@@ -32,21 +32,10 @@ namespace {
 namespace fs = std::filesystem;
 using json = nlohmann::json;
 
-struct command_result {
-  int exit_code = -1;
-  std::string output;
-};
-
 // Runs `cppskynet ARGS...` to completion.
 command_result cppskynet(const fs::path& dir, std::vector<std::string> args, const std::string& tag) {
   args.insert(args.begin(), CSK_CLI_BIN);
-  const fs::path out = dir / ("cmd-" + tag + ".out");
-  child_process p(args, out);
-  const auto st = p.wait_exit(120s);
-  command_result r;
-  r.output = read_file(out);
-  if (st && WIFEXITED(*st)) r.exit_code = WEXITSTATUS(*st);
-  return r;
+  return run_command(args, dir, tag);
 }
 
 class Upgrade : public temp_dir_test {

@@ -112,20 +112,9 @@ void run_caller(caller& c, std::uint16_t port, std::int64_t n, std::uint64_t see
   }
 }
 
-struct command_result {
-  int exit_code = -1;
-  std::string output;
-};
-
-command_result cppskynet(const fs::path& dir, std::vector<std::string> args, const std::string& tag) {
+csk::test::command_result cppskynet(const fs::path& dir, std::vector<std::string> args, const std::string& tag) {
   args.insert(args.begin(), CSK_CLI_BIN);
-  const fs::path out = dir / ("cmd-" + tag + ".out");
-  csk::test::child_process p(args, out);
-  const auto st = p.wait_exit(300s);
-  command_result r;
-  r.output = csk::test::read_file(out);
-  if (st && WIFEXITED(*st)) r.exit_code = WEXITSTATUS(*st);
-  return r;
+  return csk::test::run_command(args, dir, tag, 300s);
 }
 
 // The longest gap between consecutive completions (sorted) that overlaps [a, b], and the
