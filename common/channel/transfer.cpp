@@ -124,6 +124,28 @@ std::vector<byte_buffer> encode_records(const message& m) {
   return out;
 }
 
+result<record_head, std::string> parse_record(bytes_view rec) {
+  const std::size_t size = rec.size();
+  if (size < record_header || !std::equal(magic, magic + 4, rec.begin())) {
+    return unexpected("transfer: not a transfer record (" + std::to_string(size) + " bytes)");
+  }
+  const auto k = static_cast<std::uint16_t>(rec[4] | (rec[5] << 8));
+  const std::uint8_t flags = rec[6];
+  std::uint32_t len = 0;
+  for (int b = 0; b < 4; ++b) len |= std::uint32_t{rec[8 + static_cast<std::size_t>(b)]} << (8 * b);
+  if ((flags & ~flag_more) != 0 || rec[7] != 0) return unexpected(std::string("transfer: unknown record flags"));
+  if (len != size - record_header) {
+    return unexpected("transfer: part length says " + std::to_string(len) + ", the record has " +
+                      std::to_string(size - record_header));
+  }
+  if (k == 0 || k > std::variant_size_v<message>) return unexpected("transfer: unknown kind " + std::to_string(k));
+  record_head h;
+  h.type = static_cast<kind>(k);
+  h.more = (flags & flag_more) != 0;
+  h.length = len;
+  return h;
+}
+
 result<void, std::string> send(int sock, const message& m, std::chrono::milliseconds timeout,
                                std::span<const int> fds) {
   if (fds.size() != fds_announced(m)) {
@@ -164,26 +186,17 @@ result<received, recv_error> recv(int sock, std::chrono::milliseconds timeout, s
     if (got->truncated || got->control_truncated) return unexpected(failed("transfer: record truncated"));
     if (got->foreign) return unexpected(failed("transfer: unexpected control message"));
     const auto size = got->size;
-    if (size < record_header || !std::equal(magic, magic + 4, rec.begin())) {
-      return unexpected(failed("transfer: not a transfer record (" + std::to_string(size) + " bytes)"));
-    }
-    const auto k = static_cast<std::uint16_t>(rec[4] | (rec[5] << 8));
-    const std::uint8_t flags = rec[6];
-    std::uint32_t len = 0;
-    for (int b = 0; b < 4; ++b) len |= std::uint32_t{rec[8 + static_cast<std::size_t>(b)]} << (8 * b);
-    if ((flags & ~flag_more) != 0 || rec[7] != 0) return unexpected(failed("transfer: unknown record flags"));
-    if (len != size - record_header) {
-      return unexpected(failed("transfer: part length says " + std::to_string(len) + ", the record has " +
-                               std::to_string(size - record_header)));
-    }
-    if (k == 0 || k > std::variant_size_v<message>) return unexpected(failed("transfer: unknown kind " + std::to_string(k)));
+    auto head = parse_record(bytes_view(rec).first(size));
+    if (!head) return unexpected(failed(std::move(head.error())));
+    const auto k = static_cast<std::uint16_t>(head->type);
+    const std::size_t len = head->length;
     if (kind_seen && *kind_seen != k) return unexpected(failed("transfer: a message's records change kind"));
     kind_seen = k;
     if (body.size() + len > max_message) {
       return unexpected(failed("transfer: " + std::string(name_of(static_cast<kind>(k))) + " larger than " +
                                std::to_string(max_message) + " bytes"));
     }
-    const bool more = (flags & flag_more) != 0;
+    const bool more = head->more;
     if (more && !fds.empty()) return unexpected(failed("transfer: fds before a message's last record"));
     body.insert(body.end(), rec.begin() + record_header, rec.begin() + static_cast<std::ptrdiff_t>(size));
     if (more) continue;

@@ -136,6 +136,17 @@ result<message, std::string> decode_body(kind k, bytes_view body);
 /// The records `m` travels as (each at most max_record bytes). Pure.
 std::vector<byte_buffer> encode_records(const message& m);
 
+/// What one record's header says, once parse_record has checked it.
+struct record_head {
+  transfer::kind type = transfer::kind::offer;  ///< a known kind
+  bool more = false;             ///< flags bit 0: the message continues in the next record
+  std::size_t length = 0;        ///< the part's bytes: exactly the record's size - record_header
+};
+/// Checks one whole record as received (`rec`: header and part): magic, flags and the
+/// zero byte, the part length against the record's size, the kind; in that order. Pure.
+/// The error is the text recv fails with ("transfer: ...").
+result<record_head, std::string> parse_record(bytes_view rec);
+
 /// Sends `m` (with `fds` on its last record) within `timeout` (a peer that does not read
 /// makes it fail, not hang). fds.size() must equal fds_announced(m). Never raises SIGPIPE.
 result<void, std::string> send(int sock, const message& m, std::chrono::milliseconds timeout,

@@ -78,6 +78,32 @@ TEST(TransferMessages, RecordLayoutAndSplitting) {
   }
 }
 
+TEST(TransferMessages, ParseRecordChecksTheHeaderInOrder) {
+  const auto one = encode_records(done{3});
+  auto h = parse_record(one[0]);
+  ASSERT_TRUE(h.has_value()) << h.error();
+  EXPECT_EQ(h->type, kind::done);
+  EXPECT_FALSE(h->more);
+  EXPECT_EQ(h->length, 8u);
+  const auto many = encode_records(page{"p", pattern(100000)});
+  ASSERT_EQ(many.size(), 2u);
+  EXPECT_TRUE(parse_record(many[0])->more);
+  EXPECT_EQ(parse_record(many[0])->length, max_record - record_header);
+  // The texts recv fails with; magic before flags before length before kind.
+  EXPECT_EQ(parse_record(byte_buffer{'C', 'S', 'K', 'X', 8, 0, 0, 0, 0, 0, 0}).error(),
+            "transfer: not a transfer record (11 bytes)");
+  EXPECT_EQ(parse_record(byte_buffer{'C', 'S', 'K', 'C', 99, 0, 2, 0, 9, 0, 0, 0}).error(),
+            "transfer: not a transfer record (12 bytes)");
+  EXPECT_EQ(parse_record(byte_buffer{'C', 'S', 'K', 'X', 99, 0, 2, 0, 9, 0, 0, 0}).error(),
+            "transfer: unknown record flags");
+  EXPECT_EQ(parse_record(byte_buffer{'C', 'S', 'K', 'X', 99, 0, 0, 1, 9, 0, 0, 0}).error(),
+            "transfer: unknown record flags");
+  EXPECT_EQ(parse_record(byte_buffer{'C', 'S', 'K', 'X', 99, 0, 1, 0, 9, 0, 0, 0}).error(),
+            "transfer: part length says 9, the record has 0");
+  EXPECT_EQ(parse_record(byte_buffer{'C', 'S', 'K', 'X', 0, 1, 1, 0, 1, 0, 0, 0, 7}).error(),
+            "transfer: unknown kind 256");
+}
+
 TEST_F(TransferSocket, LargeMessageAndItsFdArriveWhole) {
   int p[2];
   ASSERT_EQ(::pipe2(p, O_CLOEXEC), 0);
