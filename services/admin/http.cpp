@@ -33,10 +33,13 @@ const char* reason_of(int status) {
 
 net::unpack_result unpack_http(bytes_view buffered) {
   const std::string_view text(reinterpret_cast<const char*>(buffered.data()), std::min(buffered.size(), max_request));
-  const auto end = text.find("\r\n\r\n");
-  if (end != std::string_view::npos) return net::unpack_result::message(0, end + 4);
-  const auto lf = text.find("\n\n");  // a bare-LF client (nc)
-  if (lf != std::string_view::npos) return net::unpack_result::message(0, lf + 2);
+  // The head ends at the first blank line, CRLF or bare LF (a client like nc): the earliest
+  // of the two, so that where it ends does not depend on how the bytes were cut into reads.
+  const auto crlf = text.find("\r\n\r\n");
+  const auto lf = text.find("\n\n");
+  const auto end = std::min(crlf == std::string_view::npos ? crlf : crlf + 4,
+                            lf == std::string_view::npos ? lf : lf + 2);
+  if (end != std::string_view::npos) return net::unpack_result::message(0, end);
   if (buffered.size() >= max_request) {
     return net::unpack_result::failed("HTTP request head longer than " + std::to_string(max_request) + " bytes");
   }

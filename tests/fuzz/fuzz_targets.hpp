@@ -27,3 +27,17 @@ int csk_fuzz_channel(const std::uint8_t* data, std::size_t size);
 int csk_fuzz_entity(const std::uint8_t* data, std::size_t size);
 /// How many of the two stores (string keys, integer keys) took the last csk_fuzz_entity input.
 int csk_fuzz_entity_accepted();
+
+/// Input: bytes an admin endpoint client sent. unpack_http and parse_request against
+/// reference rules (layout and checks at the top of http_target.cpp).
+int csk_fuzz_http(const std::uint8_t* data, std::size_t size);
+
+/// Input: control byte, then one transfer message body or a transfer record stream
+/// (layout in transfer_target.cpp). decode_body round trips, parse_record against the
+/// layout, recv over a real socketpair against a model.
+int csk_fuzz_transfer(const std::uint8_t* data, std::size_t size);
+
+/// Input: control byte (the importing assembler's limits), then a request assembler state
+/// blob. import_state against a reference parser; refusals change nothing; accepted states
+/// export canonically and keep working (layout in assembler_state_target.cpp).
+int csk_fuzz_assembler_state(const std::uint8_t* data, std::size_t size);

@@ -1,0 +1,9 @@
+// libFuzzer entry point: request assembler hand-over state (body in assembler_state_target.cpp).
+#include <cstddef>
+#include <cstdint>
+
+#include "tests/fuzz/fuzz_targets.hpp"
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  return csk_fuzz_assembler_state(data, size);
+}

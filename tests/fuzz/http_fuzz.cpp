@@ -1,0 +1,9 @@
+// libFuzzer entry point: admin endpoint HTTP heads (body in http_target.cpp).
+#include <cstddef>
+#include <cstdint>
+
+#include "tests/fuzz/fuzz_targets.hpp"
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  return csk_fuzz_http(data, size);
+}
