@@ -13,6 +13,7 @@
 #include <cstring>
 #include <string>
 #include <type_traits>
+#include <vector>
 
 #include <cereal/cereal.hpp>
 #include <cereal/types/string.hpp>
@@ -86,6 +87,25 @@ void CEREAL_LOAD_FUNCTION_NAME(input_archive& ar, cereal::SizeTag<T>& t) {
   if (t.size > ar.remaining()) {
     throw cereal::Exception("length " + std::to_string(t.size) + " exceeds the " +
                             std::to_string(ar.remaining()) + " bytes left");
+  }
+}
+
+// A vector of strings or structs grows as its elements are read, where cereal would
+// resize it to the claimed count first: the count check above allows one element per
+// byte left, and an element here may take 100 bytes of memory, so a lying count in a
+// large message (a transfer message may be 1 GiB) could otherwise reserve ~100x that.
+// Now memory follows the elements actually read. (Vectors of numbers load as one block
+// of bytes, already bounded by the bytes left.)
+template <class T, class A>
+  requires(!std::is_arithmetic_v<T>)
+void CEREAL_LOAD_FUNCTION_NAME(input_archive& ar, std::vector<T, A>& v) {
+  cereal::size_type n = 0;
+  ar(cereal::make_size_tag(n));
+  v.clear();
+  for (cereal::size_type i = 0; i < n; ++i) {
+    T item{};
+    ar(item);
+    v.push_back(std::move(item));
   }
 }
 

@@ -63,6 +63,21 @@ TEST(TransferMessages, EveryKindRoundTripsThroughItsBody) {
   EXPECT_EQ(decode_body(static_cast<kind>(11), {}).error(), "unknown transfer kind 11");
 }
 
+// An offer that claims a million stores and carries a few bytes: refused as truncated,
+// having allocated only for the stores it could read (the archive does not size the list
+// by the claimed count; that count alone passes the one-byte-per-element check here).
+TEST(TransferMessages, ALyingListCountIsRefusedAfterTheElementsThatAreThere) {
+  offer o{4, {store_offer{"players", "game.player", byte_buffer{1, 2, 3}}}, {"kv"}};
+  byte_buffer body = encode_body(o);
+  // generation u32, then the stores' count u64 (little-endian): claim 2^20 instead of 1.
+  ASSERT_GE(body.size(), 12u);
+  body[4 + 2] = 0x10;
+  body.resize(body.size() + (std::size_t{1} << 20), 0);  // room enough for the count check
+  auto back = decode_body(kind::offer, body);
+  ASSERT_FALSE(back.has_value());
+  EXPECT_NE(back.error().find("bad offer body"), std::string::npos) << back.error();
+}
+
 TEST(TransferMessages, RecordLayoutAndSplitting) {
   // done{3}: "CSKX", kind 8, flags 0, 0, part length 8, u64 3
   const auto one = encode_records(done{3});
