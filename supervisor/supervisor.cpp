@@ -54,6 +54,9 @@ struct worker {
   bool takeover = false;    ///< the new generation of the upgrade in progress
   bool retiring = false;    ///< handed over to its successor: its exit is expected
   std::string binary;       ///< the program it runs
+  /// runtime.call_timeout_ms in the config file when it was started (the worker reads
+  /// the file itself): how long its console `call` may take.
+  std::uint32_t call_timeout_ms = 0;
   channel::heartbeat heartbeat;
 };
 
@@ -651,7 +654,7 @@ void supervisor::on_console(const std::string& line, const control_reply& reply)
     reply(json{{"ok", false}, {"error", r.error()}});
     return;
   }
-  consoles_[id] = console_wait{reply, clock::now() + ms(sup_.heartbeat_timeout_ms) + ms(cfg_.runtime.call_timeout_ms)};
+  consoles_[id] = console_wait{reply, clock::now() + ms(sup_.heartbeat_timeout_ms) + ms(serving->call_timeout_ms)};
 }
 
 void supervisor::on_console_reply(const channel::console_reply& r) {
@@ -857,6 +860,12 @@ worker* supervisor::start_worker(const std::string& binary, bool takeover) {
     return nullptr;
   }
   auto w = std::make_unique<worker>();
+  // The worker reads the config file itself, maybe edited since the supervisor started
+  // (an upgrade picks up such edits): take its call timeout from the file too. Only that
+  // key: every other change needs a supervisor restart (docs/config.md). The supervisor
+  // never parses anything the worker sends for it.
+  w->call_timeout_ms = cfg_.runtime.call_timeout_ms;
+  if (auto now_cfg = load_config_file(config_path_)) w->call_timeout_ms = now_cfg->runtime.call_timeout_ms;
   w->pid = *pid;
   w->generation = generation;
   w->channel = std::move(pair->first);

@@ -40,11 +40,12 @@ command_result cppskynet(const fs::path& dir, std::vector<std::string> args, con
 
 class Upgrade : public temp_dir_test {
  protected:
-  void start(const std::string& extra_supervisor = "", std::uint32_t upgrade_timeout_ms = 20000) {
+  void start(const std::string& extra_supervisor = "", std::uint32_t upgrade_timeout_ms = 20000,
+             std::uint32_t call_timeout_ms = 20000) {
     socket_ = (dir_ / "ctl.sock").string();
     std::ofstream(dir_ / "names.yaml") << "up: \"127.0.0.1:1\"\n";  // the listen below wins
     std::ofstream(dir_ / "node.yaml")
-        << "runtime: {threads: 2, call_timeout_ms: 20000}\n"
+        << "runtime: {threads: 2, call_timeout_ms: " << call_timeout_ms << "}\n"
         << "log: {level: info}\n"
         << "cluster: {self: up, listen: \"127.0.0.1:0\", names_file: names.yaml}\n"
         << "services:\n"
@@ -425,6 +426,34 @@ TEST_F(Console, MetricsAreScrapedFromTheServingGeneration) {
   EXPECT_EQ(sample(third, "csk_supervisor_upgrades_total{result=\"failed\"}"), 0);
   EXPECT_EQ(sample(third, "csk_supervisor_worker_restarts_total"), 0);
   EXPECT_GT(sample(third, "csk_supervisor_last_upgrade_pause_seconds"), 0);
+}
+
+// The supervisor waits for a relayed console line as long as the serving worker's call
+// timeout allows, as read from the file that worker started with (here raised by an edit
+// and an upgrade after the supervisor started), not the supervisor's own copy.
+TEST_F(Console, ARelayedCallWaitsAsLongAsTheServingWorkersCallTimeout) {
+  start("  heartbeat_ms: 100\n  heartbeat_timeout_ms: 1000\n", 20000, 500);
+  const auto ask = [&](std::vector<std::string> words) {
+    std::vector<std::string> args{"console", "--socket", socket_, "--json"};
+    args.insert(args.end(), words.begin(), words.end());
+    auto r = cppskynet(dir_, args, "console-" + std::to_string(++commands_));
+    return std::make_pair(r.exit_code, json::parse(r.output, nullptr, false));
+  };
+  // The first worker's calls time out after 500 ms: the console says so.
+  auto early = ask({"call", "@slow", "1000"});
+  EXPECT_NE(early.first, 0) << early.second.dump();
+  std::string text = read_file(dir_ / "node.yaml");
+  const auto at = text.find("call_timeout_ms: 500}");
+  ASSERT_NE(at, std::string::npos) << text;
+  text.replace(at, std::string("call_timeout_ms: 500}").size(), "call_timeout_ms: 8000}");
+  std::ofstream(dir_ / "node.yaml", std::ios::trunc) << text;
+  auto up = upgrade();
+  ASSERT_EQ(up.exit_code, 0) << up.output;
+  // 2.5 s: past the supervisor's first deadline (1 s heartbeat timeout + 500 ms), within
+  // the new worker's call timeout.
+  auto [rc, slow] = ask({"call", "@slow", "2500"});
+  EXPECT_EQ(rc, 0) << slow.dump();
+  EXPECT_EQ(slow["answer"], json::array({2500})) << slow.dump();
 }
 
 TEST_F(Console, AnswersEveryVerbAndRefusesUnknownOnes) {
