@@ -65,6 +65,12 @@ class text_writer {
     }
     out_ += '\n';
   }
+  /// The two samples of a per-direction counter: `labels` plus direction="out" / "in".
+  template <class N>
+  void directions(const char* name, const std::string& labels, N out, N in) {
+    sample(name, labels + ",direction=\"out\"", out);
+    sample(name, labels + ",direction=\"in\"", in);
+  }
   std::string take() { return std::move(out_); }
 
  private:
@@ -223,34 +229,8 @@ snapshot gather(actor::runtime& rt, std::uint32_t generation) {
     s.cluster = true;
     s.inbound_connections = c->inbound_connections();
     s.inbound_in_flight = c->inbound_in_flight();
-    for (auto& p : c->peers()) {
-      snapshot::peer o;
-      o.name = p.name;
-      o.calls = p.stats.calls;
-      o.pushes = p.stats.pushes;
-      o.connects = p.stats.connects;
-      o.failed_calls = p.stats.failed_calls;
-      o.frames_out = p.stats.frames_out;
-      o.bytes_out = p.stats.bytes_out;
-      o.frames_in = p.stats.frames_in;
-      o.bytes_in = p.stats.bytes_in;
-      o.pending = p.pending;
-      o.connected = p.connected;
-      s.peers.push_back(std::move(o));
-    }
-    for (auto& i : c->inbound_peers()) {
-      snapshot::inbound_conn o;
-      o.id = i.id;
-      o.peer = i.peer;
-      o.calls = i.stats.calls;
-      o.pushes = i.stats.pushes;
-      o.frames_in = i.stats.frames_in;
-      o.bytes_in = i.stats.bytes_in;
-      o.frames_out = i.stats.frames_out;
-      o.bytes_out = i.stats.bytes_out;
-      o.in_flight = i.in_flight;
-      s.inbound.push_back(std::move(o));
-    }
+    s.peers = c->peers();
+    s.inbound = c->inbound_peers();
   }
   if (auto* n = rt.extension<net::net>()) {
     const auto st = n->get_stats();
@@ -304,54 +284,49 @@ std::string prometheus_text(const snapshot& s) {
     w.sample("csk_cluster_inbound_connections", "", s.inbound_connections);
     w.family("csk_cluster_inbound_in_flight", "gauge", "Calls from cluster peers being handled now.");
     w.sample("csk_cluster_inbound_in_flight", "", s.inbound_in_flight);
+    const auto peer_labels = [](const cluster::node::peer_stat& p) { return "peer=\"" + label(p.name) + "\""; };
     w.family("csk_cluster_peer_pending_calls", "gauge", "Calls to a peer node waiting for their answer.");
-    for (const auto& p : s.peers) w.sample("csk_cluster_peer_pending_calls", "peer=\"" + label(p.name) + "\"", p.pending);
+    for (const auto& p : s.peers) w.sample("csk_cluster_peer_pending_calls", peer_labels(p), p.pending);
     w.family("csk_cluster_peer_calls_total", "counter", "Calls made to a peer node.");
-    for (const auto& p : s.peers) w.sample("csk_cluster_peer_calls_total", "peer=\"" + label(p.name) + "\"", p.calls);
+    for (const auto& p : s.peers) w.sample("csk_cluster_peer_calls_total", peer_labels(p), p.stats.calls);
     w.family("csk_cluster_peer_pushes_total", "counter", "Pushes (cluster.send) to a peer node.");
-    for (const auto& p : s.peers) w.sample("csk_cluster_peer_pushes_total", "peer=\"" + label(p.name) + "\"", p.pushes);
+    for (const auto& p : s.peers) w.sample("csk_cluster_peer_pushes_total", peer_labels(p), p.stats.pushes);
     w.family("csk_cluster_peer_connects_total", "counter", "Connections made to a peer node.");
-    for (const auto& p : s.peers) w.sample("csk_cluster_peer_connects_total", "peer=\"" + label(p.name) + "\"", p.connects);
+    for (const auto& p : s.peers) w.sample("csk_cluster_peer_connects_total", peer_labels(p), p.stats.connects);
     w.family("csk_cluster_peer_failed_calls_total", "counter", "Calls to a peer that failed (connect, drop, node down).");
-    for (const auto& p : s.peers) {
-      w.sample("csk_cluster_peer_failed_calls_total", "peer=\"" + label(p.name) + "\"", p.failed_calls);
-    }
+    for (const auto& p : s.peers) w.sample("csk_cluster_peer_failed_calls_total", peer_labels(p), p.stats.failed_calls);
     w.family("csk_cluster_peer_connected", "gauge", "1 while the connection to a peer node is up.");
-    for (const auto& p : s.peers) w.sample("csk_cluster_peer_connected", "peer=\"" + label(p.name) + "\"", p.connected ? 1 : 0);
+    for (const auto& p : s.peers) w.sample("csk_cluster_peer_connected", peer_labels(p), p.connected ? 1 : 0);
     w.family("csk_cluster_peer_frames_total", "counter",
              "Frames on the connection to a peer node: requests out, responses in.");
     for (const auto& p : s.peers) {
-      w.sample("csk_cluster_peer_frames_total", "peer=\"" + label(p.name) + "\",direction=\"out\"", p.frames_out);
-      w.sample("csk_cluster_peer_frames_total", "peer=\"" + label(p.name) + "\",direction=\"in\"", p.frames_in);
+      w.directions("csk_cluster_peer_frames_total", peer_labels(p), p.stats.frames_out, p.stats.frames_in);
     }
     w.family("csk_cluster_peer_bytes_total", "counter",
              "Bytes (frame headers included) on the connection to a peer node.");
     for (const auto& p : s.peers) {
-      w.sample("csk_cluster_peer_bytes_total", "peer=\"" + label(p.name) + "\",direction=\"out\"", p.bytes_out);
-      w.sample("csk_cluster_peer_bytes_total", "peer=\"" + label(p.name) + "\",direction=\"in\"", p.bytes_in);
+      w.directions("csk_cluster_peer_bytes_total", peer_labels(p), p.stats.bytes_out, p.stats.bytes_in);
     }
     // Accepted connections: skynet's caller does not name its node, so they are known by
     // address and connection id. The series of a closed connection disappears with it.
-    const auto in_labels = [](const snapshot::inbound_conn& i) {
+    const auto in_labels = [](const cluster::node::inbound_stat& i) {
       return "peer=\"" + label(i.peer) + "\",connection=\"" + std::to_string(i.id) + "\"";
     };
     w.family("csk_cluster_inbound_peer_in_flight", "gauge", "Calls from one accepted connection being handled now.");
     for (const auto& i : s.inbound) w.sample("csk_cluster_inbound_peer_in_flight", in_labels(i), i.in_flight);
     w.family("csk_cluster_inbound_peer_calls_total", "counter", "Calls received on one accepted connection.");
-    for (const auto& i : s.inbound) w.sample("csk_cluster_inbound_peer_calls_total", in_labels(i), i.calls);
+    for (const auto& i : s.inbound) w.sample("csk_cluster_inbound_peer_calls_total", in_labels(i), i.stats.calls);
     w.family("csk_cluster_inbound_peer_pushes_total", "counter", "Pushes received on one accepted connection.");
-    for (const auto& i : s.inbound) w.sample("csk_cluster_inbound_peer_pushes_total", in_labels(i), i.pushes);
+    for (const auto& i : s.inbound) w.sample("csk_cluster_inbound_peer_pushes_total", in_labels(i), i.stats.pushes);
     w.family("csk_cluster_inbound_peer_frames_total", "counter",
-             "Frames on one accepted connection: requests in, responses out.");
+             "Frames on one accepted connection: responses out, requests in.");
     for (const auto& i : s.inbound) {
-      w.sample("csk_cluster_inbound_peer_frames_total", in_labels(i) + ",direction=\"in\"", i.frames_in);
-      w.sample("csk_cluster_inbound_peer_frames_total", in_labels(i) + ",direction=\"out\"", i.frames_out);
+      w.directions("csk_cluster_inbound_peer_frames_total", in_labels(i), i.stats.frames_out, i.stats.frames_in);
     }
     w.family("csk_cluster_inbound_peer_bytes_total", "counter",
              "Bytes (frame headers included) on one accepted connection.");
     for (const auto& i : s.inbound) {
-      w.sample("csk_cluster_inbound_peer_bytes_total", in_labels(i) + ",direction=\"in\"", i.bytes_in);
-      w.sample("csk_cluster_inbound_peer_bytes_total", in_labels(i) + ",direction=\"out\"", i.bytes_out);
+      w.directions("csk_cluster_inbound_peer_bytes_total", in_labels(i), i.stats.bytes_out, i.stats.bytes_in);
     }
   }
   if (s.supervised) {
@@ -389,26 +364,26 @@ std::string status_json(const snapshot& s) {
     peers.push_back({{"name", p.name},
                      {"connected", p.connected},
                      {"pending", p.pending},
-                     {"calls", p.calls},
-                     {"pushes", p.pushes},
-                     {"connects", p.connects},
-                     {"failed_calls", p.failed_calls},
-                     {"frames_out", p.frames_out},
-                     {"bytes_out", p.bytes_out},
-                     {"frames_in", p.frames_in},
-                     {"bytes_in", p.bytes_in}});
+                     {"calls", p.stats.calls},
+                     {"pushes", p.stats.pushes},
+                     {"connects", p.stats.connects},
+                     {"failed_calls", p.stats.failed_calls},
+                     {"frames_out", p.stats.frames_out},
+                     {"bytes_out", p.stats.bytes_out},
+                     {"frames_in", p.stats.frames_in},
+                     {"bytes_in", p.stats.bytes_in}});
   }
   json inbound = json::array();
   for (const auto& i : s.inbound) {
     inbound.push_back({{"connection", i.id},
                        {"peer", i.peer},
                        {"in_flight", i.in_flight},
-                       {"calls", i.calls},
-                       {"pushes", i.pushes},
-                       {"frames_in", i.frames_in},
-                       {"bytes_in", i.bytes_in},
-                       {"frames_out", i.frames_out},
-                       {"bytes_out", i.bytes_out}});
+                       {"calls", i.stats.calls},
+                       {"pushes", i.stats.pushes},
+                       {"frames_in", i.stats.frames_in},
+                       {"bytes_in", i.stats.bytes_in},
+                       {"frames_out", i.stats.frames_out},
+                       {"bytes_out", i.stats.bytes_out}});
   }
   json out = {{"generation", s.generation},
               {"pid", ::getpid()},

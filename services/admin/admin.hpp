@@ -35,6 +35,7 @@
 #include <vector>
 
 #include "common/actor/runtime.hpp"
+#include "services/cluster/node.hpp"
 
 namespace csk::admin {
 
@@ -53,23 +54,8 @@ struct snapshot {
   std::vector<actor::service_info> services;
   bool cluster = false;
   std::size_t inbound_connections = 0, inbound_in_flight = 0;
-  struct peer {
-    std::string name;
-    std::uint64_t calls = 0, pushes = 0, connects = 0, failed_calls = 0;
-    std::uint64_t frames_out = 0, bytes_out = 0, frames_in = 0, bytes_in = 0;
-    std::size_t pending = 0;
-    bool connected = false;
-  };
-  std::vector<peer> peers;
-  /// One accepted cluster connection (known by the caller's address, as skynet's are).
-  struct inbound_conn {
-    std::uint64_t id = 0;
-    std::string peer;
-    std::uint64_t calls = 0, pushes = 0;
-    std::uint64_t frames_in = 0, bytes_in = 0, frames_out = 0, bytes_out = 0;
-    std::size_t in_flight = 0;
-  };
-  std::vector<inbound_conn> inbound;
+  std::vector<cluster::node::peer_stat> peers;       ///< nodes this one calls, by name
+  std::vector<cluster::node::inbound_stat> inbound;  ///< accepted connections, by id
   std::uint64_t net_bytes_in = 0, net_bytes_out = 0, net_messages = 0, net_accepted = 0, net_connected = 0;
   std::uint64_t resident_bytes = 0;
   bool supervised = false;  ///< the supervisor's counters below are known
