@@ -19,6 +19,7 @@
 #include "common/channel/transfer.hpp"
 #include "common/wire/cluster_assembler.hpp"
 #include "services/admin/http.hpp"
+#include "tests/fuzz/corpus_files.hpp"
 #include "tests/fuzz/fuzz_check.hpp"
 #include "tests/fuzz/fuzz_targets.hpp"
 
@@ -27,21 +28,8 @@ namespace {
 namespace fs = std::filesystem;
 using target_fn = int (*)(const std::uint8_t*, std::size_t);
 
-std::vector<fs::path> files_in(const fs::path& dir) {
-  std::vector<fs::path> out;
-  if (!fs::is_directory(dir)) return out;
-  for (const auto& e : fs::directory_iterator(dir)) {
-    if (e.is_regular_file()) out.push_back(e.path());
-  }
-  std::sort(out.begin(), out.end());
-  return out;
-}
-
-csk::byte_buffer read_bytes(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  EXPECT_TRUE(in.good()) << p;
-  return csk::byte_buffer(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-}
+using csk::fuzz::files_in;
+using csk::fuzz::read_bytes;
 
 // Own corpus with every prefix, then every other corpus's files whole. Returns the number
 // of own files.

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "common/base/bytes.hpp"
+#include "tests/fuzz/corpus_files.hpp"
 #include "tests/fuzz/fuzz_check.hpp"
 #include "tests/fuzz/fuzz_targets.hpp"
 
@@ -18,20 +19,8 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::vector<fs::path> files_in(const fs::path& dir) {
-  std::vector<fs::path> out;
-  if (!fs::is_directory(dir)) return out;
-  for (const auto& e : fs::directory_iterator(dir)) {
-    if (e.is_regular_file()) out.push_back(e.path());
-  }
-  std::sort(out.begin(), out.end());
-  return out;
-}
-
-csk::byte_buffer read_bytes(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  return csk::byte_buffer(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-}
+using csk::fuzz::files_in;
+using csk::fuzz::read_bytes;
 
 void run(const fs::path& f, bool seed) {
   const auto bytes = read_bytes(f);
