@@ -922,7 +922,10 @@ std::size_t runtime::run_turn(cell* cp, int weight, std::size_t worker) {
   std::size_t done = 0;
   turn_flush_list flushers;
   std::optional<turn_flush_scope> flush_scope(std::in_place, flushers);
-  if (!c.started && !c.retired && running_.load()) start_service(c);
+  if (!c.started && !c.retired && running_.load()) {
+    start_service(c);
+    this_thread_cpu.valid = false;  // start() is not counted, as it is not in busy_ns
+  }
   const auto turn_started = std::chrono::steady_clock::now();
   std::uint64_t cpu_started = 0;
   if (opts_.profile) {
