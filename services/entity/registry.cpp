@@ -1,11 +1,10 @@
 #include "services/entity/registry.hpp"
 
-#include <cstdio>
 #include <map>
 #include <mutex>
-#include <random>
 #include <stdexcept>
 
+#include "common/base/random_key.hpp"
 #include "services/entity/store.hpp"
 
 namespace csk::entity {
@@ -61,13 +60,7 @@ std::vector<type_desc> registered_types() {
 }
 
 const std::string& upgrade_key() {
-  static const std::string key = [] {
-    std::random_device rd;
-    const std::uint64_t n = (std::uint64_t{rd()} << 32) ^ rd();
-    char hex[17];
-    std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(n));
-    return "__entity_upgrade:" + std::string(hex);
-  }();
+  static const std::string key = random_key("__entity_upgrade:");
   return key;
 }
 

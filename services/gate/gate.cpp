@@ -5,9 +5,7 @@
 #include <sys/socket.h>
 
 #include <algorithm>
-#include <cstdio>
 #include <future>
-#include <random>
 #include <atomic>
 #include <cerrno>
 #include <climits>
@@ -20,6 +18,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "common/base/random_key.hpp"
 #include "common/config/gate_options.hpp"
 #include "common/config/load_config.hpp"
 #include "common/log/log.hpp"
@@ -824,13 +823,7 @@ std::size_t gate_service::in_flight(conn_id id) const {
 }
 
 const std::string& handover_key() {
-  static const std::string key = [] {
-    std::random_device rd;
-    const std::uint64_t n = (std::uint64_t{rd()} << 32) ^ rd();
-    char hex[17];
-    std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(n));
-    return "__handover:" + std::string(hex);
-  }();
+  static const std::string key = random_key("__handover:");
   return key;
 }
 
