@@ -58,7 +58,8 @@ struct runtime_options {
   /// 0 = sleep at once.
   std::chrono::microseconds idle_spin{50};
   /// Measure each service's CPU time (skynet's `profile`): the thread's CPU clock read
-  /// at the start and end of every turn (two clock_gettime calls a turn, not a message).
+  /// at the start and end of every turn (a system call; the end of one turn is the start
+  /// of the next while a worker has work, so about one a turn, not a message).
   bool profile = true;
 };
 
