@@ -10,6 +10,7 @@
 // Thread rules: every method locks; safe from any thread.
 
 #include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -19,6 +20,7 @@
 
 #include "common/actor/runtime.hpp"
 #include "common/base/result.hpp"
+#include "services/entity/journal.hpp"
 
 namespace csk::entity {
 
@@ -28,6 +30,8 @@ class directory {
     std::string id;    ///< the service's id option (default: its type name)
     std::string type;  ///< entity type name
     actor::handle_t handle = 0;
+    /// Its journal's counters, or nullptr when it keeps none (journal.hpp).
+    std::shared_ptr<const journal_stats> journal;
     friend bool operator==(const entry&, const entry&) = default;
   };
 
@@ -40,6 +44,13 @@ class directory {
     const std::string id = e.id;
     by_id_.emplace(id, std::move(e));
     return {};
+  }
+  /// Sets the journal counters of the store `h` (it opens its journal after add()).
+  void set_journal(actor::handle_t h, std::shared_ptr<const journal_stats> stats) {
+    std::lock_guard lock(mu_);
+    for (auto& [id, e] : by_id_) {
+      if (e.handle == h) e.journal = std::move(stats);
+    }
   }
   void remove(actor::handle_t h) {
     std::lock_guard lock(mu_);

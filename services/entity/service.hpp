@@ -84,6 +84,8 @@
 #include "services/entity/clock.hpp"
 #include "services/entity/convert.hpp"
 #include "services/entity/directory.hpp"
+#include "services/entity/journal.hpp"
+#include "services/entity/region.hpp"
 #include "services/entity/registry.hpp"
 #include "services/entity/store.hpp"
 
@@ -204,9 +206,10 @@ class entity_service final : public actor::service {
     }
     store_.set_clock(&clock_of(ctx.rt()));
     if (auto* dir = ctx.rt().extension<directory>()) {
-      if (auto ok = dir->add({id_, type_.desc().name, ctx.self()}); !ok) throw std::runtime_error(ok.error());
+      if (auto ok = dir->add({id_, type_.desc().name, ctx.self(), nullptr}); !ok) throw std::runtime_error(ok.error());
       listed_ = dir;
     }
+    if (auto* src = ctx.rt().extension<region_source>()) open_journal(ctx, *src);
   }
 
   void stop(actor::context& ctx) override {
@@ -219,9 +222,11 @@ class entity_service final : public actor::service {
     try {
       out = run(ctx, m.args);
     } catch (...) {
+      persist(ctx);  // a command that failed half-way may still have changed something
       rearm(ctx);
       throw;
     }
+    persist(ctx);  // before the reply leaves: every acknowledged change is in the journal
     rearm(ctx);
     co_return out;
   }
@@ -317,6 +322,8 @@ class entity_service final : public actor::service {
         {"apply", &entity_service::cmd_apply},
         {"seal", &entity_service::cmd_seal},
         {"unseal", &entity_service::cmd_unseal},
+        {"checkpoint", &entity_service::cmd_checkpoint},
+        {"checkpoint_step", &entity_service::cmd_checkpoint_step},
     };
     auto it = table.find(a[0].as_string());
     if (it == table.end()) throw std::invalid_argument(who() + ": unknown command '" + a[0].as_string() + "'");
@@ -335,7 +342,8 @@ class entity_service final : public actor::service {
   static bool upgrade_only(handler h) {
     return h == &entity_service::cmd_seal || h == &entity_service::cmd_unseal || h == &entity_service::cmd_track ||
            h == &entity_service::cmd_untrack || h == &entity_service::cmd_delta ||
-           h == &entity_service::cmd_restore || h == &entity_service::cmd_apply;
+           h == &entity_service::cmd_restore || h == &entity_service::cmd_apply ||
+           h == &entity_service::cmd_checkpoint || h == &entity_service::cmd_checkpoint_step;
   }
 
   static bool writes(handler h) {
@@ -478,6 +486,7 @@ class entity_service final : public actor::service {
       if (f->name == expire_timer) continue;
       run_timer(ctx, *f);
     }
+    persist(ctx);
     rearm(ctx);
   }
 
@@ -495,6 +504,7 @@ class entity_service final : public actor::service {
       return;
     }
     if (!notify_.empty()) {
+      persist(ctx);  // the timer is gone from the journal before anyone hears it fired
       ctx.send(notify_, values{lua_value("timer"), lua_value(id_), key_to_lua(f.key), lua_value(f.name)});
       return;
     }
@@ -547,19 +557,30 @@ class entity_service final : public actor::service {
     const auto ch = store_.changes();
     return {static_cast<std::int64_t>(ch.changed.size()), static_cast<std::int64_t>(ch.deleted.size())};
   }
-  values cmd_delta(actor::context&, values& a) {
+  values cmd_delta(actor::context& ctx, values& a) {
     byte_buffer out;
     if (auto r = store_.delta_snapshot(out, true); !r) throw std::invalid_argument(r.error());
-    if (a.size() > 1 && a[1].truthy()) sealed_ = true;
+    if (a.size() > 1 && a[1].truthy()) seal(ctx);
     return {bytes_value(std::move(out))};
   }
-  values cmd_seal(actor::context&, values&) {
-    sealed_ = true;
+  values cmd_seal(actor::context& ctx, values&) {
+    seal(ctx);
     return {};
   }
-  values cmd_unseal(actor::context&, values&) {
+  values cmd_unseal(actor::context& ctx, values&) {
     sealed_ = false;
+    if (journal_) resume_journal(ctx);
     return {};
+  }
+  // Sealed for an upgrade: nothing changes and nothing is written to the journal until
+  // unseal (the other worker may become its writer meanwhile).
+  void seal(actor::context& ctx) {
+    persist(ctx);
+    sealed_ = true;
+    if (journal_) {
+      journal_->stop_writing();
+      store_.set_journaling(false);
+    }
   }
   values cmd_restore(actor::context&, values& a) {
     auto r = store_.restore(as_bytes(bytes_arg(a)), base_arg(a));
@@ -572,11 +593,219 @@ class entity_service final : public actor::service {
     return {static_cast<std::int64_t>(r->changed), static_cast<std::int64_t>(r->deleted)};
   }
 
+  // -- the journal (journal.hpp, docs/durability.md) -------------------------------------
+
+  using steady = std::chrono::steady_clock;
+
+  void open_journal(actor::context& ctx, region_source& src) {
+    regions_ = &src;
+    auto files = src.open(id_);
+    if (!files) throw std::runtime_error(who() + ": journal: " + files.error());
+    auto j = store_journal::open(std::move(*files), id_, type_.desc(), src.options());
+    if (!j) {
+      src.unreadable(who() + ": " + j.error());
+      throw std::runtime_error(who() + ": " + j.error());
+    }
+    journal_ = std::move(*j);
+    if (listed_ != nullptr) listed_->set_journal(ctx.self(), journal_->stats());
+    if (src.takeover()) {  // the old worker writes it until the commit (cmd_unseal)
+      standby_ = true;
+      return;
+    }
+    const bool checkpoint = recover();
+    begin_writing(ctx, checkpoint);
+  }
+
+  // The checkpoint and the records, into this (empty) store. True when the state should
+  // be checkpointed at once: written under another boot (its deadlines were shifted), or
+  // the chain ended at a bad record (the bytes after it must not be read again).
+  bool recover() {
+    const auto t0 = steady::now();
+    store_.set_journaling(false);
+    if (store_.size() != 0) store_.clear();
+    auto r = journal_->replay(
+        [&](bytes_view page) -> result<void, std::string> {
+          auto a = store_.apply(page);
+          if (!a) return unexpected(a.error());
+          return {};
+        },
+        [&](const journal::record& rec) -> result<void, std::string> {
+          if (rec.kind == journal::record_kind::clear) {
+            store_.clear();
+            return {};
+          }
+          auto a = store_.apply(rec.payload);
+          if (!a) return unexpected(a.error());
+          return {};
+        });
+    if (!r) {
+      store_.clear();
+      const std::string why = who() + ": cannot recover its state from the journal (" + journal_->where() + "): " + r.error();
+      if (regions_ != nullptr) regions_->unreadable(why);
+      throw std::runtime_error(why);
+    }
+    if (r->other_boot) store_.shift_timers(store_.now_ms() - r->last_clock_ms);
+    journal_->stats()->recovered_entities.store(store_.size());
+    const double took = std::chrono::duration<double, std::milli>(steady::now() - t0).count();
+    logger("service")->info("{}: recovered {} entities from the journal ({}: {} checkpoint pages, {} records) in {:.1f} ms",
+                            who(), store_.size(), journal_->where(), r->pages, r->records, took);
+    if (r->bad) logger("service")->error("{}: JOURNAL RECOVERY STOPPED AT A BAD RECORD: {}", who(), r->note);
+    if (r->other_boot) logger("service")->warn("{}: the journal was written before a reboot: timers keep the time they had left", who());
+    return r->other_boot || r->bad;
+  }
+
+  void begin_writing(actor::context& ctx, bool checkpoint) {
+    if (auto w = journal_->start_writing(); !w) throw std::runtime_error(who() + ": journal: " + w.error());
+    store_.set_journaling(true);
+    if (checkpoint || (journal_->fresh() && store_.size() != 0)) checkpoint_now(ctx, "a fresh start");
+  }
+
+  // unseal: this worker writes the journal again. The new worker of an upgrade continues
+  // the old one's chain (its store holds that state: the pre-copy); an old worker whose
+  // upgrade was rolled back reloads first if the new one wrote meanwhile.
+  void resume_journal(actor::context& ctx) {
+    if (journal_->writing()) return;
+    if (standby_) {
+      standby_ = false;
+      if (journal_->fresh()) {  // the old worker kept no journal here: start one from this state
+        begin_writing(ctx, true);
+        return;
+      }
+      if (auto r = journal_->continue_after_predecessor(); !r) throw std::runtime_error(who() + ": journal: " + r.error());
+      store_.set_journaling(true);
+      return;
+    }
+    bool checkpoint = false;
+    if (!journal_->writer_current()) {
+      logger("service")->warn("{}: another worker wrote the journal since the seal: reloading from it", who());
+      checkpoint = recover();
+    }
+    begin_writing(ctx, checkpoint);
+  }
+
+  // After every message (and timer turn): the keys it changed, as one record, before the
+  // reply leaves. A ring without room is checkpointed instead (the checkpoint holds the
+  // change); a journal that cannot keep a write fails the message.
+  void persist(actor::context& ctx) {
+    if (!journal_ || !journal_->writing()) {
+      store_.drop_journal();
+      return;
+    }
+    if (broken_) {
+      checkpoint_now(ctx, "the journal failed before");
+      return;
+    }
+    if (store_.journal_pending()) {
+      const auto batch = store_.take_journal(jbuf_);
+      bool covered = batch.everything;
+      if (covered) checkpoint_now(ctx, "the whole store was replaced");
+      if (!covered && batch.cleared) covered = !append(ctx, journal::record_kind::clear, {});
+      if (!covered && batch.delta) (void)append(ctx, journal::record_kind::delta, jbuf_);
+    }
+    if (!journal_->checkpointing() && journal_->checkpoint_due(steady::now())) start_checkpoint(ctx);
+  }
+
+  // False when a checkpoint had to be written instead (it covers the rest of the batch).
+  bool append(actor::context& ctx, journal::record_kind kind, bytes_view payload) {
+    if (journal_->too_large(payload.size())) {
+      checkpoint_now(ctx, "a record larger than half the ring");
+      return false;
+    }
+    if (journal_->append(kind, payload) == store_journal::append_status::ok) return true;
+    journal_->stats()->forced_checkpoints.fetch_add(1, std::memory_order_relaxed);
+    checkpoint_now(ctx, "the ring was full");
+    return false;
+  }
+
+  // A whole checkpoint in this turn (the ring is full, or the state was replaced).
+  void checkpoint_now(actor::context&, const char* why) {
+    const auto t0 = steady::now();
+    store_.drop_journal();
+    ++checkpoint_id_;  // a background checkpoint in progress is abandoned
+    auto r = journal_->begin_checkpoint(store_.now_ms());
+    std::optional<Key> cursor;
+    byte_buffer page;
+    while (r) {
+      page.clear();
+      writer w(page);
+      cursor = store_.snapshot_page(w, cursor, journal_->options().checkpoint_page);
+      r = journal_->add_page(page);
+      if (!cursor) break;
+    }
+    if (r) r = journal_->commit_checkpoint();
+    if (!r) {
+      broken_ = true;
+      logger("service")->critical("{}: checkpoint failed: {}: writes fail until one succeeds", who(), r.error());
+      throw std::runtime_error(who() + ": the journal cannot keep this write: " + r.error());
+    }
+    broken_ = false;
+    logger("service")->info("{}: checkpoint of {} entities ({}) in {:.1f} ms", who(), store_.size(), why,
+                            std::chrono::duration<double, std::milli>(steady::now() - t0).count());
+  }
+
+  // A background checkpoint: one page per turn (a message to itself, or a timeout with
+  // journal.checkpoint_pause_ms), so the store's callers wait at most one page.
+  void start_checkpoint(actor::context& ctx) {
+    if (auto r = journal_->begin_checkpoint(store_.now_ms()); !r) {
+      logger("service")->error("{}: checkpoint not started: {}", who(), r.error());
+      return;
+    }
+    checkpoint_cursor_.reset();
+    checkpoint_started_ = steady::now();
+    next_checkpoint_step(ctx, ++checkpoint_id_);
+  }
+  void next_checkpoint_step(actor::context& ctx, std::uint64_t id) {
+    values step{lua_value(upgrade_key()), lua_value("checkpoint_step"), lua_value(static_cast<std::int64_t>(id))};
+    const auto pause = journal_->options().checkpoint_pause;
+    if (pause.count() == 0) {
+      ctx.send(ctx.self(), std::move(step));
+      return;
+    }
+    const actor::handle_t self = ctx.self();
+    actor::runtime* rt = &ctx.rt();
+    (void)ctx.timeout(pause, [rt, self, step]() mutable { rt->send(self, std::move(step), self); });
+  }
+  values cmd_checkpoint_step(actor::context& ctx, values& a) {
+    const auto id = a.size() > 1 && a[1].is_integer() ? static_cast<std::uint64_t>(a[1].as_integer()) : 0;
+    if (!journal_ || !journal_->checkpointing() || id != checkpoint_id_) return {};  // abandoned
+    byte_buffer page;
+    writer w(page);
+    checkpoint_cursor_ = store_.snapshot_page(w, checkpoint_cursor_, journal_->options().checkpoint_page);
+    auto r = journal_->add_page(page);
+    if (r && !checkpoint_cursor_) {
+      r = journal_->commit_checkpoint();
+      if (r) {
+        logger("service")->info("{}: checkpoint of {} entities in {:.1f} ms", who(), store_.size(),
+                                std::chrono::duration<double, std::milli>(steady::now() - checkpoint_started_).count());
+      }
+    } else if (r) {
+      next_checkpoint_step(ctx, id);
+    }
+    if (!r) logger("service")->error("{}: checkpoint abandoned: {}", who(), r.error());
+    return {};
+  }
+  /// checkpoint: starts a background checkpoint now (an operator's, `cppskynet console
+  /// checkpoint`); true if one started, false if one is already running or there is no
+  /// journal.
+  values cmd_checkpoint(actor::context& ctx, values&) {
+    if (!journal_ || !journal_->writing() || journal_->checkpointing()) return {false};
+    start_checkpoint(ctx);
+    return {journal_->checkpointing()};
+  }
+
   const type& type_;
   store_type store_;
   std::string id_;
   std::string notify_;
   directory* listed_ = nullptr;
+  region_source* regions_ = nullptr;
+  std::unique_ptr<store_journal> journal_;
+  bool standby_ = false;  ///< takeover: the old worker writes the region until the commit
+  bool broken_ = false;   ///< the last checkpoint failed: writes fail until one succeeds
+  byte_buffer jbuf_;      ///< the record being written
+  std::uint64_t checkpoint_id_ = 0;  ///< the background checkpoint in progress (its steps carry it)
+  std::optional<Key> checkpoint_cursor_;
+  steady::time_point checkpoint_started_{};
   bool sealed_ = false;  ///< see seal: writes refused, timers not armed
   bool armed_ = false;
   actor::timer_id armed_id_ = 0;

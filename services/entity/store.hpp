@@ -193,8 +193,23 @@ class store {
     if (tracking_) {
       for (const auto& [k, e] : entries_) dirty_.insert(k);
     }
+    if (journaling_) {
+      jkeys_.clear();
+      jcleared_ = true;
+    }
     entries_.clear();
     index_.clear();
+  }
+  /// Moves every deadline by `delta_ms` (a region recovered after a reboot: the monotonic
+  /// clock started again). Not a change: nothing is tracked or journaled.
+  void shift_timers(std::int64_t delta_ms) {
+    index_.clear();
+    for (auto& [k, e] : entries_) {
+      for (auto& t : e.timers) {
+        t.deadline_ms = rebased(t.deadline_ms, 0, delta_ms);
+        index_.insert(index_key{t.deadline_ms, k, t.name});
+      }
+    }
   }
   /// Visits up to `limit` entries after `after` (from the first without one), in key
   /// order. Returns the cursor for the next page: the last key visited, or nothing when
@@ -310,6 +325,58 @@ class store {
     return out;
   }
 
+  // -- journaling ---------------------------------------------------------------------
+  //
+  // The journal (journal.hpp) gets one record per message that changed the store: the
+  // whole entries of the keys it changed and the keys it deleted (a delta), written by
+  // take_journal() right after the message, before its reply.
+
+  /// On: every change from now on is remembered until take_journal(). Off: forgotten.
+  void set_journaling(bool on) {
+    journaling_ = on;
+    drop_journal();
+  }
+  bool journaling() const noexcept { return journaling_; }
+  bool journal_pending() const noexcept { return jcleared_ || jall_ || !jkeys_.empty(); }
+  /// Forgets what changed (a checkpoint of the whole store covers it).
+  void drop_journal() noexcept {
+    jkeys_.clear();
+    jcleared_ = jall_ = false;
+  }
+  struct journal_batch {
+    bool everything = false;  ///< a restore replaced the whole store: only a checkpoint covers it
+    bool cleared = false;     ///< clear() came first (a clear record)
+    bool delta = false;       ///< `out` holds a delta of the keys changed (after the clear)
+  };
+  /// What changed since the last call, as records: `out` receives the delta's bytes.
+  /// Forgets it.
+  journal_batch take_journal(byte_buffer& out) {
+    journal_batch b;
+    b.everything = jall_;
+    b.cleared = jcleared_;
+    if (!jall_ && !jkeys_.empty()) {
+      std::sort(jkeys_.begin(), jkeys_.end());
+      jkeys_.erase(std::unique(jkeys_.begin(), jkeys_.end()), jkeys_.end());
+      using map_it = typename map_type::const_iterator;
+      std::vector<map_it> changed;
+      std::vector<const Key*> deleted;
+      for (const auto& k : jkeys_) {
+        auto it = entries_.find(k);
+        if (it != entries_.end()) {
+          changed.push_back(it);
+        } else {
+          deleted.push_back(&k);
+        }
+      }
+      out.clear();
+      writer w(out);
+      write_delta(w, changed, deleted);
+      b.delta = true;
+    }
+    drop_journal();
+    return b;
+  }
+
   // -- snapshots ------------------------------------------------------------------------
 
   snapshot_header header(snapshot_kind kind = snapshot_kind::full, std::uint64_t entries = 0,
@@ -386,16 +453,7 @@ class store {
     }
     std::sort(changed.begin(), changed.end(), [](const map_it& x, const map_it& y) { return x->first < y->first; });
     std::sort(deleted.begin(), deleted.end(), [](const Key* x, const Key* y) { return *x < *y; });
-    write_header(w.buffer(), header(snapshot_kind::delta, changed.size(), deleted.size()));
-    {
-      detail::output_archive ar(w.buffer());
-      for (const auto& it : changed) {
-        write_entry(ar, it->first, it->second);
-        w.maybe_flush();
-      }
-      for (const Key* k : deleted) ar(*k);
-    }
-    end(w);
+    write_delta(w, changed, deleted);
     if (restart) dirty_.clear();
     return {};
   }
@@ -418,6 +476,7 @@ class store {
       for (const auto& t : e.timers) index_.insert(index_key{t.deadline_ms, k, t.name});
       if (tracking_) dirty_.insert(k);
     }
+    if (journaling_) jall_ = true;
     return entries_.size();
   }
 
@@ -428,6 +487,15 @@ class store {
     if (auto r = parse(in, st, false, base); !r) return unexpected(r.error());
     apply_stats s;
     for (auto& [k, e] : st.list) {
+      // Pages arrive in key order (a pre-copy, a checkpoint): a key past the last one goes
+      // at the end without a search.
+      if (entries_.empty() || entries_.rbegin()->first < k) {
+        auto it = entries_.emplace_hint(entries_.end(), k, std::move(e));
+        for (const auto& t : it->second.timers) index_.insert(index_key{t.deadline_ms, k, t.name});
+        touch(k);
+        ++s.changed;
+        continue;
+      }
       auto it = entries_.find(k);
       if (it != entries_.end()) {
         for (const auto& t : it->second.timers) unindex(t.deadline_ms, k, t.name);
@@ -461,6 +529,22 @@ class store {
 
   void touch(const Key& k) {
     if (tracking_) dirty_.insert(k);
+    if (journaling_) jkeys_.push_back(k);
+  }
+
+  // A delta: the whole entries of `changed`, then the `deleted` keys (both in key order).
+  void write_delta(writer& w, const std::vector<typename map_type::const_iterator>& changed,
+                   const std::vector<const Key*>& deleted) const {
+    write_header(w.buffer(), header(snapshot_kind::delta, changed.size(), deleted.size()));
+    {
+      detail::output_archive ar(w.buffer());
+      for (const auto& it : changed) {
+        write_entry(ar, it->first, it->second);
+        w.maybe_flush();
+      }
+      for (const Key* k : deleted) ar(*k);
+    }
+    end(w);
   }
 
   static void write_entry(detail::output_archive& ar, const Key& k, const entry& e) {
@@ -599,6 +683,10 @@ class store {
   std::set<index_key, std::less<>> index_;  // (deadline, key, name) of every timer
   bool tracking_ = false;
   std::unordered_set<Key> dirty_;
+  bool journaling_ = false;
+  bool jcleared_ = false;  // clear() since the last take_journal()
+  bool jall_ = false;      // restore() since the last take_journal()
+  std::vector<Key> jkeys_;  // keys changed since the last take_journal() (repeats allowed)
 };
 
 }  // namespace csk::entity

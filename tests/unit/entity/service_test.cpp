@@ -555,8 +555,8 @@ TEST_F(EntityService, DirectoryListsServicesByStableId) {
   rt.start();
   auto l = dir.list();
   ASSERT_EQ(l.size(), 2u);
-  EXPECT_EQ(l[0], (directory::entry{"players", "test.player", *p}));
-  EXPECT_EQ(l[1], (directory::entry{"test.counter", "test.counter", *c}));
+  EXPECT_EQ(l[0], (directory::entry{"players", "test.player", *p, nullptr}));
+  EXPECT_EQ(l[1], (directory::entry{"test.counter", "test.counter", *c, nullptr}));
   rt.shutdown();
   EXPECT_TRUE(dir.list().empty());
 }
