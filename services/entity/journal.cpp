@@ -285,8 +285,8 @@ result<store_journal::replayed, std::string> store_journal::replay(const page_fn
   if (hint.next_seq > s->next_seq) {
     out.bad = true;
     out.note = "stopped at seq " + std::to_string(s->next_seq) + " (ring offset " + std::to_string(s->tail) + "): " +
-               s->stop + "; the writer had reached seq " + std::to_string(hint.next_seq - 1) + ", so " +
-               std::to_string(hint.next_seq - s->next_seq) + " acknowledged records after it are lost";
+               s->stop + "; the writer had reached seq " + std::to_string(hint.next_seq - 1) + ": records " +
+               std::to_string(s->next_seq) + ".." + std::to_string(hint.next_seq - 1) + " are lost";
   }
   out.other_boot = !zero_boot(sb_.boot) && sb_.boot != current_boot_id();
   auto& st = *stats_;

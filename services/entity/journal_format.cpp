@@ -210,7 +210,7 @@ result<scan_result, std::string> scan(bytes_view ring, std::uint64_t head, std::
       if (auto ok = on(*r); !ok) return unexpected(ok.error());
     }
     used += waste + take;
-    at = r->kind == record_kind::wrap ? 0 : at + take;
+    at = r->kind == record_kind::wrap || at + take == size ? 0 : at + take;
     s.tail = at;
     s.used = used;
     s.next_seq = r->seq + 1;
