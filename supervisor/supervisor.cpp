@@ -4,6 +4,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/signalfd.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -16,6 +17,7 @@
 #include <memory>
 #include <optional>
 
+#include "common/base/dir_lock.hpp"
 #include "common/channel/fd_channel.hpp"
 #include "common/config/load_config.hpp"
 #include "common/log/log.hpp"
@@ -58,7 +60,10 @@ struct worker {
   /// the file itself): how long its console `call` may take.
   std::uint32_t call_timeout_ms = 0;
   channel::heartbeat heartbeat;
+  channel::stores stores;  ///< its entity stores' journals, as its last `stores` said
 };
+
+bool awaiting_reap(const std::vector<std::unique_ptr<worker>>& workers);
 
 /// The upgrade in progress (at most one): generation `from` hands over to `to`.
 struct upgrade_run {
@@ -86,13 +91,14 @@ const char* state_name(worker::state s) {
 class supervisor {
  public:
   supervisor(node_config cfg, std::string config_path, std::string binary, std::vector<bound_listener> listeners,
-             unique_fd daemon_ready)
+             unique_fd daemon_ready, unique_fd persist_lock)
       : cfg_(std::move(cfg)),
         sup_(cfg_.supervisor),
         config_path_(std::move(config_path)),
         binary_(std::move(binary)),
         listeners_(std::move(listeners)),
         daemon_ready_(std::move(daemon_ready)),
+        persist_lock_(std::move(persist_lock)),
         policy_(ms(sup_.restart_backoff_ms), ms(sup_.restart_backoff_max_ms), sup_.crash_loop_restarts,
                 ms(sup_.crash_loop_window_ms)) {}
 
@@ -117,6 +123,9 @@ class supervisor {
   void on_upgrade_result(worker& w, const channel::upgrade_result& r);
   void on_console(const std::string& line, const control_reply& reply);
   void on_console_reply(const channel::console_reply& r);
+  void on_keep(worker& w, const channel::keep& k, std::vector<unique_fd> fds);
+  bool on_last_words(worker& w, channel::received& r);
+  void park(const std::string& why);
 
   // -- the upgrade (docs/upgrade.md) --
   void begin_upgrade(const std::string& binary, std::uint32_t budget_ms, control_reply reply);
@@ -143,6 +152,20 @@ class supervisor {
   std::string binary_;  ///< the worker program; a successful upgrade replaces it
   std::vector<bound_listener> listeners_;
   unique_fd daemon_ready_;
+  unique_fd persist_lock_;  ///< persist.dir's LOCK, passed on to every worker ("state:lock")
+  /// What the workers asked the supervisor to keep (channel keep): entity state in memory,
+  /// by name. Never read here; passed to every worker after the listeners; closed at exit.
+  std::vector<channel::named_fd> held_;
+  /// No worker is started until an operator asks (`cppskynet upgrade`): the last one could
+  /// not read the entity state, or a crash loop with state held (exiting would lose it).
+  std::optional<std::string> parked_;
+  /// A worker started from parked by `cppskynet upgrade`: its binary and who waits.
+  struct revival {
+    std::uint32_t generation = 0;
+    std::string binary;
+    std::vector<control_reply> waiters;
+  };
+  std::optional<revival> revival_;
   restart_policy policy_;
   std::unique_ptr<control_server> control_;
   unique_fd signals_;
@@ -265,7 +288,8 @@ void supervisor::loop() {
 }
 
 int supervisor::poll_timeout(clock::time_point now) const {
-  std::optional<clock::time_point> next = restart_at_;
+  std::optional<clock::time_point> next;
+  if (!awaiting_reap(workers_)) next = restart_at_;
   const auto consider = [&](clock::time_point t) { next = next ? std::min(*next, t) : t; };
   if (upgrade_) consider(upgrade_->deadline + ms(upgrade_grace_ms));
   for (const auto& [id, c] : consoles_) consider(c.deadline);
@@ -346,13 +370,7 @@ void supervisor::on_exit(std::size_t index, int status) {
     while (dying.channel) {
       auto r = channel::recv_message(dying.channel.get(), ms(0));
       if (!r) break;
-      if (const auto* u = std::get_if<channel::upgrade_result>(&r->msg)) {
-        on_upgrade_result(dying, *u);
-      } else if (const auto* c = std::get_if<channel::console_reply>(&r->msg)) {
-        on_console_reply(*c);
-      } else {
-        log()->info("worker gen {}: {}", dying.generation, channel::name_of(channel::kind_of(r->msg)));
-      }
+      if (!on_last_words(dying, *r)) log()->info("worker gen {}: {}", dying.generation, channel::name_of(channel::kind_of(r->msg)));
     }
   }
   std::unique_ptr<worker> w = std::move(workers_[index]);
@@ -393,6 +411,19 @@ void supervisor::on_exit(std::size_t index, int status) {
     if (workers_.empty()) finish(exit_stopped);
     return;
   }
+  const bool unreadable = WIFEXITED(status) && WEXITSTATUS(status) == channel::exit_state_unreadable;
+  if (revival_ && revival_->generation == w->generation) {  // started from parked, gone before ready
+    auto waiters = std::move(revival_->waiters);
+    revival_.reset();
+    const std::string why = who + " " + how + (unreadable ? ": it cannot read the entity state either" : "");
+    for (auto& reply : waiters) reply(json{{"ok", false}, {"error", why}});
+    park(why);
+    return;
+  }
+  if (unreadable && !w->takeover) {
+    park(who + " " + how + ": it cannot read the entity state (its log says why)");
+    return;
+  }
   // Another worker serves or is on its way (an upgrade's successor, a restart): this exit
   // is part of an upgrade (a successor that failed, a predecessor that handed over) and
   // nothing needs restarting.
@@ -412,8 +443,13 @@ void supervisor::schedule_restart(const std::string& what) {
   if (!death_at_) death_at_ = now;
   const auto delay = policy_.on_death(now);
   if (!delay) {
-    log()->critical("{}; crash loop: {} restarts within {} ms already: giving up", what, sup_.crash_loop_restarts,
-                    sup_.crash_loop_window_ms);
+    const std::string loop = what + "; crash loop: " + std::to_string(sup_.crash_loop_restarts) + " restarts within " +
+                             std::to_string(sup_.crash_loop_window_ms) + " ms already";
+    if (!held_.empty()) {  // exiting would drop the entity state only this process holds
+      park(loop);
+      return;
+    }
+    log()->critical("{}: giving up", loop);
     finish(exit_gave_up);
     return;
   }
@@ -448,6 +484,10 @@ void supervisor::on_channel(std::uint32_t generation) {
     on_upgrade_result(*w, *u);
   } else if (const auto* c = std::get_if<channel::console_reply>(&r->msg)) {
     on_console_reply(*c);
+  } else if (const auto* k = std::get_if<channel::keep>(&r->msg)) {
+    on_keep(*w, *k, std::move(r->fds));
+  } else if (auto* st = std::get_if<channel::stores>(&r->msg)) {
+    w->stores = std::move(*st);
   } else if (std::holds_alternative<channel::stopped>(r->msg) || std::holds_alternative<channel::drained>(r->msg)) {
     log()->info("worker gen {}: {}", w->generation, channel::name_of(channel::kind_of(r->msg)));
   } else {
@@ -476,11 +516,21 @@ void supervisor::on_hello(worker& w, const channel::hello& h) {
     if (!channel::send_message(w.channel.get(), channel::refuse{refusal})) kill_worker(w, "refused");
     return;
   }
+  // One set: the listeners, then the state the workers asked to keep, then persist.dir's
+  // lock (the worker holds it while it lives).
   std::vector<std::string> names;
   std::vector<int> fds;
   for (const auto& l : listeners_) {
     names.push_back(l.spec.name);
     fds.push_back(l.fd.get());
+  }
+  for (const auto& kept : held_) {
+    names.push_back(kept.name);
+    fds.push_back(kept.fd.get());
+  }
+  if (persist_lock_) {
+    names.emplace_back("state:lock");
+    fds.push_back(persist_lock_.get());
   }
   auto sent = channel::send_message(w.channel.get(), channel::welcome{sup_.heartbeat_ms});
   if (sent) sent = channel::send_listeners(w.channel.get(), names, fds);
@@ -489,7 +539,8 @@ void supervisor::on_hello(worker& w, const channel::hello& h) {
     kill_worker(w, "handshake failed");
     return;
   }
-  log()->info("worker gen {} (pid {}) said hello; {} listeners passed", w.generation, w.pid, listeners_.size());
+  log()->info("worker gen {} (pid {}) said hello; {} listeners and {} state files passed", w.generation, w.pid,
+              listeners_.size(), held_.size());
   if (stopping_) {
     send_stop(w);
     return;
@@ -507,6 +558,16 @@ void supervisor::on_ready(worker& w) {
   w.ready_at = now;
   policy_.on_ready();
   send_counters(&w);
+  if (revival_ && revival_->generation == w.generation) {
+    log()->info("worker gen {} ({}) serves: the node is no longer parked", w.generation, revival_->binary);
+    binary_ = revival_->binary;
+    auto waiters = std::move(revival_->waiters);
+    revival_.reset();
+    for (auto& reply : waiters) {
+      reply(json{{"ok", true}, {"to_generation", w.generation}, {"to_pid", w.pid}, {"worker", binary_},
+                 {"revived", true}});
+    }
+  }
   if (w.takeover && upgrade_ && upgrade_->to == w.generation) {
     log()->info("worker gen {} (pid {}) serves: it took over in {} ms", w.generation, w.pid, ms_between(upgrade_->started, now));
     upgrade_->new_ready = true;
@@ -529,8 +590,14 @@ void supervisor::on_ready(worker& w) {
   }
 }
 
+// A worker killed but not reaped yet may still write the entity state: nobody starts to
+// recover it before that one is gone (its SIGCHLD wakes the loop).
+bool awaiting_reap(const std::vector<std::unique_ptr<worker>>& workers) {
+  return std::any_of(workers.begin(), workers.end(), [](const auto& w) { return w->kill_sent; });
+}
+
 void supervisor::check_timers(clock::time_point now) {
-  if (restart_at_ && now >= *restart_at_) {
+  if (restart_at_ && now >= *restart_at_ && !awaiting_reap(workers_)) {
     restart_at_.reset();
     start_worker(binary_);
   }
@@ -590,6 +657,45 @@ void supervisor::on_control(const control_request& req, const control_reply& rep
   } else {
     reply(json{{"error", "unknown command " + req.cmd}});
   }
+}
+
+// What a worker asked to keep: entity state in memfds (channel keep). A name kept again
+// replaces the old one (a store made its region anew). Never read here.
+void supervisor::on_keep(worker& w, const channel::keep& k, std::vector<unique_fd> fds) {
+  for (std::size_t i = 0; i < k.names.size() && i < fds.size(); ++i) {
+    auto it = std::find_if(held_.begin(), held_.end(), [&](const channel::named_fd& h) { return h.name == k.names[i]; });
+    if (it != held_.end()) {
+      it->fd = std::move(fds[i]);
+    } else {
+      held_.push_back({k.names[i], std::move(fds[i])});
+    }
+  }
+  log()->info("worker gen {}: keeping {} (state files held: {})", w.generation, k.names.front(), held_.size());
+}
+
+// The records a dead worker sent before it went (its exit may be seen first): its
+// verdict, console answers, the state it asked to keep. False for anything else.
+bool supervisor::on_last_words(worker& w, channel::received& r) {
+  if (const auto* u = std::get_if<channel::upgrade_result>(&r.msg)) {
+    on_upgrade_result(w, *u);
+  } else if (const auto* c = std::get_if<channel::console_reply>(&r.msg)) {
+    on_console_reply(*c);
+  } else if (const auto* k = std::get_if<channel::keep>(&r.msg)) {
+    on_keep(w, *k, std::move(r.fds));
+  } else {
+    return false;
+  }
+  return true;
+}
+
+// No restart until an operator says (`cppskynet upgrade [--worker PATH]` starts one):
+// the listeners stay bound and the held state stays here.
+void supervisor::park(const std::string& why) {
+  parked_ = why;
+  restart_at_.reset();
+  log()->critical("{}: parked, not restarting. The entity state is kept ({} files); start a worker binary that can "
+                  "run with `cppskynet upgrade [--worker PATH]`",
+                  why, held_.size());
 }
 
 // ---------------------------------------------------------------- console --
@@ -687,17 +793,30 @@ void supervisor::begin_upgrade(const std::string& binary, std::uint32_t budget_m
     return refuse("an upgrade is already in progress (gen " + std::to_string(upgrade_->from) + " -> gen " +
                   std::to_string(upgrade_->to) + ")");
   }
-  worker* old = nullptr;
-  for (auto& w : workers_) {
-    if (w->st == worker::state::ready && !w->retiring && !w->kill_sent) old = w.get();
-  }
-  if (old == nullptr || workers_.size() != 1) return refuse("no single ready worker to upgrade (a worker is starting or stopping)");
+  if (revival_) return refuse("a worker is being started from parked (gen " + std::to_string(revival_->generation) + ")");
   std::string program = binary_;
   if (!binary.empty()) {
     auto found = find_worker_binary(binary);
     if (!found) return refuse(found.error());
     program = *found;
   }
+  if (parked_ && workers_.empty()) {  // nothing to hand over from: start `program`, which recovers the state
+    log()->info("upgrade while parked ({}): starting {}", *parked_, program);
+    parked_.reset();
+    worker* w = start_worker(program);
+    if (w == nullptr) {
+      park("cannot start " + program);
+      return refuse("cannot start " + program);
+    }
+    revival_ = revival{w->generation, program, {}};
+    if (reply) revival_->waiters.push_back(std::move(reply));
+    return;
+  }
+  worker* old = nullptr;
+  for (auto& w : workers_) {
+    if (w->st == worker::state::ready && !w->retiring && !w->kill_sent) old = w.get();
+  }
+  if (old == nullptr || workers_.size() != 1) return refuse("no single ready worker to upgrade (a worker is starting or stopping)");
   auto pair = channel::make_socket_pair();
   if (!pair) return refuse("transfer socket: " + pair.error());
   upgrade_run u;
@@ -986,10 +1105,36 @@ json supervisor::status() const {
                        {"binary", w->binary}, {"retiring", w->retiring}, {"takeover", w->takeover},
                        {"heartbeat", hb}});
   }
+  json state_files = json::array();
+  for (const auto& h : held_) {
+    struct stat st {};
+    const auto bytes = ::fstat(h.fd.get(), &st) == 0 ? static_cast<std::uint64_t>(st.st_size) : 0;
+    state_files.push_back({{"name", h.name}, {"fd", h.fd.get()}, {"bytes", bytes}});
+  }
+  // The stores as the serving worker (the newest ready one) last reported them.
+  json stores = json::array();
+  const worker* serving = nullptr;
+  for (const auto& w : workers_) {
+    if (w->st == worker::state::ready && !w->retiring) serving = w.get();
+  }
+  if (serving != nullptr) {
+    for (const auto& e : serving->stores.list) {
+      stores.push_back({{"id", e.id}, {"type", e.type}, {"entities", e.entities}, {"journal_bytes", e.used_bytes},
+                        {"journal_capacity", e.ring_bytes}, {"records_since_checkpoint", e.records_since_checkpoint},
+                        {"checkpoints", e.checkpoints}, {"last_checkpoint_unix_ms", e.last_checkpoint_unix_ms},
+                        {"checkpointing", e.checkpointing != 0}, {"recovered_entities", e.recovered_entities},
+                        {"recovered_records", e.recovered_records}, {"recovery_ms", static_cast<double>(e.recovery_us) / 1000.0},
+                        {"recovery_stopped_at_bad_record", e.recovery_bad != 0}, {"recovery_note", e.note}});
+    }
+  }
   return {{"pid", ::getpid()},
           {"version", CSK_VERSION},
           {"config", config_path_},
-          {"state", stopping_ ? "stopping" : "running"},
+          {"state", stopping_ ? "stopping" : parked_ ? "parked" : "running"},
+          {"parked", parked_ ? json(*parked_) : json(nullptr)},
+          {"persist_dir", cfg_.persist.dir.empty() ? json(nullptr) : json(cfg_.persist.dir)},
+          {"state_files", state_files},
+          {"stores", stores},
           {"uptime_s", static_cast<double>(ms_between(started_, now)) / 1000.0},
           {"worker_binary", binary_},
           {"control_socket", sup_.control_socket},
@@ -1042,7 +1187,19 @@ int run(const run_options& options) {
     }
     daemon_ready = std::move(*d);
   }
-  supervisor s(std::move(*cfg), path, std::move(*binary), std::move(*bound), std::move(daemon_ready));
+  unique_fd persist_lock;
+  if (!cfg->persist.dir.empty()) {
+    // One node per directory. A worker of a supervisor that died keeps the lock until it
+    // has stopped: wait for that (it stops within its shutdown timeout plus 2 s).
+    auto lock = lock_directory(cfg->persist.dir, ms(cfg->runtime.shutdown_timeout_ms) + ms(5000));
+    if (!lock) {
+      log()->critical("persist.dir: {}", lock.error());
+      return exit_start_failed;
+    }
+    persist_lock = std::move(*lock);
+  }
+  supervisor s(std::move(*cfg), path, std::move(*binary), std::move(*bound), std::move(daemon_ready),
+               std::move(persist_lock));
   return s.run();
 }
 

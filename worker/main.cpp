@@ -6,7 +6,7 @@
 //                             ready, heartbeats, obeys stop/reload/log_reopen; logs to
 //                             stderr (the supervisor writes log.file)
 // Exit codes: 0 stopped; 2 usage; 3 bad config; 4 boot failed; 5 the supervisor
-// channel failed (bad environment, refused, handshake).
+// channel failed (bad environment, refused, handshake); 6 entity state it cannot read.
 
 #include "examples/entity/counter.hpp"
 #include "examples/gate/kv_gate.hpp"

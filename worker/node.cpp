@@ -29,7 +29,9 @@
 #include "services/cluster/node.hpp"
 #include "services/entity/directory.hpp"
 #include "services/entity/registry.hpp"
+#include "services/entity/region.hpp"
 #include "worker/console.hpp"
+#include "worker/state_regions.hpp"
 #include "worker/upgrade.hpp"
 
 namespace csk {
@@ -231,9 +233,35 @@ void watch_names(names_watcher& watcher, cluster::node& cluster, const std::stri
   }
 }
 
+// Each journaled store's counters, for the supervisor's status (channel stores).
+channel::stores store_stats(const entity::directory& entities) {
+  channel::stores out;
+  for (const auto& e : entities.list()) {
+    if (!e.journal || out.list.size() >= 200) continue;
+    const auto& j = *e.journal;
+    channel::store_stat st;
+    st.id = e.id;
+    st.type = e.type;
+    st.entities = j.entities.load();
+    st.ring_bytes = j.ring_bytes.load();
+    st.used_bytes = j.used_bytes.load();
+    st.records_since_checkpoint = j.records_since_checkpoint.load();
+    st.checkpoints = j.checkpoints.load();
+    st.last_checkpoint_unix_ms = j.last_checkpoint_unix_ms.load();
+    st.checkpointing = j.checkpointing.load() ? 1 : 0;
+    st.recovered_entities = j.recovered_entities.load();
+    st.recovered_records = j.recovered_records.load();
+    st.recovery_us = j.recovery_us.load();
+    st.recovery_bad = j.recovery_stopped_at_bad_record.load() ? 1 : 0;
+    st.note = j.note().substr(0, 1024);
+    out.list.push_back(std::move(st));
+  }
+  return out;
+}
+
 }  // namespace
 
-result<void, std::string> run_node(const node_config& cfg,
+result<void, run_failure> run_node(const node_config& cfg,
                                    const std::function<void(actor::runtime&)>& register_types,
                                    supervisor_link* link) {
   const auto started = std::chrono::steady_clock::now();
@@ -251,7 +279,7 @@ result<void, std::string> run_node(const node_config& cfg,
   co.self = cfg.cluster.self;
   if (!cfg.cluster.listen.empty()) {
     auto hp = parse_host_port(cfg.cluster.listen, true);
-    if (!hp) return unexpected("cluster.listen: bad address " + cfg.cluster.listen);
+    if (!hp) return unexpected(run_failure{"cluster.listen: bad address " + cfg.cluster.listen});
     co.listen = cluster::endpoint{hp->host, hp->port};
   }
   co.limits.max_message_size = std::size_t{cfg.cluster.max_message_mb} << 20;
@@ -260,17 +288,51 @@ result<void, std::string> run_node(const node_config& cfg,
   cluster::node cluster(rt, n, co);
   if (!cfg.cluster.names_file.empty()) {
     auto table = load_cluster_names_file(cfg.cluster.names_file);
-    if (!table) return unexpected(table.error());
+    if (!table) return unexpected(run_failure{table.error()});
     cluster.reload(*table);
   }
-  const auto fail = [&](std::string why) -> result<void, std::string> {
+  // The entity stores' journals (worker/state_regions.hpp): attached before any store is
+  // spawned, since each recovers its state in its init.
+  std::unique_ptr<state_regions> regions;
+  {
+    std::map<std::string, unique_fd> state;
+    if (link != nullptr) {
+      auto& fds = link->listeners();
+      for (auto it = fds.begin(); it != fds.end();) {
+        if (it->first.rfind("state:", 0) == 0) {
+          state.emplace(it->first, std::move(it->second));
+          it = fds.erase(it);
+        } else {
+          ++it;
+        }
+      }
+    }
+    if (state_regions::wanted(cfg, link != nullptr)) {
+      regions = std::make_unique<state_regions>(cfg, std::move(state), link);
+      if (link == nullptr) {
+        if (auto l = regions->lock_dir(); !l) return unexpected(run_failure{"persist.dir: " + l.error()});
+      }
+      entity::attach_region_source(rt, regions.get());
+    } else {
+      logger("service")->info("entity journal off: {}", !cfg.journal.enabled ? "journal.enabled is false"
+                                                                             : "a standalone node keeps one only with persist.dir");
+    }
+  }
+  const auto fail = [&](std::string why) -> result<void, run_failure> {
     n.stop();
     rt.shutdown();
     rt.set_extension(std::type_index(typeid(net::net)), nullptr);
     entity::attach_directory(rt, nullptr);
-    return unexpected(std::move(why));
+    entity::attach_region_source(rt, nullptr);
+    const bool unreadable = regions && !regions->unreadable_reason().empty();
+    return unexpected(run_failure{std::move(why), unreadable ? channel::exit_state_unreadable : 4});
   };
   if (auto r = boot_services(rt, cfg.services); !r) return fail(r.error());
+  if (regions) {
+    for (const auto& name : regions->unclaimed()) {
+      logger("service")->warn("{}: held by the supervisor, but no store of this worker opened it (kept)", name);
+    }
+  }
   // A worker taking over (docs/upgrade.md): its system services (every boot service but
   // the entity stores) start once it serves, so none of them writes to a store that the
   // transfer keeps sealed; what is sent to them meanwhile waits in their mailboxes.
@@ -463,6 +525,7 @@ result<void, std::string> run_node(const node_config& cfg,
       hb.dispatched = st.dispatched;
       hb.connections = cluster.inbound_connections();
       if (auto r = link->send(hb); !r) logger("supervisor")->warn("channel: {}", r.error());
+      if (regions) (void)link->send(store_stats(entities));
       next_heartbeat = now + heartbeat;
     }
     if (watcher && now >= next_watch) {
@@ -483,6 +546,7 @@ result<void, std::string> run_node(const node_config& cfg,
   n.stop(stop_flush_budget);
   rt.set_extension(std::type_index(typeid(net::net)), nullptr);
   entity::attach_directory(rt, nullptr);
+  entity::attach_region_source(rt, nullptr);
   rt.set_extension(std::type_index(typeid(admin::supervisor_counters)), nullptr);
   if (events.connected()) (void)link->send(channel::stopped{});
   if (handed_over) {

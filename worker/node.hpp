@@ -25,6 +25,8 @@ result<void, std::string> boot_services(actor::runtime& rt, const std::vector<se
 /// The whole node: runtime, net, cluster membership (if configured) and services, run
 /// until SIGINT/SIGTERM, then an orderly stop. `register_types` adds service types.
 /// Errors (bad node table, listen failure, boot failure) come back before anything runs.
+/// Entity stores keep their journals where worker/state_regions.hpp says (attached before
+/// the first service is spawned) and recover from them in their init, before `ready`.
 ///
 /// Standalone (link == nullptr) it binds its own listeners and obeys signals: SIGINT and
 /// SIGTERM stop it, SIGHUP reloads the node table (so does an edit of the file, checked
@@ -35,7 +37,14 @@ result<void, std::string> boot_services(actor::runtime& rt, const std::vector<se
 /// Signals must be blocked first (block_stop_signals()). A worker that handed over to its
 /// successor in an upgrade does not return: it exits the process (status 0) once it has
 /// said stopped, without freeing the state its successor now owns.
-result<void, std::string> run_node(const node_config& cfg, const std::function<void(actor::runtime&)>& register_types,
+/// Why run_node did not run, and the exit code the worker ends with: 4 (boot failed), or
+/// channel::exit_state_unreadable (6) when an entity store could not read the state it was
+/// given (the supervisor then keeps it and starts nothing until told).
+struct run_failure {
+  std::string text;
+  int exit_code = 4;
+};
+result<void, run_failure> run_node(const node_config& cfg, const std::function<void(actor::runtime&)>& register_types,
                                    supervisor_link* link = nullptr);
 
 /// Blocks the calling thread until SIGINT or SIGTERM (which must already be blocked

@@ -89,9 +89,9 @@ result<void, std::string> supervisor_link::handshake(std::chrono::milliseconds t
   return {};
 }
 
-result<void, std::string> supervisor_link::send(const channel::message& m) {
+result<void, std::string> supervisor_link::send(const channel::message& m, std::span<const int> fds) {
   std::lock_guard lock(send_mu_);
-  return channel::send_message(sock_.get(), m);
+  return channel::send_message(sock_.get(), m, fds);
 }
 
 result<channel::message, channel::recv_error> supervisor_link::receive(std::chrono::milliseconds timeout) {

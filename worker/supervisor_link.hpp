@@ -21,6 +21,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <string>
 
 #include "common/base/result.hpp"
@@ -47,8 +48,9 @@ class supervisor_link {
   std::uint32_t generation() const noexcept { return generation_; }
   /// How often to heartbeat (from welcome).
   std::chrono::milliseconds heartbeat_interval() const noexcept { return heartbeat_; }
-  /// The listening sockets received in the handshake, by name ("cluster", "gate:kv",
-  /// "admin"). Whoever adopts one moves it out of the map.
+  /// The fds received in the handshake, by name: the listening sockets ("cluster",
+  /// "gate:kv", "admin") and the entity state the supervisor holds ("state:..."). Whoever
+  /// adopts one moves it out of the map.
   std::map<std::string, unique_fd>& listeners() noexcept { return listeners_; }
   /// The socket, for poll().
   int fd() const noexcept { return sock_.get(); }
@@ -58,8 +60,8 @@ class supervisor_link {
   const channel::takeover& takeover_order() const noexcept { return takeover_order_; }
   unique_fd& transfer_socket() noexcept { return transfer_; }
 
-  /// Sends one message. Threads: any.
-  result<void, std::string> send(const channel::message& m);
+  /// Sends one message (with the fds it announces, e.g. keep's). Threads: any.
+  result<void, std::string> send(const channel::message& m, std::span<const int> fds = {});
   /// The next order, waiting at most `timeout` (fds that came with it are closed).
   result<channel::message, channel::recv_error> receive(std::chrono::milliseconds timeout);
   /// The same, with the fds (handover carries one).

@@ -40,8 +40,8 @@ int worker_main(int argc, char** argv, const std::function<void(actor::runtime&)
   }
   auto booted = csk::run_node(*cfg, register_types, link->get());
   if (!booted) {
-    std::cerr << name << ": " << booted.error() << "\n";
-    return 4;
+    std::cerr << name << ": " << booted.error().text << "\n";
+    return booted.error().exit_code;
   }
   return 0;
 }

@@ -37,6 +37,13 @@ template <class A> void serialize(A& ar, console_reply& m) { ar(m.id, m.ok, m.te
 template <class A> void serialize(A& ar, counters& m) {
   ar(m.restarts, m.upgrades_ok, m.upgrades_failed, m.last_upgrade_total_us, m.last_upgrade_frozen_us);
 }
+template <class A> void serialize(A& ar, keep& m) { ar(m.names); }
+template <class A> void serialize(A& ar, store_stat& m) {
+  ar(m.id, m.type, m.entities, m.ring_bytes, m.used_bytes, m.records_since_checkpoint, m.checkpoints,
+     m.last_checkpoint_unix_ms, m.checkpointing, m.recovered_entities, m.recovered_records, m.recovery_us,
+     m.recovery_bad, m.note);
+}
+template <class A> void serialize(A& ar, stores& m) { ar(m.list); }
 template <class A> void serialize(A& ar, upgrade_result& m) {
   ar(m.ok, m.reason, m.phase, m.total_us, m.precopy_us, m.frozen_us, m.entities, m.delta_entities, m.final_delta,
      m.state_bytes, m.connections);
@@ -48,7 +55,7 @@ constexpr std::uint8_t magic[4] = {'C', 'S', 'K', 'C'};
 constexpr std::size_t max_reason = 4096;
 
 // The variant's alternatives in kind order: kind k is alternative k - 1.
-static_assert(std::variant_size_v<message> == static_cast<std::size_t>(kind::counters));
+static_assert(std::variant_size_v<message> == static_cast<std::size_t>(kind::stores));
 static_assert(std::is_same_v<std::variant_alternative_t<static_cast<std::size_t>(kind::listeners) - 1, message>,
                              listeners>);
 static_assert(std::is_same_v<std::variant_alternative_t<static_cast<std::size_t>(kind::stopped) - 1, message>,
@@ -58,7 +65,7 @@ constexpr std::string_view kind_names[] = {"hello",      "welcome", "refuse",  "
                                            "ready",      "heartbeat", "reload", "log_reopen",
                                            "drain",      "drained", "stop",    "stopped",
                                            "handover",   "takeover", "upgrade_result", "console",
-                                           "console_reply", "counters"};
+                                           "console_reply", "counters", "keep", "stores"};
 
 void put_le(byte_buffer& out, std::uint64_t v, int bytes) {
   for (int i = 0; i < bytes; ++i) out.push_back(static_cast<std::uint8_t>(v >> (8 * i)));
@@ -90,6 +97,7 @@ std::string_view name_of(kind k) {
 
 std::size_t fds_announced(const message& m) {
   if (const auto* l = std::get_if<listeners>(&m)) return l->names.size();
+  if (const auto* k = std::get_if<keep>(&m)) return k->names.size();
   if (std::holds_alternative<handover>(m) || std::holds_alternative<takeover>(m)) return 1;
   return 0;
 }
@@ -106,6 +114,22 @@ std::string check(const message& m) {
     }
     for (const auto& n : l->names) {
       if (n.empty()) return "listeners: empty name";
+    }
+  }
+  if (const auto* k = std::get_if<keep>(&m)) {
+    if (k->names.empty() || k->names.size() > max_fds_per_record) {
+      return "keep: 1.." + std::to_string(max_fds_per_record) + " names, got " + std::to_string(k->names.size());
+    }
+    for (const auto& n : k->names) {
+      if (n.empty() || n.size() > 255) return "keep: names are 1..255 bytes";
+    }
+  }
+  if (const auto* st = std::get_if<stores>(&m)) {
+    if (st->list.size() > 200) return "stores: at most 200, got " + std::to_string(st->list.size());
+    for (const auto& e : st->list) {
+      if (e.note.size() > 1024 || e.checkpointing > 1 || e.recovery_bad > 1) {
+        return "stores: note at most 1024 bytes, flags 0 or 1";
+      }
     }
   }
   if (const auto* r = std::get_if<refuse>(&m); r != nullptr && r->reason.size() > max_reason) {

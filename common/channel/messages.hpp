@@ -42,6 +42,12 @@
 //   W->S console_reply  its answer, JSON text, by id
 //   S->W counters     the supervisor's counters (restarts, upgrades), for the worker's
 //                     /metrics; sent when a worker is ready and whenever they change
+//   W->S keep         fds the supervisor must hold for the workers to come (an entity
+//                     store's state in memory: its journal and checkpoint memfds), by
+//                     name; it passes every one it holds to each worker it starts, after
+//                     the listeners in the same set (names "state:..."), and never reads them
+//   W->S stores       each entity store's journal counters, for `cppskynet status`; with
+//                     every heartbeat
 //
 // The two workers talk to each other over the transfer socket (transfer.hpp), never
 // through the supervisor.
@@ -61,8 +67,13 @@
 
 namespace csk::channel {
 
+/// A worker's exit code that tells the supervisor not to restart it: the entity state it
+/// was given cannot be read by this binary (a newer version, another type, a damaged
+/// checkpoint). The supervisor keeps the state and waits for `cppskynet upgrade --worker`.
+inline constexpr int exit_state_unreadable = 6;
+
 /// The catalog's version, carried in hello. Bump on any incompatible change.
-inline constexpr std::uint32_t protocol_version = 2;
+inline constexpr std::uint32_t protocol_version = 3;
 /// The header's format field. Never changes (see above).
 inline constexpr std::uint16_t header_format = 1;
 inline constexpr std::size_t header_size = 12;
@@ -91,6 +102,8 @@ enum class kind : std::uint16_t {
   console = 16,
   console_reply = 17,
   counters = 18,
+  keep = 19,
+  stores = 20,
 };
 
 struct hello {
@@ -192,16 +205,44 @@ struct counters {
   friend bool operator==(const counters&, const counters&) = default;
 };
 
+struct keep {
+  std::vector<std::string> names;  ///< one per fd attached, in order; 1..max_fds_per_record
+  friend bool operator==(const keep&, const keep&) = default;
+};
+
+/// One entity store's journal, as the worker's stats say (services/entity/journal.hpp).
+struct store_stat {
+  std::string id;
+  std::string type;
+  std::uint64_t entities = 0;
+  std::uint64_t ring_bytes = 0;
+  std::uint64_t used_bytes = 0;
+  std::uint64_t records_since_checkpoint = 0;
+  std::uint64_t checkpoints = 0;
+  std::int64_t last_checkpoint_unix_ms = 0;  ///< 0: none yet
+  std::uint8_t checkpointing = 0;
+  std::uint64_t recovered_entities = 0;
+  std::uint64_t recovered_records = 0;
+  std::uint64_t recovery_us = 0;
+  std::uint8_t recovery_bad = 0;  ///< the last recovery stopped at a bad record
+  std::string note;               ///< where and why (at most 1 KiB)
+  friend bool operator==(const store_stat&, const store_stat&) = default;
+};
+struct stores {
+  std::vector<store_stat> list;  ///< at most 200
+  friend bool operator==(const stores&, const stores&) = default;
+};
+
 using message = std::variant<hello, welcome, refuse, listeners, ready, heartbeat, reload, log_reopen, drain,
                              drained, stop, stopped, handover, takeover, upgrade_result, console, console_reply,
-                             counters>;
+                             counters, keep, stores>;
 
 /// The kind of a message, and its name ("hello", "listeners", ...) for logs.
 kind kind_of(const message& m);
 std::string_view name_of(kind k);
 
-/// How many fds must travel with this record (listeners: one per name; handover and
-/// takeover: one; others: none).
+/// How many fds must travel with this record (listeners and keep: one per name; handover
+/// and takeover: one; others: none).
 std::size_t fds_announced(const message& m);
 
 /// Header + payload. Pure; never fails for a message that passes check().

@@ -86,6 +86,25 @@ struct admin_config {
   std::string listen;  ///< "host:port", or "" = none
 };
 
+/// The `journal:` section: each entity store's crash journal and checkpoints
+/// (docs/durability.md). Under a supervisor it is on by default, in memory the supervisor
+/// holds; a standalone node keeps one only with `persist`.
+struct journal_config {
+  bool enabled = true;                     ///< false: entity state lives in the worker only
+  std::uint32_t size_mb = 64;              ///< a new region's ring per store, 1..65536
+  std::uint32_t checkpoint_percent = 50;   ///< a checkpoint starts when the ring is this full, 10..90
+  std::uint32_t checkpoint_interval_s = 0; ///< also this often when something changed; 0 = off
+  std::uint32_t checkpoint_page = 2000;    ///< entities per checkpoint page, 1..1000000
+  std::uint32_t checkpoint_pause_ms = 0;   ///< between two pages of a checkpoint, 0..60000
+};
+
+/// The `persist:` section: the same journal and checkpoints as files in `dir`, so the
+/// state also survives the supervisor and (per `fsync`) the machine.
+struct persist_config {
+  std::string dir;                 ///< "" = memory only; relative to the config file
+  std::string fsync = "everysec";  ///< "always", "everysec" or "no"
+};
+
 struct node_config {
   runtime_config runtime;
   log_config log;
@@ -94,6 +113,8 @@ struct node_config {
   supervisor_config supervisor;
   std::vector<gate_config> gates;
   admin_config admin;
+  journal_config journal;
+  persist_config persist;
 };
 
 /// A listening socket the node needs: the supervisor binds it, the worker adopts it.

@@ -299,6 +299,8 @@ class loader {
         if (key == "supervisor") return read_supervisor(f, config.supervisor), true;
         if (key == "gates") return read_gates(f, config.gates), true;
         if (key == "admin") return read_admin(f, config.admin), true;
+        if (key == "journal") return read_journal(f, config.journal), true;
+        if (key == "persist") return read_persist(f, config.persist), true;
         return false;
       });
     }
@@ -756,6 +758,57 @@ class loader {
     });
   }
 
+  void read_journal(const field& section, journal_config& j) {
+    if (!expect_map(section)) return;
+    for_each_key(section.node, section.path, [&](const std::string& key, const field& f) {
+      if (key == "enabled") {
+        read_bool(f, j.enabled);
+      } else if (key == "size_mb") {
+        read_int(f, j.size_mb, 1, 65536, "must be between 1 and 65536");
+      } else if (key == "checkpoint_percent") {
+        read_int(f, j.checkpoint_percent, 10, 90, "must be between 10 and 90");
+      } else if (key == "checkpoint_interval_s") {
+        read_int(f, j.checkpoint_interval_s, 0, 31536000, "must be between 0 and 31536000");
+      } else if (key == "checkpoint_page") {
+        read_int(f, j.checkpoint_page, 1, 1000000, "must be between 1 and 1000000");
+      } else if (key == "checkpoint_pause_ms") {
+        read_int(f, j.checkpoint_pause_ms, 0, 60000, "must be between 0 and 60000");
+      } else {
+        return false;
+      }
+      return true;
+    });
+  }
+
+  void read_persist(const field& section, persist_config& p) {
+    if (!expect_map(section)) return;
+    bool has_dir = false;
+    for_each_key(section.node, section.path, [&](const std::string& key, const field& f) {
+      if (key == "dir") {
+        if (auto dir = string_value(f)) {
+          if (dir->empty()) {
+            error(f.path, f.line(), "must not be empty (leave persist out for memory only)");
+          } else {
+            p.dir = std::move(*dir);
+            has_dir = true;
+          }
+        }
+      } else if (key == "fsync") {
+        if (auto v = string_value(f)) {
+          if (*v == "always" || *v == "everysec" || *v == "no") {
+            p.fsync = std::move(*v);
+          } else {
+            error(f.path, f.line(), "must be always, everysec or no, got " + quote(*v));
+          }
+        }
+      } else {
+        return false;
+      }
+      return true;
+    });
+    if (!has_dir && section.node.IsMap()) error(section.path + ".dir", section.line(), "required");
+  }
+
   void read_node_address(const field& f, const std::string& name, cluster_names& names) {
     const char* const expected = "expected \"host:port\" or false";
     if (!f.node.IsScalar()) {
@@ -996,7 +1049,7 @@ result<node_config, std::string> load_config_file(const std::string& path) {
   if (!config) return config;
   const std::filesystem::path dir = std::filesystem::path(path).parent_path();
   for (std::string* file : {&config->cluster.names_file, &config->log.file, &config->supervisor.worker,
-                            &config->supervisor.control_socket, &config->supervisor.pid_file}) {
+                            &config->supervisor.control_socket, &config->supervisor.pid_file, &config->persist.dir}) {
     if (!file->empty() && std::filesystem::path(*file).is_relative()) *file = (dir / *file).string();
   }
   return config;

@@ -79,6 +79,7 @@ struct region_files {
 /// What one store's journal is doing, for /metrics, /status and `cppskynet status`.
 /// Written by the store's service thread; read by anyone.
 struct journal_stats {
+  std::atomic<std::uint64_t> entities{0};             ///< in the store (after its last message)
   std::atomic<std::uint64_t> ring_bytes{0};
   std::atomic<std::uint64_t> used_bytes{0};           ///< ring bytes holding records after the checkpoint
   std::atomic<std::uint64_t> records{0};              ///< appended by this process

@@ -646,6 +646,7 @@ class entity_service final : public actor::service {
     }
     if (r->other_boot) store_.shift_timers(store_.now_ms() - r->last_clock_ms);
     journal_->stats()->recovered_entities.store(store_.size());
+    journal_->stats()->entities.store(store_.size());
     const double took = std::chrono::duration<double, std::milli>(steady::now() - t0).count();
     logger("service")->info("{}: recovered {} entities from the journal ({}: {} checkpoint pages, {} records) in {:.1f} ms",
                             who(), store_.size(), journal_->where(), r->pages, r->records, took);
@@ -702,6 +703,7 @@ class entity_service final : public actor::service {
       if (!covered && batch.cleared) covered = !append(ctx, journal::record_kind::clear, {});
       if (!covered && batch.delta) (void)append(ctx, journal::record_kind::delta, jbuf_);
     }
+    journal_->stats()->entities.store(store_.size(), std::memory_order_relaxed);
     if (!journal_->checkpointing() && journal_->checkpoint_due(steady::now())) start_checkpoint(ctx);
   }
 
