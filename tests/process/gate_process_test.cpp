@@ -5,8 +5,10 @@
 #include <signal.h>
 #include <sys/wait.h>
 
+#include <filesystem>
 #include <fstream>
 #include <optional>
+#include <regex>
 #include <string>
 
 #include "tests/process/process_harness.hpp"
@@ -70,11 +72,76 @@ TEST_F(GateUnderSupervisor, WorkerAdoptsTheGateListenerAndTheNextWorkerServesIt)
   ASSERT_TRUE(during.connected()) << "the listener never closes";
   EXPECT_EQ(during.ask("PING"), "PONG") << s.output();
   EXPECT_TRUE(s.wait_for("ready in", 2)) << s.output();
-  EXPECT_EQ(during.ask("GET k"), "NIL") << "an in-memory store starts empty after a crash";
+  EXPECT_EQ(during.ask("GET k"), "VALUE 42") << "the store recovered its journal (held by the supervisor)";
   s.proc().signal(SIGTERM);
   const auto st = s.proc().wait_exit();
   ASSERT_TRUE(st.has_value());
   EXPECT_TRUE(WIFEXITED(*st) && WEXITSTATUS(*st) == 0) << s.output();
+}
+
+// The main job itself (examples/cluster1/config.yaml, copied with its node table so that
+// its control socket lands in the temp dir; ports from the environment): SET on the kv
+// gate, kill -9 of the worker, GET after the restart gives the value back.
+TEST_F(GateUnderSupervisor, TheMainJobsKvGateKeepsASetAcrossKillNine) {
+  namespace fs = std::filesystem;
+  fs::create_directories(dir_ / "cluster1");
+  fs::copy_file(fs::path(CSK_SOURCE_DIR) / "examples/cluster1/config.yaml", dir_ / "cluster1/config.yaml");
+  fs::copy_file(fs::path(CSK_SOURCE_DIR) / "examples/clustername.yaml", dir_ / "clustername.yaml");
+  child_process sup({CSK_CLI_BIN, "run", "-c", (dir_ / "cluster1/config.yaml").string()}, dir_ / "supervisor.out",
+                    {"CSK_CLUSTER_LISTEN=127.0.0.1:0", "CSK_GATE_KV_LISTEN=127.0.0.1:0"});
+  const auto output = [&] { return read_file(dir_ / "supervisor.out"); };
+  const auto count = [&](const std::string& needle) {
+    const std::string text = output();
+    std::size_t n = 0;
+    for (auto at = text.find(needle); at != std::string::npos; at = text.find(needle, at + 1)) ++n;
+    return n;
+  };
+  ASSERT_TRUE(eventually([&] { return count("ready in") >= 1; })) << output();
+  std::smatch m;
+  std::string text = output();
+  ASSERT_TRUE(std::regex_search(text, m, std::regex(R"(listener gate:kv bound to 127\.0\.0\.1:(\d+))"))) << text;
+  const auto port = static_cast<std::uint16_t>(std::stoi(m[1].str()));
+  ASSERT_TRUE(std::regex_search(text, m, std::regex(R"(worker gen 1 started: pid (\d+))"))) << text;
+  const pid_t worker = std::stoi(m[1].str());
+  {
+    line_client c(port);
+    ASSERT_TRUE(c.connected());
+    EXPECT_EQ(c.ask("SET player42 gold=100"), "OK");
+  }
+  ASSERT_EQ(::kill(worker, SIGKILL), 0);
+  ASSERT_TRUE(eventually([&] { return count("ready in") >= 2; })) << output();
+  line_client after(port);
+  ASSERT_TRUE(after.connected());
+  EXPECT_EQ(after.ask("GET player42"), "VALUE gold=100") << output();
+  EXPECT_NE(output().find("recovered 1 entities from the journal"), std::string::npos) << output();
+  sup.signal(SIGTERM);
+  const auto st = sup.wait_exit();
+  ASSERT_TRUE(st.has_value());
+  EXPECT_TRUE(WIFEXITED(*st) && WEXITSTATUS(*st) == 0) << output();
+}
+
+// journal: {enabled: false}: the store lives in the worker only, as before the journal.
+TEST_F(GateUnderSupervisor, WithoutTheJournalACrashLosesTheStore) {
+  write("names.yaml", "__nowaiting: true\n");
+  write("node.yaml",
+        "runtime:\n  threads: 2\n"
+        "cluster:\n  self: n1\n  listen: \"127.0.0.1:0\"\n  names_file: names.yaml\n"
+        "supervisor:\n  worker: " CSK_WORKER_BIN "\n  restart_backoff_ms: 50\n"
+        "journal: {enabled: false}\n"
+        "services:\n  - type: kvstore\n    name: .kvstore\n"
+        "gates:\n  - name: kv\n    listen: \"127.0.0.1:0\"\n    type: kv_gate\n");
+  supervisor_process s(dir_);
+  ASSERT_TRUE(s.wait_for("ready in")) << s.output();
+  const auto port = static_cast<std::uint16_t>(std::stoi(s.find(R"(listener gate:kv bound to 127\.0\.0\.1:(\d+))")));
+  {
+    line_client c(port);
+    EXPECT_EQ(c.ask("SET k 1"), "OK");
+  }
+  ASSERT_EQ(::kill(s.worker_pid(1), SIGKILL), 0);
+  ASSERT_TRUE(s.wait_for("ready in", 2)) << s.output();
+  line_client after(port);
+  EXPECT_EQ(after.ask("GET k"), "NIL");
+  EXPECT_NE(s.output().find("entity journal off: journal.enabled is false"), std::string::npos) << s.output();
 }
 
 // The hot upgrade of the main job's shape (cppskynet-worker, the kv gate and its entity
