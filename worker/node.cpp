@@ -385,8 +385,11 @@ result<void, run_failure> run_node(const node_config& cfg,
     const auto& order = link->takeover_order();
     logger("handover")->info("taking over from generation {} (budget {} ms)", order.from_generation, order.deadline_ms);
     auto t = upgrade::take_over(parts, link->transfer_socket().get(), std::chrono::milliseconds(order.deadline_ms));
-    link->transfer_socket().reset();
+    // On failure the transfer socket stays open until this process ends: the old worker
+    // waits for it to close before it writes the entity journals again, which this one may
+    // have written since the commit (docs/durability.md, "one writer").
     if (!t) return fail("takeover from generation " + std::to_string(order.from_generation) + " failed: " + t.error());
+    link->transfer_socket().reset();
     logger("handover")->info("took over from generation {}: {} stores, {} pages, {} connections ({} lost); serving",
                             order.from_generation, t->stores, t->pages, t->connections, t->connections_lost);
     for (const auto h : held) (void)rt.release(h);
@@ -441,8 +444,9 @@ result<void, run_failure> run_node(const node_config& cfg,
                                std::chrono::milliseconds(cfg.runtime.call_timeout_ms)};
   std::vector<std::future<void>> consoles;
   // An upgrade in progress (this worker handing over): its thread and verdict.
-  std::future<channel::upgrade_result> handing_over;
+  std::future<upgrade::hand_over_outcome> handing_over;
   bool handed_over = false;  // then the process exits at the end without freeing its state
+  bool must_exit = false;    // an upgrade failed after its commit: exit without serving (exit_upgrade_unsafe)
   unique_fd transfer;
   for (;;) {
     // While handing over, look at the verdict often: the pause ends when we exit.
@@ -451,7 +455,8 @@ result<void, run_failure> run_node(const node_config& cfg,
     const auto now = clock::now();
     if (handing_over.valid() &&
         (e.is == node_event::what::stop || handing_over.wait_for(std::chrono::seconds(0)) == std::future_status::ready)) {
-      const channel::upgrade_result verdict = handing_over.get();  // a stop waits for the verdict
+      const upgrade::hand_over_outcome outcome = handing_over.get();  // a stop waits for the verdict
+      const channel::upgrade_result& verdict = outcome.verdict;
       transfer.reset();
       if (events.connected()) (void)link->send(verdict);
       if (verdict.ok != 0) {
@@ -461,6 +466,11 @@ result<void, run_failure> run_node(const node_config& cfg,
         break;
       }
       logger("handover")->warn("upgrade abandoned in {}: {}", verdict.phase, verdict.reason);
+      if (outcome.must_exit) {
+        stop = node_event{node_event::what::stop, "the upgrade failed after its commit"};
+        must_exit = true;
+        break;
+      }
     }
     if (e.is == node_event::what::stop) {
       stop = std::move(e);
@@ -555,6 +565,11 @@ result<void, run_failure> run_node(const node_config& cfg,
     spdlog::apply_all([](const std::shared_ptr<spdlog::logger>& l) { l->flush(); });
     std::fflush(nullptr);
     std::_Exit(0);
+  }
+  if (must_exit) {
+    return unexpected(run_failure{"an upgrade failed after its commit and the new worker did not go away: the next "
+                                  "worker recovers the entity journals",
+                                  exit_upgrade_unsafe});
   }
   return {};
 }

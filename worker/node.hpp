@@ -37,13 +37,17 @@ result<void, std::string> boot_services(actor::runtime& rt, const std::vector<se
 /// Signals must be blocked first (block_stop_signals()). A worker that handed over to its
 /// successor in an upgrade does not return: it exits the process (status 0) once it has
 /// said stopped, without freeing the state its successor now owns.
-/// Why run_node did not run, and the exit code the worker ends with: 4 (boot failed), or
-/// channel::exit_state_unreadable (6) when an entity store could not read the state it was
-/// given (the supervisor then keeps it and starts nothing until told).
+/// Why run_node did not run (or ended badly), and the exit code the worker ends with: 4
+/// (boot failed), channel::exit_state_unreadable (6) when an entity store could not read
+/// the state it was given (the supervisor then keeps it and starts nothing until told), or
+/// exit_upgrade_unsafe (7).
 struct run_failure {
   std::string text;
   int exit_code = 4;
 };
+/// run_node's exit code after an upgrade failed past its commit with the new worker still
+/// there (its stores stayed sealed; the supervisor restarts a worker, which recovers).
+inline constexpr int exit_upgrade_unsafe = 7;
 result<void, run_failure> run_node(const node_config& cfg, const std::function<void(actor::runtime&)>& register_types,
                                    supervisor_link* link = nullptr);
 

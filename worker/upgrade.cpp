@@ -67,21 +67,43 @@ class old_side {
   old_side(node_parts& n, int fd, std::uint32_t generation, ms budget, const options& o)
       : n_(n), fd_(fd), generation_(generation), o_(o), start_(clock::now()), deadline_(start_ + budget) {}
 
-  channel::upgrade_result run() {
+  hand_over_outcome run() {
     result_.phase = "offer";
     std::string error = steps();
     result_.total_us = us_since(start_);
     if (error.empty()) {
       result_.ok = 1;
       result_.phase = "done";
-      return result_;
+      return {result_, false};
     }
     result_.reason = error;
     log()->error("upgrade abandoned in {}: {}; rolling back", result_.phase, error);
-    if (!committed_) (void)tx::send(fd_, tx::abort{error}, ms(200));
+    (void)tx::send(fd_, tx::abort{error}, ms(200));
+    // After the commit N+1 writes the entity journals: N may write them again only once
+    // N+1 is gone (its end of the transfer socket closes when its process ends).
+    if (committed_ && !peer_gone()) {
+      result_.reason += "; the new worker did not go away: this worker exits without serving, and the next one "
+                        "recovers the entity journals";
+      log()->critical("{}", result_.reason);
+      result_.total_us = us_since(start_);
+      return {result_, true};
+    }
     rollback();
     result_.total_us = us_since(start_);
-    return result_;
+    return {result_, false};
+  }
+
+  // Reads what N+1 still sends until its end closes: true once it has (its process
+  // ended), false if it is still there a while after the budget (the supervisor kills a
+  // new worker at its budget plus a grace).
+  bool peer_gone() {
+    const auto until = std::max(deadline_, clock::now()) + ms(5000);
+    for (;;) {
+      auto m = tx::recv(fd_, left(until), o_.max_message);
+      if (!m && m.error().why == channel::recv_error::kind::closed) return true;
+      if (clock::now() >= until) return false;
+      // a message (its abort, say) or a bad record: read on until the end
+    }
   }
 
  private:
@@ -439,8 +461,8 @@ class new_side {
 
 }  // namespace
 
-channel::upgrade_result hand_over(node_parts& node, int transfer_fd, std::uint32_t generation, ms budget,
-                                  const options& o) {
+hand_over_outcome hand_over(node_parts& node, int transfer_fd, std::uint32_t generation, ms budget,
+                            const options& o) {
   return old_side(node, transfer_fd, generation, budget, o).run();
 }
 

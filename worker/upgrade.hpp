@@ -67,10 +67,20 @@ struct options {
   std::size_t max_message = std::size_t{1} << 30;  ///< largest transfer message accepted
 };
 
-/// The old worker's side. Always returns a verdict (ok = 1: N+1 serves, N must exit now;
-/// ok = 0: abandoned, rolled back, N serves on) with its timings.
-channel::upgrade_result hand_over(node_parts& node, int transfer_fd, std::uint32_t generation,
-                                  std::chrono::milliseconds budget, const options& o = {});
+/// What hand_over ends with.
+struct hand_over_outcome {
+  /// ok = 1: N+1 serves, N must exit now; ok = 0: abandoned, rolled back, N serves on.
+  channel::upgrade_result verdict;
+  /// The upgrade failed after its commit (N+1 had become the writer of the entity
+  /// journals) and N+1 could not be seen gone: N keeps its stores sealed and must exit
+  /// without serving; the supervisor then starts a worker that recovers the journals.
+  /// (When N+1 is seen gone, N unseals: its stores reload whatever N+1 wrote.)
+  bool must_exit = false;
+};
+
+/// The old worker's side. Always returns a verdict with its timings.
+hand_over_outcome hand_over(node_parts& node, int transfer_fd, std::uint32_t generation,
+                            std::chrono::milliseconds budget, const options& o = {});
 
 struct takeover_stats {
   std::uint64_t stores = 0, pages = 0, connections = 0, connections_lost = 0;

@@ -10,7 +10,8 @@
 // see supervisor_link.hpp). Exit codes: 0 stopped (or handed over to a new worker);
 // 2 usage; 3 bad config; 4 boot failed (or a takeover failed: the old worker serves on);
 // 5 the supervisor channel failed (bad environment, refused, handshake); 6 an entity
-// store cannot read the state it was given (the supervisor keeps it, docs/durability.md).
+// store cannot read the state it was given (the supervisor keeps it, docs/durability.md);
+// 7 an upgrade failed after its commit with the new worker still there (restarted).
 
 #include <functional>
 
