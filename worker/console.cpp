@@ -6,6 +6,8 @@
 #include <nlohmann/json.hpp>
 
 #include "services/cluster/node.hpp"
+#include "services/entity/directory.hpp"
+#include "services/entity/registry.hpp"
 #include "tools/wire/plain_json.hpp"
 
 namespace csk::console {
@@ -67,8 +69,32 @@ json memory() {
   return out;
 }
 
+json journal_json(const entity::directory::entry& e) {
+  json out = {{"id", e.id}, {"type", e.type}, {"handle", actor::handle_string(e.handle)}};
+  if (!e.journal) {
+    out["journal"] = nullptr;
+    return out;
+  }
+  const auto& j = *e.journal;
+  out["journal"] = {{"entities", j.entities.load()},
+                    {"bytes", j.used_bytes.load()},
+                    {"capacity", j.ring_bytes.load()},
+                    {"records_since_checkpoint", j.records_since_checkpoint.load()},
+                    {"checkpoints", j.checkpoints.load()},
+                    {"checkpointing", j.checkpointing.load()},
+                    {"forced_checkpoints", j.forced_checkpoints.load()},
+                    {"last_checkpoint_unix_ms", j.last_checkpoint_unix_ms.load()},
+                    {"recovered_entities", j.recovered_entities.load()},
+                    {"recovered_records", j.recovered_records.load()},
+                    {"recovery_ms", static_cast<double>(j.recovery_us.load()) / 1000.0},
+                    {"recovery_stopped_at_bad_record", j.recovery_stopped_at_bad_record.load()},
+                    {"recovery_note", j.note()}};
+  return out;
+}
+
 const char* const help_text =
-    "list | stat | mem | info ADDR | call ADDR ARGS... | send ADDR ARGS... | ping ADDR | netstat | help"
+    "list | stat | mem | info ADDR | call ADDR ARGS... | send ADDR ARGS... | ping ADDR | netstat | journal | "
+    "checkpoint [ID] | help"
     " (the supervisor adds: generations, upgrade [--worker PATH] [--timeout S])";
 
 }  // namespace
@@ -151,6 +177,22 @@ std::string run(const parts& p, std::string_view line) {
     json gates = json::array();
     for (const auto& g : p.gates) gates.push_back(".gate." + g);
     out = {{"cluster", cluster}, {"gates", gates}};
+  } else if (verb == "journal") {
+    out = json::array();
+    if (p.entities != nullptr) {
+      for (const auto& e : p.entities->list()) out.push_back(journal_json(e));
+    }
+  } else if (verb == "checkpoint") {
+    out = json::object();
+    if (p.entities != nullptr) {
+      for (const auto& e : p.entities->list()) {
+        if (w.size() > 1 && e.id != w[1]) continue;
+        auto r = rt.call(e.handle, values{lua_value(entity::upgrade_key()), lua_value("checkpoint")}, p.call_timeout).get();
+        if (!r) throw std::runtime_error("checkpoint of " + e.id + ": " + r.error().text);
+        out[e.id] = !r->empty() && r->at(0).truthy();
+      }
+    }
+    if (w.size() > 1 && out.empty()) throw std::runtime_error("no entity store " + w[1]);
   } else {
     throw std::runtime_error("unknown verb '" + verb + "'; verbs: " + help_text);
   }

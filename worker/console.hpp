@@ -12,6 +12,9 @@
 //   ping ADDR            the round trip of a call through the service's mailbox (any reply,
 //                        even an error, proves it is alive and not stuck)
 //   netstat              cluster connections (inbound ids, in flight), gates
+//   journal              each entity store's journal: size, checkpoints, the last recovery
+//   checkpoint [ID]      starts a checkpoint of store ID (of every store without one);
+//                        answers which started (false: one is running, or no journal)
 //   help                 the verbs
 //
 // ADDR: ".name", "@name" or ":0000000a". Errors (unknown verb, bad address, a failed call)
@@ -29,6 +32,9 @@
 namespace csk::cluster {
 class node;
 }
+namespace csk::entity {
+class directory;
+}
 
 namespace csk::console {
 
@@ -38,6 +44,7 @@ struct parts {
   std::vector<std::string> gates;    ///< config gate names
   std::chrono::steady_clock::time_point started;
   std::chrono::milliseconds call_timeout{5000};
+  const entity::directory* entities = nullptr;  ///< the entity stores, for journal/checkpoint
 };
 
 /// Answers one console line: the JSON text of the answer.

@@ -441,7 +441,7 @@ result<void, run_failure> run_node(const node_config& cfg,
   // Console lines being answered, each on a thread of its own (a `call` may take the call
   // timeout; the loop must go on heartbeating). Joined before the runtime stops.
   console::parts console_parts{&rt, parts.cluster, parts.gates, started,
-                               std::chrono::milliseconds(cfg.runtime.call_timeout_ms)};
+                               std::chrono::milliseconds(cfg.runtime.call_timeout_ms), &entities};
   std::vector<std::future<void>> consoles;
   // An upgrade in progress (this worker handing over): its thread and verdict.
   std::future<upgrade::hand_over_outcome> handing_over;

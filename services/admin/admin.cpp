@@ -15,6 +15,7 @@
 #include "common/net/net.hpp"
 #include "services/admin/http.hpp"
 #include "services/cluster/node.hpp"
+#include "services/entity/directory.hpp"
 #include "services/gate/gate.hpp"
 
 namespace csk::admin {
@@ -241,6 +242,31 @@ snapshot gather(actor::runtime& rt, std::uint32_t generation) {
     s.net_connected = st.connected;
   }
   s.resident_bytes = resident_bytes();
+  if (auto* dir = rt.extension<entity::directory>()) {
+    for (const auto& e : dir->list()) {
+      if (!e.journal) continue;
+      const auto& j = *e.journal;
+      store_stat st;
+      st.id = e.id;
+      st.type = e.type;
+      st.entities = j.entities.load();
+      st.journal_bytes = j.used_bytes.load();
+      st.journal_capacity = j.ring_bytes.load();
+      st.records = j.records.load();
+      st.records_since_checkpoint = j.records_since_checkpoint.load();
+      st.checkpoints = j.checkpoints.load();
+      st.forced_checkpoints = j.forced_checkpoints.load();
+      st.syncs = j.syncs.load();
+      st.last_checkpoint_unix_ms = j.last_checkpoint_unix_ms.load();
+      st.checkpointing = j.checkpointing.load();
+      st.recovered_entities = j.recovered_entities.load();
+      st.recovered_records = j.recovered_records.load();
+      st.recovery_us = j.recovery_us.load();
+      st.recovery_stopped_at_bad_record = j.recovery_stopped_at_bad_record.load();
+      st.recovery_note = j.note();
+      s.stores.push_back(std::move(st));
+    }
+  }
   if (auto* c = rt.extension<supervisor_counters>(); c != nullptr && c->known.load()) {
     s.supervised = true;
     s.restarts = c->restarts.load();
@@ -251,6 +277,47 @@ snapshot gather(actor::runtime& rt, std::uint32_t generation) {
   }
   return s;
 }
+
+namespace {
+
+// The entity stores' journals (docs/durability.md), labelled store="<id>".
+void write_stores(text_writer& w, const std::vector<store_stat>& stores) {
+  if (stores.empty()) return;
+  const auto each = [&](const char* name, const char* type, const char* help, auto value) {
+    w.family(name, type, help);
+    for (const auto& st : stores) w.sample(name, "store=\"" + label(st.id) + "\"", value(st));
+  };
+  each("csk_entity_entities", "gauge", "Entities in an entity store.", [](const store_stat& st) { return st.entities; });
+  each("csk_entity_journal_bytes", "gauge", "Journal ring bytes holding records after the last checkpoint.",
+       [](const store_stat& st) { return st.journal_bytes; });
+  each("csk_entity_journal_capacity_bytes", "gauge", "The journal ring's size.",
+       [](const store_stat& st) { return st.journal_capacity; });
+  each("csk_entity_journal_records_total", "counter", "Journal records this worker appended.",
+       [](const store_stat& st) { return st.records; });
+  each("csk_entity_journal_records_since_checkpoint", "gauge", "Records a recovery would replay now.",
+       [](const store_stat& st) { return st.records_since_checkpoint; });
+  each("csk_entity_checkpoints_total", "counter", "Checkpoints committed in the store's region (every worker).",
+       [](const store_stat& st) { return st.checkpoints; });
+  each("csk_entity_forced_checkpoints_total", "counter", "Checkpoints this worker wrote at once because the ring was full.",
+       [](const store_stat& st) { return st.forced_checkpoints; });
+  each("csk_entity_checkpoint_in_progress", "gauge", "1 while a background checkpoint is being written.",
+       [](const store_stat& st) { return st.checkpointing ? 1 : 0; });
+  each("csk_entity_last_checkpoint_timestamp_seconds", "gauge", "Wall clock of the last checkpoint's commit (0: none).",
+       [](const store_stat& st) { return st.last_checkpoint_unix_ms / 1000; });
+  each("csk_entity_journal_syncs_total", "counter", "msync/fdatasync calls on the store's files (persist.dir).",
+       [](const store_stat& st) { return st.syncs; });
+  each("csk_entity_recovered_entities", "gauge", "Entities the last recovery (this worker's start) loaded.",
+       [](const store_stat& st) { return st.recovered_entities; });
+  each("csk_entity_recovered_records", "gauge", "Journal records the last recovery replayed.",
+       [](const store_stat& st) { return st.recovered_records; });
+  each("csk_entity_recovery_seconds", "gauge", "How long the last recovery took (checkpoint and records).",
+       [](const store_stat& st) { return static_cast<double>(st.recovery_us) / 1e6; });
+  each("csk_entity_recovery_stopped_at_bad_record", "gauge",
+       "1 if the last recovery stopped at a bad record before the writer's tail: acknowledged writes were lost.",
+       [](const store_stat& st) { return st.recovery_stopped_at_bad_record ? 1 : 0; });
+}
+
+}  // namespace
 
 std::string prometheus_text(const snapshot& s) {
   text_writer w;
@@ -341,6 +408,7 @@ std::string prometheus_text(const snapshot& s) {
              "The last successful upgrade: freeze to the new worker serving (no request read meanwhile).");
     w.sample("csk_supervisor_last_upgrade_pause_seconds", "", static_cast<double>(s.last_upgrade_frozen_us) / 1e6);
   }
+  write_stores(w, s.stores);
   w.family("csk_net_bytes_in_total", "counter", "Bytes received on every connection.");
   w.sample("csk_net_bytes_in_total", "", s.net_bytes_in);
   w.family("csk_net_bytes_out_total", "counter", "Bytes sent on every connection.");
@@ -351,6 +419,31 @@ std::string prometheus_text(const snapshot& s) {
   w.sample("csk_net_accepted_total", "", s.net_accepted);
   return w.take();
 }
+
+namespace {
+json stores_json(const std::vector<store_stat>& stores) {
+  json out = json::array();
+  for (const auto& st : stores) {
+    out.push_back({{"id", st.id},
+                   {"type", st.type},
+                   {"entities", st.entities},
+                   {"journal_bytes", st.journal_bytes},
+                   {"journal_capacity", st.journal_capacity},
+                   {"records", st.records},
+                   {"records_since_checkpoint", st.records_since_checkpoint},
+                   {"checkpoints", st.checkpoints},
+                   {"forced_checkpoints", st.forced_checkpoints},
+                   {"checkpointing", st.checkpointing},
+                   {"last_checkpoint_unix_ms", st.last_checkpoint_unix_ms},
+                   {"recovered_entities", st.recovered_entities},
+                   {"recovered_records", st.recovered_records},
+                   {"recovery_ms", static_cast<double>(st.recovery_us) / 1000.0},
+                   {"recovery_stopped_at_bad_record", st.recovery_stopped_at_bad_record},
+                   {"recovery_note", st.recovery_note}});
+  }
+  return out;
+}
+}  // namespace
 
 std::string status_json(const snapshot& s) {
   json services = json::array();
@@ -400,6 +493,7 @@ std::string status_json(const snapshot& s) {
                                                  {"last_upgrade_total_us", s.last_upgrade_total_us},
                                                  {"last_upgrade_frozen_us", s.last_upgrade_frozen_us}}
                                           : json(nullptr)},
+              {"stores", stores_json(s.stores)},
               {"cluster", s.cluster ? json{{"inbound_connections", s.inbound_connections},
                                            {"inbound_in_flight", s.inbound_in_flight},
                                            {"peers", peers},

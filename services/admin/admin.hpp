@@ -8,8 +8,9 @@
 //                  flight; per peer node called: pending calls, calls, pushes, connects,
 //                  failed calls, connected, frames and bytes each way; per accepted
 //                  connection: calls in flight, calls, pushes, frames and bytes each way), the net (bytes, messages, connections), the process (RSS),
-//                  this worker's generation, and the supervisor's counters (worker restarts,
-//                  upgrades by result, the last upgrade's duration and pause)
+//                  this worker's generation, the supervisor's counters (worker restarts,
+//                  upgrades by result, the last upgrade's duration and pause), and per entity
+//                  store its journal (size, records, checkpoints, the last recovery)
 //   GET /status    the same as JSON
 //   GET /debug/pprof/profile?seconds=N   a CPU profile over N s (default 5, 1..60), in
 //                  gperftools' format (`google-pprof --text WORKER FILE`, or Go's pprof)
@@ -47,6 +48,18 @@ struct supervisor_counters {
   std::atomic<std::uint64_t> last_upgrade_total_us{0}, last_upgrade_frozen_us{0};
 };
 
+/// One entity store with a journal (services/entity/journal.hpp), as /metrics shows it.
+struct store_stat {
+  std::string id, type;
+  std::uint64_t entities = 0, journal_bytes = 0, journal_capacity = 0, records = 0, records_since_checkpoint = 0;
+  std::uint64_t checkpoints = 0, forced_checkpoints = 0, syncs = 0;
+  std::int64_t last_checkpoint_unix_ms = 0;
+  bool checkpointing = false;
+  std::uint64_t recovered_entities = 0, recovered_records = 0, recovery_us = 0;
+  bool recovery_stopped_at_bad_record = false;
+  std::string recovery_note;
+};
+
 /// What /metrics and /status show, gathered at one request.
 struct snapshot {
   std::uint32_t generation = 0;
@@ -58,6 +71,7 @@ struct snapshot {
   std::vector<cluster::node::inbound_stat> inbound;  ///< accepted connections, by id
   std::uint64_t net_bytes_in = 0, net_bytes_out = 0, net_messages = 0, net_accepted = 0, net_connected = 0;
   std::uint64_t resident_bytes = 0;
+  std::vector<store_stat> stores;  ///< entity stores with a journal, by id
   bool supervised = false;  ///< the supervisor's counters below are known
   std::uint64_t restarts = 0, upgrades_ok = 0, upgrades_failed = 0, last_upgrade_total_us = 0, last_upgrade_frozen_us = 0;
 };

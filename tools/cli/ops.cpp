@@ -10,6 +10,7 @@
 #include <charconv>
 #include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -95,6 +96,44 @@ void print_table(std::ostream& out, const std::vector<std::vector<std::string>>&
   }
 }
 
+// The entity stores' journals (the serving worker's last report), and a loud line for a
+// recovery that stopped at a bad record.
+void print_stores(const json& s) {
+  const json none = json::array();
+  const json& stores = s.is_object() && s.contains("stores") && s["stores"].is_array() ? s["stores"] : none;
+  if (stores.empty()) return;
+  std::cout << "entity stores:\n";
+  std::vector<std::vector<std::string>> rows{
+      {"ID", "ENTITIES", "JOURNAL", "SINCE CKPT", "CHECKPOINTS", "LAST CKPT", "RECOVERED", "RECOVERY"}};
+  const auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                          std::chrono::system_clock::now().time_since_epoch())
+                          .count();
+  const auto mb = [](const json& v) {
+    char b[32];
+    std::snprintf(b, sizeof b, "%.1f", v.is_number() ? v.get<double>() / 1048576.0 : 0.0);
+    return std::string(b);
+  };
+  for (const auto& e : stores) {
+    std::string last = "-";
+    if (e.value("last_checkpoint_unix_ms", 0LL) > 0) {
+      last = std::to_string((now_ms - e["last_checkpoint_unix_ms"].get<long long>()) / 1000) + "s ago";
+    }
+    if (e.value("checkpointing", false)) last += " (running)";
+    char took[32];
+    std::snprintf(took, sizeof took, "%.1f ms", e.value("recovery_ms", 0.0));
+    rows.push_back({cell(e, "id"), cell(e, "entities"),
+                    mb(e.value("journal_bytes", json(0))) + "/" + mb(e.value("journal_capacity", json(0))) + " MB",
+                    cell(e, "records_since_checkpoint"), cell(e, "checkpoints"), last,
+                    cell(e, "recovered_entities") + " + " + cell(e, "recovered_records") + " records", took});
+  }
+  print_table(std::cout, rows);
+  for (const auto& e : stores) {
+    if (e.value("recovery_stopped_at_bad_record", false)) {
+      std::cout << "RECOVERY OF " << cell(e, "id") << " STOPPED AT A BAD RECORD: " << cell(e, "recovery_note") << "\n";
+    }
+  }
+}
+
 void print_status(const json& s) {
   std::string head = "supervisor pid " + cell(s, "pid");
   if (s.is_object() && s.contains("version")) head += ", version " + cell(s, "version");
@@ -123,6 +162,11 @@ void print_status(const json& s) {
     }
     print_table(std::cout, rows);
   }
+  if (s.is_object() && s.contains("parked") && s["parked"].is_string()) {
+    std::cout << "PARKED: " << s["parked"].get<std::string>()
+              << "\n  (the entity state is kept; `cppskynet upgrade [--worker PATH]` starts a worker)\n";
+  }
+  print_stores(s);
 }
 
 // The other keys of a reply, one per line (reload, stop).
@@ -454,6 +498,7 @@ const char* ops_usage() {
          "                   downtime; exits 0 once it serves, 1 if the upgrade was rolled back\n"
          "  cppskynet console [-c node.yaml | --socket PATH] [--json] [VERB ARGS...]\n"
          "                   skynet's debug console: list, stat, mem, info, call, send, ping, netstat,\n"
+         "                   journal, checkpoint [ID],\n"
          "                   generations, upgrade, help; without a verb, one line per request from stdin\n";
 }
 

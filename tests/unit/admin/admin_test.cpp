@@ -126,6 +126,51 @@ TEST(AdminMetrics, PrometheusTextOfAKnownSnapshot) {
   EXPECT_EQ(j["cluster"]["inbound"][0]["peer"], "127.0.0.1:40000");
   EXPECT_EQ(j["cluster"]["inbound"][0]["frames_in"], 8);
   EXPECT_EQ(j["services"][0]["cpu_s"], 0.25);
+  EXPECT_TRUE(j["stores"].empty());
+  EXPECT_EQ(t.find("csk_entity_"), std::string::npos) << "no journaled store: no entity families";
+}
+
+TEST(AdminMetrics, EntityJournalsPerStore) {
+  snapshot s;
+  store_stat st;
+  st.id = "players";
+  st.type = "game.player";
+  st.entities = 1000;
+  st.journal_bytes = 4096;
+  st.journal_capacity = 67108864;
+  st.records = 77;
+  st.records_since_checkpoint = 12;
+  st.checkpoints = 3;
+  st.forced_checkpoints = 1;
+  st.last_checkpoint_unix_ms = 1700000000500;
+  st.checkpointing = true;
+  st.recovered_entities = 900;
+  st.recovered_records = 40;
+  st.recovery_us = 2500;
+  st.recovery_stopped_at_bad_record = true;
+  st.recovery_note = "stopped at seq 41";
+  s.stores.push_back(st);
+  const std::string t = prometheus_text(s);
+  for (const char* line : {"csk_entity_entities{store=\"players\"} 1000\n", "csk_entity_journal_bytes{store=\"players\"} 4096\n",
+                           "csk_entity_journal_capacity_bytes{store=\"players\"} 67108864\n",
+                           "csk_entity_journal_records_total{store=\"players\"} 77\n",
+                           "csk_entity_journal_records_since_checkpoint{store=\"players\"} 12\n",
+                           "csk_entity_checkpoints_total{store=\"players\"} 3\n",
+                           "csk_entity_forced_checkpoints_total{store=\"players\"} 1\n",
+                           "csk_entity_checkpoint_in_progress{store=\"players\"} 1\n",
+                           "csk_entity_last_checkpoint_timestamp_seconds{store=\"players\"} 1700000000\n",
+                           "csk_entity_recovered_entities{store=\"players\"} 900\n",
+                           "csk_entity_recovered_records{store=\"players\"} 40\n",
+                           "csk_entity_recovery_seconds{store=\"players\"} 0.0025\n",
+                           "csk_entity_recovery_stopped_at_bad_record{store=\"players\"} 1\n",
+                           "# TYPE csk_entity_checkpoints_total counter\n"}) {
+    EXPECT_NE(t.find(line), std::string::npos) << line << "\n" << t;
+  }
+  auto j = nlohmann::json::parse(status_json(s));
+  EXPECT_EQ(j["stores"][0]["id"], "players");
+  EXPECT_EQ(j["stores"][0]["recovered_records"], 40);
+  EXPECT_EQ(j["stores"][0]["recovery_note"], "stopped at seq 41");
+  EXPECT_EQ(j["stores"][0]["recovery_stopped_at_bad_record"], true);
 }
 
 class echo final : public actor::service {
