@@ -1190,8 +1190,8 @@ int run(const run_options& options) {
   unique_fd persist_lock;
   if (!cfg->persist.dir.empty()) {
     // One node per directory. A worker of a supervisor that died keeps the lock until it
-    // has stopped: wait for that (it stops within its shutdown timeout plus 2 s).
-    auto lock = lock_directory(cfg->persist.dir, ms(cfg->runtime.shutdown_timeout_ms) + ms(5000));
+    // has stopped: wait for that (it stops within its shutdown timeout plus the 2 s flush).
+    auto lock = lock_directory(cfg->persist.dir, ms(cfg->runtime.shutdown_timeout_ms) + ms(3000));
     if (!lock) {
       log()->critical("persist.dir: {}", lock.error());
       return exit_start_failed;

@@ -421,6 +421,7 @@ result<void, run_failure> run_node(const node_config& cfg,
   node_events events(link);
   if (link != nullptr) {
     if (auto r = link->send(channel::ready{}); !r) logger("supervisor")->error("channel: {}", r.error());
+    if (regions) (void)link->send(store_stats(entities));  // the recovery, at once in `cppskynet status`
   }
   logger("service")->info("node running ({} services{}); {}", cfg.services.size(),
                           link != nullptr ? ", under the supervisor" : "",

@@ -134,6 +134,7 @@ class old_side {
 
     // -- pre-copy: full pages while serving, then deltas while they shrink --
     result_.phase = "pre-copy";
+    log()->info("pre-copy of {} entity stores", stores_.size());
     const auto precopy = clock::now();
     for (auto& s : stores_) {
       if (auto r = call(*n_.rt, s.handle, values{entity::upgrade_key(), "track"}, deadline_); !r) return "entity '" + s.id + "': track: " + r.error();
@@ -169,6 +170,7 @@ class old_side {
 
     // -- freeze: nothing new is read; calls in flight finish; the final delta seals --
     result_.phase = "freeze";
+    log()->info("freezing: {} entities pre-copied", result_.entities);
     frozen_at_ = clock::now();
     frozen_ = true;
     if (n_.cluster != nullptr) {
