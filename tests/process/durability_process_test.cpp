@@ -21,6 +21,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <map>
+#include <regex>
 #include <thread>
 
 #include <nlohmann/json.hpp>
@@ -439,6 +440,37 @@ TEST_F(Durability, AWorkerThatCannotReadTheStateParksTheNodeUntilOneThatCanStart
   port_ = sup_->cluster_port();
   EXPECT_EQ(read_counter("kept"), 1);
   EXPECT_EQ(status()["state"], "running");
+}
+
+// A standalone node (no supervisor) keeps a journal only with persist: kill -9 and a new
+// start on the same directory recovers it.
+TEST_F(Durability, AStandaloneNodeWithPersistRecoversAfterKillNine) {
+  write_config("persist: {dir: state, fsync: always}\n");
+  const auto node_port = [&](const fs::path& out) -> std::uint16_t {
+    std::uint16_t port = 0;
+    EXPECT_TRUE(eventually([&] {
+      std::smatch m;
+      const std::string text = read_file(out);
+      if (!std::regex_search(text, m, std::regex(R"(listening on 127\.0\.0\.1:(\d+))"))) return false;
+      if (text.find("node running") == std::string::npos) return false;
+      port = static_cast<std::uint16_t>(std::stoi(m[1].str()));
+      return true;
+    })) << read_file(out);
+    return port;
+  };
+  {
+    child_process node({CSK_UPGRADE_WORKER_BIN, (dir_ / "node.yaml").string()}, dir_ / "node1.out");
+    port_ = node_port(dir_ / "node1.out");
+    skynet_client c(port_);
+    for (int i = 0; i < 3; ++i) ASSERT_TRUE(c.call("@tally", {"mutate", "k", "incr"}).ok);
+    node.signal(SIGKILL);
+    ASSERT_TRUE(node.wait_exit().has_value());
+  }
+  child_process node({CSK_UPGRADE_WORKER_BIN, (dir_ / "node.yaml").string()}, dir_ / "node2.out");
+  port_ = node_port(dir_ / "node2.out");
+  EXPECT_EQ(read_counter("k"), 3) << read_file(dir_ / "node2.out");
+  node.signal(SIGTERM);
+  ASSERT_TRUE(node.wait_exit().has_value());
 }
 
 TEST_F(Durability, ASecondNodeOnTheSamePersistDirIsRefused) {

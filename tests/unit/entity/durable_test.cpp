@@ -12,6 +12,8 @@
 #include <future>
 #include <thread>
 
+#include <unistd.h>
+
 #include "common/actor/runtime.hpp"
 #include "services/entity/entity.hpp"
 #include "tests/unit/entity/memory_regions.hpp"
@@ -361,6 +363,43 @@ TEST_F(Durable, StateThisBinaryCannotReadRefusesTheStoreAndSaysWhy) {
                              return {};
                            }));
   EXPECT_EQ(n, 1u);
+}
+
+// After a reboot (persist) the monotonic clock starts again: deadlines keep the time they
+// had left at the last state written, and the state is checkpointed at once (so no
+// record of the old boot is ever replayed again, unshifted).
+TEST_F(Durable, AfterARebootTimersKeepTheTimeTheyHadLeft) {
+  {
+    node a(clk, regions);  // clock at 1,000,000 ms
+    a.call({"set", "ttl", value(1), 500});
+    a.call({"set", "bump", value(0)});
+    a.call({"schedule", "bump", "bump", 300});
+    a.advance(100ms);  // the last state is written at 1,000,100: 400 and 200 ms left
+    a.call({"set", "last", value(2)});
+  }
+  // The region as a rebooted machine finds it: another boot id in its superblock.
+  const auto& h = regions.region("tallies");
+  byte_buffer page(journal::header_page_size);
+  ASSERT_EQ(::pread(h.journal.get(), page.data(), page.size(), 0), static_cast<ssize_t>(page.size()));
+  auto cur = journal::read_superblocks(page);
+  ASSERT_TRUE(cur && cur->sb);
+  journal::superblock sb = *cur->sb;
+  sb.boot[0] ^= 0xFF;
+  const byte_buffer e = journal::encode_superblock(sb);
+  ASSERT_EQ(::pwrite(h.journal.get(), e.data(), e.size(), static_cast<off_t>(journal::superblock_at[cur->copy])),
+            static_cast<ssize_t>(e.size()));
+  manual_clock rebooted(50);  // the new boot's monotonic clock
+  node b(rebooted, regions);
+  ASSERT_EQ(b.spawn_error, "");
+  EXPECT_EQ(b.call({"ttl", "ttl"}).at(0).as_integer(), 400);
+  EXPECT_EQ(b.journal()->checkpoints.load(), 1u) << "checkpointed at once";
+  b.advance(190ms);
+  EXPECT_EQ(b.call({"get", "bump"}).at(0).as_table().find("n")->as_integer(), 0);
+  b.advance(20ms);  // 200 ms left at the last write: it fires now, not at 1,000,300
+  EXPECT_EQ(b.call({"get", "bump"}).at(0).as_table().find("n")->as_integer(), 1000);
+  EXPECT_FALSE(b.call({"get", "ttl"}).at(0).is_nil());
+  b.advance(200ms);
+  EXPECT_TRUE(b.call({"get", "ttl"}).at(0).is_nil());
 }
 
 // Threads: callers on the pool while background checkpoints run (TSan, ASan), then a
