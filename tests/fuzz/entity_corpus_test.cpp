@@ -8,6 +8,8 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <map>
+#include <string>
 #include <vector>
 
 #include "common/base/bytes.hpp"
@@ -44,6 +46,33 @@ TEST(EntityCorpus, SeedsAndOtherCorpora) {
     for (const auto& f : files_in(root / other)) run(f, false);
   }
   EXPECT_GE(seeds.size(), 4u) << "no corpus files in " << CSK_FUZZ_CORPUS_DIR << "/entity";
+}
+
+// corpus/journal (make_journal_corpus.py) through the journal target, with the records its
+// chain must give; every prefix too, and the other corpora as garbage.
+TEST(JournalCorpus, SeedsAndOtherCorpora) {
+  const fs::path root(CSK_FUZZ_CORPUS_DIR);
+  const std::map<std::string, int> chain = {{"chain-3", 3}, {"newer-copy", 1}, {"wrap", 2},      {"epochs", 2},
+                                            {"torn", 1},    {"frames", 0},     {"empty-page", 0}};
+  const auto seeds = files_in(root / "journal");
+  for (const auto& f : seeds) {
+    const auto bytes = read_bytes(f);
+    const std::string name = f.string();
+    csk_fuzz_current_input = name.c_str();
+    csk_fuzz_journal(bytes.data(), bytes.size());
+    if (auto it = chain.find(f.filename().string()); it != chain.end()) {
+      EXPECT_EQ(csk_fuzz_journal_records(), it->second) << name;
+    }
+    for (std::size_t n = 0; n < bytes.size(); n += 7) csk_fuzz_journal(bytes.data(), n);
+  }
+  for (const char* other : {"seri", "cluster", "channel", "entity"}) {
+    for (const auto& f : files_in(root / other)) {
+      const auto bytes = read_bytes(f);
+      csk_fuzz_journal(bytes.data(), bytes.size());
+    }
+  }
+  csk_fuzz_current_input = nullptr;
+  EXPECT_EQ(seeds.size(), chain.size());
 }
 
 }  // namespace

@@ -41,3 +41,10 @@ int csk_fuzz_transfer(const std::uint8_t* data, std::size_t size);
 /// blob. import_state against a reference parser; refusals change nothing; accepted states
 /// export canonically and keep working (layout in assembler_state_target.cpp).
 int csk_fuzz_assembler_state(const std::uint8_t* data, std::size_t size);
+
+/// Input: an entity journal file: its header page (the first 4096 bytes), then ring bytes
+/// (layout in journal_target.cpp). Superblocks re-encode to themselves, the chain scan stays
+/// in the ring and counts without gaps, frames hold their checksums.
+int csk_fuzz_journal(const std::uint8_t* data, std::size_t size);
+/// How many delta and clear records the last csk_fuzz_journal input's chain held.
+int csk_fuzz_journal_records();
