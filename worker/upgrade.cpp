@@ -440,6 +440,16 @@ class new_side {
   }
 
   std::string cut_over() {
+    // Stores of this worker the old one did not have: they load their own regions (a
+    // store added by this binary starts empty; one an earlier worker had finds its state).
+    if (n_.entities != nullptr) {
+      for (const auto& e : n_.entities->list()) {
+        if (stores_.count(e.id) != 0) continue;
+        if (auto r = call(*n_.rt, e.handle, values{entity::upgrade_key(), "recover"}, deadline_); !r) {
+          return "entity '" + e.id + "': recover: " + r.error();
+        }
+      }
+    }
     if (n_.cluster != nullptr) {
       if (auto r = n_.open_cluster_listener(); !r) return "cluster listener: " + r.error();
     }

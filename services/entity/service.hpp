@@ -39,7 +39,8 @@
 //   clear                      -> (nothing)     deletes everything
 //
 // For the upgrade machinery (snapshot.hpp has the format). track, untrack, delta, restore,
-// apply, seal and unseal are sent as {entity::upgrade_key(), command, args...} (registry.hpp):
+// apply, seal, unseal, checkpoint and recover are sent as {entity::upgrade_key(), command,
+// args...} (registry.hpp):
 // plain, they are refused, so a cluster peer that can address the store cannot seal it,
 // rewrite it wholesale or move the change mark of an upgrade in progress. The read-only
 // ones (info, header, snapshot, snapshot_page, changes) need no key.
@@ -53,6 +54,10 @@
 //   delta                      -> delta since the mark (bytes); sets a new mark
 //   restore bytes [rebase]     -> entries       into an empty store (else an error)
 //   apply bytes [rebase]       -> changed, deleted   a page or a delta
+//   checkpoint                 -> true if a background checkpoint of the journal started
+//   recover                    -> true: a store in standby (an upgrade's new worker) that the
+//                                 pre-copy did not fill loads its region and writes from now on
+//   (checkpoint_step is the store's own message to itself: one page of a checkpoint)
 //   seal / unseal              -> (nothing)     sealed: every write (set, update, mutate,
 //                                 delete, expire, persist, schedule, cancel, clear) is
 //                                 refused with an error and no timer fires; reads,
@@ -324,6 +329,7 @@ class entity_service final : public actor::service {
         {"unseal", &entity_service::cmd_unseal},
         {"checkpoint", &entity_service::cmd_checkpoint},
         {"checkpoint_step", &entity_service::cmd_checkpoint_step},
+        {"recover", &entity_service::cmd_recover},
     };
     auto it = table.find(a[0].as_string());
     if (it == table.end()) throw std::invalid_argument(who() + ": unknown command '" + a[0].as_string() + "'");
@@ -334,6 +340,14 @@ class entity_service final : public actor::service {
     if (sealed_ && writes(it->second)) {
       throw std::runtime_error(who() + ": sealed for an upgrade, '" + a[0].as_string() + "' refused");
     }
+    // A store with a journal writes only while it can journal the change: not in standby
+    // (an upgrade's new worker before its commit; `clear` of the empty store is allowed),
+    // not after its journal failed to start again.
+    if (journal_ && !journal_->writing() && writes(it->second) && !(standby_ && it->second == &entity_service::cmd_clear)) {
+      throw std::runtime_error(who() + ": its journal is not writing (" +
+                               (standby_ ? std::string("not serving yet") : std::string("see the log")) + "), '" +
+                               a[0].as_string() + "' refused");
+    }
     return (this->*(it->second))(ctx, a);
   }
 
@@ -343,7 +357,8 @@ class entity_service final : public actor::service {
     return h == &entity_service::cmd_seal || h == &entity_service::cmd_unseal || h == &entity_service::cmd_track ||
            h == &entity_service::cmd_untrack || h == &entity_service::cmd_delta ||
            h == &entity_service::cmd_restore || h == &entity_service::cmd_apply ||
-           h == &entity_service::cmd_checkpoint || h == &entity_service::cmd_checkpoint_step;
+           h == &entity_service::cmd_checkpoint || h == &entity_service::cmd_checkpoint_step ||
+           h == &entity_service::cmd_recover;
   }
 
   static bool writes(handler h) {
@@ -568,8 +583,8 @@ class entity_service final : public actor::service {
     return {};
   }
   values cmd_unseal(actor::context& ctx, values&) {
+    if (journal_) resume_journal(ctx);  // throws: the store stays sealed (no write it cannot journal)
     sealed_ = false;
-    if (journal_) resume_journal(ctx);
     return {};
   }
   // Sealed for an upgrade: nothing changes and nothing is written to the journal until
@@ -785,6 +800,16 @@ class entity_service final : public actor::service {
     }
     if (!r) logger("service")->error("{}: checkpoint abandoned: {}", who(), r.error());
     return {};
+  }
+  /// recover: a store in standby that the upgrade did not fill (the old worker had no
+  /// store of this id) loads what its region holds, as after a crash, and writes from now on.
+  /// Anything else: a no-op.
+  values cmd_recover(actor::context& ctx, values&) {
+    if (!journal_ || !standby_) return {false};
+    standby_ = false;
+    const bool checkpoint = recover();
+    begin_writing(ctx, checkpoint);
+    return {true};
   }
   /// checkpoint: starts a background checkpoint now (an operator's, `cppskynet console
   /// checkpoint`); true if one started, false if one is already running or there is no

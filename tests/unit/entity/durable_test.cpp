@@ -270,6 +270,9 @@ TEST_F(Durable, TheNewWorkerOfAnUpgradeContinuesTheJournal) {
   old_worker.up({"track"});
   node new_worker(clk, regions, /*takeover=*/true);
   ASSERT_EQ(new_worker.spawn_error, "");
+  EXPECT_NE(new_worker.call_error({"set", "early", value(1)}).find("its journal is not writing (not serving yet)"),
+            std::string::npos)
+      << "a standby store takes no write it could not journal";
   new_worker.call({"clear"});  // what take_over does: start from nothing, sealed until the commit
   new_worker.up({"seal"});
   // The pre-copy: pages, then a write on the old side and the final delta with the seal.
@@ -325,6 +328,24 @@ TEST_F(Durable, ARollbackBeforeTheCommitContinuesTheSameChain) {
   old_worker.call({"set", "b", value(2)});
   EXPECT_EQ(old_worker.journal()->records.load(), records + 1) << "the same journal, one record more";
   const std::string state = old_worker.snapshot();
+  node later(clk, regions);
+  EXPECT_EQ(later.snapshot(), state);
+}
+
+// A store the old worker of an upgrade did not have (so the pre-copy never filled it)
+// loads its own region at the cutover: what an earlier worker left there.
+TEST_F(Durable, AStoreTheOldWorkerDidNotHaveRecoversItsOwnRegionAtTheCutover) {
+  {
+    node earlier(clk, regions);
+    earlier.call({"set", "kept", value(5)});
+  }
+  node new_worker(clk, regions, true);
+  EXPECT_TRUE(new_worker.call({"get", "kept"}).at(0).is_nil()) << "standby: nothing read yet";
+  EXPECT_TRUE(new_worker.up({"recover"}).at(0).as_boolean());
+  EXPECT_EQ(new_worker.call({"get", "kept"}).at(0).as_table().find("n")->as_integer(), 5);
+  new_worker.call({"set", "more", value(6)});
+  EXPECT_FALSE(new_worker.up({"recover"}).at(0).as_boolean()) << "once only";
+  const std::string state = new_worker.snapshot();
   node later(clk, regions);
   EXPECT_EQ(later.snapshot(), state);
 }
