@@ -49,6 +49,8 @@ entity::journal_options journal_options_from(const node_config& cfg) {
   entity::journal_options o;
   o.ring_bytes = std::uint64_t{cfg.journal.size_mb} << 20;
   o.checkpoint_percent = cfg.journal.checkpoint_percent;
+  o.checkpoint_growth_percent = cfg.journal.checkpoint_growth_percent;
+  o.checkpoint_min_bytes = std::uint64_t{cfg.journal.checkpoint_min_mb} << 20;
   o.checkpoint_interval = std::chrono::milliseconds(std::uint64_t{cfg.journal.checkpoint_interval_s} * 1000);
   o.checkpoint_page = cfg.journal.checkpoint_page;
   o.checkpoint_pause = std::chrono::milliseconds(cfg.journal.checkpoint_pause_ms);

@@ -93,6 +93,8 @@ struct journal_config {
   bool enabled = true;                     ///< false: entity state lives in the worker only
   std::uint32_t size_mb = 64;              ///< a new region's ring per store, 1..65536
   std::uint32_t checkpoint_percent = 50;   ///< a checkpoint starts when the ring is this full, 10..90
+  std::uint32_t checkpoint_growth_percent = 100; ///< also when records reach this % of the last checkpoint, 0..10000; 0 = off
+  std::uint32_t checkpoint_min_mb = 4;     ///< ... and at least this many MiB, 1..65536
   std::uint32_t checkpoint_interval_s = 0; ///< also this often when something changed; 0 = off
   std::uint32_t checkpoint_page = 2000;    ///< entities per checkpoint page, 1..1000000
   std::uint32_t checkpoint_pause_ms = 0;   ///< between two pages of a checkpoint, 0..60000

@@ -767,6 +767,10 @@ class loader {
         read_int(f, j.size_mb, 1, 65536, "must be between 1 and 65536");
       } else if (key == "checkpoint_percent") {
         read_int(f, j.checkpoint_percent, 10, 90, "must be between 10 and 90");
+      } else if (key == "checkpoint_growth_percent") {
+        read_int(f, j.checkpoint_growth_percent, 0, 10000, "must be between 0 and 10000");
+      } else if (key == "checkpoint_min_mb") {
+        read_int(f, j.checkpoint_min_mb, 1, 65536, "must be between 1 and 65536");
       } else if (key == "checkpoint_interval_s") {
         read_int(f, j.checkpoint_interval_s, 0, 31536000, "must be between 0 and 31536000");
       } else if (key == "checkpoint_page") {

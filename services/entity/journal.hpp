@@ -59,6 +59,12 @@ struct journal_options {
   std::uint64_t ring_bytes = std::uint64_t{64} << 20;  ///< a new region's ring
   /// A background checkpoint starts when the ring is this full (percent of its bytes).
   unsigned checkpoint_percent = 50;
+  /// ... or when the records since the last checkpoint take this percent of the last
+  /// checkpoint's bytes, and at least checkpoint_min_bytes (Redis' auto-aof-rewrite-percentage
+  /// and -min-size): bounds a recovery's replay by the size of the state, not of the ring.
+  /// 0: only by checkpoint_percent.
+  unsigned checkpoint_growth_percent = 100;
+  std::uint64_t checkpoint_min_bytes = std::uint64_t{4} << 20;
   /// ... or when this long passed since the last one and something changed (0: never).
   std::chrono::milliseconds checkpoint_interval{0};
   std::size_t checkpoint_page = 2000;  ///< entities per checkpoint page (one page per store turn)
@@ -193,6 +199,8 @@ class store_journal {
   result<void, std::string> write_superblock(journal::superblock sb);
   void write_hint() noexcept;
   void sync_range(std::uint64_t offset, std::uint64_t len) noexcept;  // file offsets
+  void populate(std::uint64_t ring_offset, std::uint64_t len, bool for_write) noexcept;
+  void populate_ahead(std::uint64_t pos, std::uint64_t size) noexcept;
   bytes_view ring() const noexcept;
   std::uint8_t* ring_data() noexcept;
   void publish() noexcept;  // stats
@@ -208,6 +216,7 @@ class store_journal {
   // The writer's position (valid after replay or a start function).
   std::uint64_t tail_ = 0, used_ = 0, next_seq_ = 1;
   std::uint32_t epoch_ = 0;
+  std::uint64_t ahead_from_ = 0, ahead_to_ = 0;  ///< ring bytes the writer mapped ahead
   bool writing_ = false;
   bool fresh_ = false;
   bool registered_ = false;  ///< with the process's everysec fsync thread

@@ -355,22 +355,23 @@ class store {
     b.everything = jall_;
     b.cleared = jcleared_;
     if (!jall_ && !jkeys_.empty()) {
-      std::sort(jkeys_.begin(), jkeys_.end());
-      jkeys_.erase(std::unique(jkeys_.begin(), jkeys_.end()), jkeys_.end());
-      using map_it = typename map_type::const_iterator;
-      std::vector<map_it> changed;
-      std::vector<const Key*> deleted;
+      if (jkeys_.size() > 1) {
+        std::sort(jkeys_.begin(), jkeys_.end());
+        jkeys_.erase(std::unique(jkeys_.begin(), jkeys_.end()), jkeys_.end());
+      }
+      jchanged_.clear();  // kept between calls: no allocation per record
+      jdeleted_.clear();
       for (const auto& k : jkeys_) {
         auto it = entries_.find(k);
         if (it != entries_.end()) {
-          changed.push_back(it);
+          jchanged_.push_back(it);
         } else {
-          deleted.push_back(&k);
+          jdeleted_.push_back(&k);
         }
       }
       out.clear();
       writer w(out);
-      write_delta(w, changed, deleted);
+      write_delta(w, jchanged_, jdeleted_);
       b.delta = true;
     }
     drop_journal();
@@ -687,6 +688,8 @@ class store {
   bool jcleared_ = false;  // clear() since the last take_journal()
   bool jall_ = false;      // restore() since the last take_journal()
   std::vector<Key> jkeys_;  // keys changed since the last take_journal() (repeats allowed)
+  std::vector<typename map_type::const_iterator> jchanged_;  // take_journal()'s scratch
+  std::vector<const Key*> jdeleted_;
 };
 
 }  // namespace csk::entity
