@@ -165,6 +165,36 @@ TEST(Journal, AFullRingSaysSoAndACheckpointMakesRoom) {
   EXPECT_EQ(r.records, (std::vector<std::string>{"room again"}));
 }
 
+// The growth rule: records past checkpoint_growth_percent of the last checkpoint's bytes
+// (and at least checkpoint_min_bytes) make a checkpoint due long before the ring fills.
+TEST(Journal, ACheckpointIsDueWhenTheRecordsOutgrowTheLastOne) {
+  const auto h = held_region::make("things");
+  journal_options o;
+  o.ring_bytes = std::uint64_t{4} << 20;
+  o.checkpoint_growth_percent = 200;
+  o.checkpoint_min_bytes = 8 << 10;
+  auto j = writer(h, o);
+  const auto now = std::chrono::steady_clock::now();
+  const std::string record(1000, 'r');
+  while (!j->checkpoint_due(now)) add(*j, record);  // no checkpoint yet: the minimum decides
+  EXPECT_GE(j->used(), o.checkpoint_min_bytes);
+  EXPECT_LT(j->used(), o.checkpoint_min_bytes + journal::record_size(record.size()));
+  ASSERT_TRUE(j->begin_checkpoint(0));
+  const std::string page(20000, 'p');
+  ASSERT_TRUE(j->add_page(as_bytes(page)));
+  ASSERT_TRUE(j->commit_checkpoint());
+  EXPECT_FALSE(j->checkpoint_due(now));
+  while (!j->checkpoint_due(now)) add(*j, record);  // now twice the checkpoint's bytes
+  EXPECT_GE(j->used(), 2 * page.size());
+  EXPECT_LT(j->used(), 2 * (page.size() + 8) + journal::record_size(record.size()));
+  EXPECT_LT(j->used() * 100, o.ring_bytes * o.checkpoint_percent) << "long before the ring's own threshold";
+
+  o.checkpoint_growth_percent = 0;  // off: only the ring's fill
+  auto off = writer(held_region::make("things"), o);
+  while (!off->checkpoint_due(now)) add(*off, record);
+  EXPECT_GE(off->used() * 100, o.ring_bytes * o.checkpoint_percent);
+}
+
 // Random appends, checkpoints (some cut short) and reopenings over many laps of a small
 // ring, against a model: what recovery must return.
 TEST(Journal, ManyLapsAgainstAModel) {
