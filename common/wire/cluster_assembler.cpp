@@ -18,6 +18,23 @@ void detail::multipart_buffer::add(bytes_view chunk) {
   data.insert(data.end(), chunk.begin(), chunk.end());
 }
 
+bool detail::add_within(multipart_buffer& b, bytes_view chunk, std::size_t& held, std::size_t budget) {
+  const bool stores = !b.discard && b.received + chunk.size() <= b.total;
+  if (stores && chunk.size() > budget - std::min(budget, held)) return false;
+  const std::size_t before = b.data.size();
+  b.add(chunk);
+  held = held - before + b.data.size();
+  return true;
+}
+
+namespace {
+std::string budget_text(const char* what, std::size_t held, std::size_t chunk, std::size_t budget) {
+  return std::string("incomplete multi-part ") + what + " hold " + std::to_string(held) + " bytes; a chunk of " +
+         std::to_string(chunk) + " would pass the connection's budget of " + std::to_string(budget) +
+         " (max_pending_bytes)";
+}
+}  // namespace
+
 // ------------------------------------------------------------- requests --
 
 request_event request_assembler::push(const request_frame& f) {
@@ -88,6 +105,7 @@ request_event request_assembler::on_header(const request_frame& f) {
     ev.what = request_event::kind::dropped;
     ev.reason = "multi-part header repeats session " + std::to_string(f.session) +
                 "; the message will be refused";
+    detail::release(it->second.buf, held_);
     it->second.buf.discard = true;
     it->second.spoiled = true;
     it->second.buf.data = byte_buffer{};
@@ -137,9 +155,14 @@ request_event request_assembler::on_chunk(const request_frame& f) {
     orphan.trace_tag = std::exchange(trace_tag_, std::string());
     it = pending_.emplace(f.session, std::move(orphan)).first;
   }
-  it->second.buf.add(f.data);
+  if (!detail::add_within(it->second.buf, f.data, held_, limits_.max_pending_bytes)) {
+    ev.what = request_event::kind::fatal;
+    ev.reason = budget_text("requests", held_, f.data.size(), limits_.max_pending_bytes);
+    return ev;
+  }
   if (!last) return ev;
 
+  detail::release(it->second.buf, held_);
   partial done = std::move(it->second);
   pending_.erase(it);
   if (!done.buf.complete() || done.orphan || done.spoiled) {
@@ -177,7 +200,10 @@ response_event response_assembler::push(const response_frame& f) {
   switch (f.type) {
     case response_type::error:
       // An ERROR replaces whatever a multi-part response had collected.
-      if (it != pending_.end()) pending_.erase(it);
+      if (it != pending_.end()) {
+        detail::release(it->second.buf, held_);
+        pending_.erase(it);
+      }
       ev.what = response_event::kind::response;
       ev.message.session = f.session;
       ev.message.ok = false;
@@ -186,7 +212,8 @@ response_event response_assembler::push(const response_frame& f) {
     case response_type::ok:
       if (it != pending_.end()) {
         // skynet's caller treats OK like MULTI_END when a BEGIN was seen.
-        it->second.buf.add(f.data);
+        if (!detail::add_within(it->second.buf, f.data, held_, limits_.max_pending_bytes)) return over_budget(f.data.size());
+        detail::release(it->second.buf, held_);
         partial done = std::move(it->second);
         pending_.erase(it);
         return finish(f.session, done);
@@ -207,6 +234,7 @@ response_event response_assembler::push(const response_frame& f) {
       } else {
         ev.what = response_event::kind::dropped;
         ev.reason = "MULTI_BEGIN repeats session " + std::to_string(f.session);
+        detail::release(it->second.buf, held_);
         it->second = partial{};
       }
       partial& p = it->second;
@@ -233,8 +261,9 @@ response_event response_assembler::push(const response_frame& f) {
         ev.message.payload.assign(text.begin(), text.end());
         return ev;
       }
-      it->second.buf.add(f.data);
+      if (!detail::add_within(it->second.buf, f.data, held_, limits_.max_pending_bytes)) return over_budget(f.data.size());
       if (!last) return ev;
+      detail::release(it->second.buf, held_);
       partial done = std::move(it->second);
       pending_.erase(it);
       return finish(f.session, done);
@@ -256,6 +285,13 @@ void response_assembler::push(const response_frame& f, response_event& ev) {
   ev.message.ok = f.type == response_type::ok;
   ev.message.multipart = false;
   ev.message.payload.assign(f.data.begin(), f.data.end());
+}
+
+response_event response_assembler::over_budget(std::size_t chunk) const {
+  response_event ev;
+  ev.what = response_event::kind::fatal;
+  ev.reason = budget_text("responses", held_, chunk, limits_.max_pending_bytes);
+  return ev;
 }
 
 response_event response_assembler::finish(std::uint32_t session, partial& p) {
@@ -405,6 +441,7 @@ result<void, std::string> request_assembler::import_state(bytes_view in) {
                 std::to_string(limits_.max_pending_messages));
   }
   std::unordered_map<std::uint32_t, partial> pending;
+  std::size_t held = 0;
   for (std::uint32_t i = 0; i < count; ++i) {
     const std::uint32_t session = r.u32();
     const std::uint8_t flags = r.u8();
@@ -434,12 +471,18 @@ result<void, std::string> request_assembler::import_state(bytes_view in) {
     if (!p.buf.discard && p.buf.total > limits_.max_message_size) {
       p.buf.discard = true;  // this assembler's limit: refused at its end, as on_header does
     } else {
+      if (data.size() > limits_.max_pending_bytes - held) {
+        return fail("the incomplete requests hold more than the budget of " + std::to_string(limits_.max_pending_bytes) +
+                    " bytes");
+      }
       p.buf.data.assign(data.begin(), data.end());
+      held += data.size();
     }
     if (!pending.emplace(session, std::move(p)).second) return fail("duplicate session " + std::to_string(session));
   }
   if (!r.in.empty()) return fail(std::to_string(r.in.size()) + " trailing bytes");
   pending_ = std::move(pending);
+  held_ = held;
   has_trace_ = has_trace != 0;
   trace_tag_.assign(as_chars(tag));
   return {};

@@ -32,6 +32,12 @@ struct multipart_buffer {
   void add(bytes_view chunk);
   bool complete() const noexcept { return !discard && received == total; }
 };
+
+/// add() that keeps `held` (the bytes all of one connection's buffers store) true and
+/// refuses (false, nothing counted or stored) a chunk that would take it past `budget`.
+bool add_within(multipart_buffer& b, bytes_view chunk, std::size_t& held, std::size_t budget);
+/// The buffer leaves the connection's account (completed, refused or reset).
+inline void release(multipart_buffer& b, std::size_t& held) noexcept { held -= b.data.size(); }
 }  // namespace detail
 
 struct assembler_limits {
@@ -40,6 +46,10 @@ struct assembler_limits {
   std::size_t max_message_size = 64u << 20;
   /// Most multi-part messages that may be incomplete at once on one connection.
   std::size_t max_pending_messages = 4096;
+  /// Bytes all incomplete multi-part messages of one connection may hold together. A chunk
+  /// that would go over it is fatal (the connection closes with the reason): without it the
+  /// two limits above multiply to 256 GiB per connection.
+  std::size_t max_pending_bytes = 4 * (64u << 20);
 };
 
 /// skynet's receiver error texts (section 6.1 of the protocol contract).
@@ -85,6 +95,8 @@ class request_assembler {
   void push(const request_frame& f, request_event& ev);
 
   std::size_t pending() const noexcept { return pending_.size(); }
+  /// Bytes the incomplete multi-part requests hold (at most limits.max_pending_bytes).
+  std::size_t held_bytes() const noexcept { return held_; }
 
   /// Hand-over (a connection moving to another worker): appends the whole state, i.e.
   /// every incomplete multi-part request and the trace tag waiting for the next call, as
@@ -116,6 +128,7 @@ class request_assembler {
 
   assembler_limits limits_;
   std::unordered_map<std::uint32_t, partial> pending_;
+  std::size_t held_ = 0;  // sum of pending_'s buf.data sizes
   bool has_trace_ = false;
   std::string trace_tag_;
 };
@@ -154,6 +167,8 @@ class response_assembler {
   void push(const response_frame& f, response_event& ev);
 
   std::size_t pending() const noexcept { return pending_.size(); }
+  /// Bytes the incomplete multi-part responses hold (at most limits.max_pending_bytes).
+  std::size_t held_bytes() const noexcept { return held_; }
 
  private:
   struct partial {
@@ -162,9 +177,11 @@ class response_assembler {
   };
 
   response_event finish(std::uint32_t session, partial& p);
+  response_event over_budget(std::size_t chunk) const;
 
   assembler_limits limits_;
   std::unordered_map<std::uint32_t, partial> pending_;
+  std::size_t held_ = 0;  // sum of pending_'s buf.data sizes
 };
 
 }  // namespace csk::wire

@@ -191,6 +191,23 @@ TEST_F(AgentTest, TooManyIncompleteMessagesClosesTheConnection) {
   EXPECT_NE(out_.closed[0].find("too many incomplete"), std::string::npos);
 }
 
+// The flood of the issue, scaled down: headers announcing large messages and chunks that
+// never finish; the connection closes at its budget, not at pending x size.
+TEST_F(AgentTest, IncompleteMessagesPastTheByteBudgetCloseTheConnection) {
+  agent small(*rt_, "p2", [](byte_buffer) {}, [w = &out_](const std::string& r) { w->closed.push_back(r); },
+              wire::assembler_limits{.max_message_size = 1 << 20, .max_pending_messages = 4096, .max_pending_bytes = 4096});
+  for (std::uint32_t s = 1; s <= 10 && out_.closed.empty(); ++s) {
+    small.on_frame(byte_buffer{0x01, 0x0a, 0, 0, 0, static_cast<std::uint8_t>(s), 0, 0, 0, 0, 0, 0x10, 0});  // 1 MiB
+    byte_buffer part(5 + 1000, 0x61);  // type 2 (a middle chunk), session s, 1000 bytes
+    part[0] = 0x02;
+    part[1] = static_cast<std::uint8_t>(s);
+    part[2] = part[3] = part[4] = 0;
+    small.on_frame(part);
+  }
+  ASSERT_EQ(out_.closed.size(), 1u);
+  EXPECT_NE(out_.closed[0].find("budget of 4096"), std::string::npos) << out_.closed[0];
+}
+
 TEST_F(AgentTest, SlowCallsAnswerOutOfOrder) {
   byte_buffer s;
   ASSERT_TRUE(wire::encode_request(wire::target::named("@slow"), 1, false, *seri::pack(std::vector<lua_value>{30, "slow"}), s).has_value());

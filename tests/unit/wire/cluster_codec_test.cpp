@@ -266,6 +266,28 @@ TEST(ClusterAssembler, TooManyIncompleteMessagesIsFatal) {
   EXPECT_EQ(push_hex(a, "01" "0a000000" "03000000" "04000000").what, request_event::kind::fatal);
 }
 
+// The bytes all of a connection's incomplete multi-part requests hold are capped: a chunk
+// that would pass the budget is fatal; a finished or refused message gives its bytes back.
+TEST(ClusterAssembler, IncompleteRequestsAreBoundedByTheConnectionsBudget) {
+  request_assembler a(assembler_limits{.max_message_size = 16, .max_pending_messages = 100, .max_pending_bytes = 10});
+  EXPECT_EQ(push_hex(a, "01" "0a000000" "01000000" "04000000").what, request_event::kind::none);
+  EXPECT_EQ(push_hex(a, "0201000000" "6162").what, request_event::kind::none);
+  EXPECT_EQ(push_hex(a, "01" "0a000000" "02000000" "08000000").what, request_event::kind::none);
+  EXPECT_EQ(push_hex(a, "0202000000" "616263646566").what, request_event::kind::none);
+  EXPECT_EQ(a.held_bytes(), 8u);
+  EXPECT_EQ(push_hex(a, "0301000000" "6364").what, request_event::kind::request) << "exactly at the budget";
+  EXPECT_EQ(a.held_bytes(), 6u) << "the finished message gave its 4 bytes back";
+  // Over max_message_size: counted, never stored, so it costs no budget.
+  EXPECT_EQ(push_hex(a, "01" "0a000000" "04000000" "20000000").what, request_event::kind::dropped);
+  EXPECT_EQ(push_hex(a, "0204000000" "6162636465666768").what, request_event::kind::none);
+  EXPECT_EQ(a.held_bytes(), 6u);
+  EXPECT_EQ(push_hex(a, "01" "0a000000" "03000000" "08000000").what, request_event::kind::none);
+  const auto ev = push_hex(a, "0203000000" "6162636465");
+  EXPECT_EQ(ev.what, request_event::kind::fatal) << "6 + 5 > 10";
+  EXPECT_NE(ev.reason.find("budget of 10"), std::string::npos) << ev.reason;
+  EXPECT_EQ(a.held_bytes(), 6u) << "a refused chunk is not stored";
+}
+
 TEST(ClusterAssembler, RepeatedHeaderSpoilsTheMessage) {
   // skynet appends a second header to the first message, which then cannot add up.
   request_assembler a;
@@ -304,6 +326,18 @@ response_event push_resp(response_assembler& a, std::string_view hex) {
   auto f = decode_response_frame(body);
   EXPECT_TRUE(f.has_value()) << hex;
   return a.push(*f);
+}
+
+TEST(ClusterAssembler, IncompleteResponsesAreBoundedByTheConnectionsBudget) {
+  response_assembler a(assembler_limits{.max_message_size = 16, .max_pending_messages = 4, .max_pending_bytes = 4});
+  push_resp(a, "0700000002" "06000000");
+  EXPECT_EQ(push_resp(a, "0700000003" "61626364").what, response_event::kind::none);
+  EXPECT_EQ(a.held_bytes(), 4u);
+  const auto over = push_resp(a, "0700000003" "65");
+  EXPECT_EQ(over.what, response_event::kind::fatal);
+  EXPECT_NE(over.reason.find("budget of 4"), std::string::npos) << over.reason;
+  EXPECT_EQ(push_resp(a, "0700000000" "626f6f6d").what, response_event::kind::response) << "an ERROR replaces it";
+  EXPECT_EQ(a.held_bytes(), 0u);
 }
 
 TEST(ClusterAssembler, ResponseErrorReplacesAPartialMultipart) {
