@@ -283,6 +283,7 @@ result<void, run_failure> run_node(const node_config& cfg,
     co.listen = cluster::endpoint{hp->host, hp->port};
   }
   co.limits.max_message_size = std::size_t{cfg.cluster.max_message_mb} << 20;
+  co.limits.max_pending_bytes = 4 * co.limits.max_message_size;  // per connection (docs/protocol.md)
   co.max_connections = cfg.cluster.max_connections;
   co.idle_timeout = std::chrono::milliseconds(cfg.cluster.idle_timeout_ms);
   cluster::node cluster(rt, n, co);
