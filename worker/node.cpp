@@ -1,6 +1,7 @@
 #include "worker/node.hpp"
 
 #include <fcntl.h>
+#include <malloc.h>
 #include <poll.h>
 #include <pthread.h>
 #include <sys/signalfd.h>
@@ -46,6 +47,10 @@ actor::runtime_options runtime_options_from(const runtime_config& c) {
   o.slow_handler = std::chrono::milliseconds(c.slow_handler_ms);
   o.shutdown_timeout = std::chrono::milliseconds(c.shutdown_timeout_ms);
   o.profile = c.profile;
+  o.idle_spin = std::chrono::microseconds(c.idle_spin_us);
+  o.mailbox_high = c.mailbox_high;
+  o.mailbox_low = c.mailbox_low;
+  o.mailbox_limit = c.mailbox_limit;
   return o;
 }
 
@@ -66,6 +71,23 @@ result<void, std::string> boot_services(actor::runtime& rt, const std::vector<se
 }
 
 namespace {
+
+// After a burst, give the freed heap back to the system (glibc keeps freed chunks below its
+// mmap threshold in the heap, and the memory stays with the process): once a second, if
+// the node's memory budget held this much more at its peak since the last look than it
+// holds now. malloc_trim walks the arenas (a few ms for a big heap): only after a burst.
+constexpr std::size_t trim_after_burst_bytes = 32u << 20;
+
+void trim_after_burst(memory_budget& budget) {
+  const std::size_t peak = budget.take_peak();
+  const std::size_t held = budget.held();
+  if (peak < held + trim_after_burst_bytes) return;
+  const auto t0 = std::chrono::steady_clock::now();
+  ::malloc_trim(0);
+  const auto us = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0).count();
+  logger("service")->info("memory: the budget held {} MiB at its peak, {} MiB now: heap trimmed in {} us", peak >> 20,
+                          held >> 20, us);
+}
 
 // An orderly stop gives the connections this long, in all, to write what is queued before
 // the net aborts the rest (net::stop(flush)). The supervisor's stop_timeout_ms must leave
@@ -266,7 +288,12 @@ result<void, run_failure> run_node(const node_config& cfg,
                                    supervisor_link* link) {
   const auto started = std::chrono::steady_clock::now();
   const bool takeover = link != nullptr && link->takeover();
-  actor::runtime rt(runtime_options_from(cfg.runtime));
+  // The node's memory budget (common/base/memory_budget.hpp): declared first, it outlives
+  // the runtime, the net and every connection that charges it.
+  memory_budget budget(std::size_t{cfg.runtime.memory_high_mb} << 20, std::size_t{cfg.runtime.memory_low_mb} << 20);
+  actor::runtime_options ro = runtime_options_from(cfg.runtime);
+  ro.budget = &budget;
+  actor::runtime rt(ro);
   entity::directory entities;  // the upgrade pairs entity services by id (outlives rt's services)
   entity::attach_directory(rt, &entities);
   admin::supervisor_counters sup_counters;  // the supervisor's, for /metrics (outlives rt's services)
@@ -283,7 +310,9 @@ result<void, run_failure> run_node(const node_config& cfg,
     co.listen = cluster::endpoint{hp->host, hp->port};
   }
   co.limits.max_message_size = std::size_t{cfg.cluster.max_message_mb} << 20;
-  co.limits.max_pending_bytes = 4 * co.limits.max_message_size;  // per connection (docs/protocol.md)
+  co.limits.max_pending_bytes = cfg.cluster.max_pending_mb != 0 ? std::size_t{cfg.cluster.max_pending_mb} << 20
+                                                                 : 4 * co.limits.max_message_size;  // per connection
+  co.budget = &budget;
   co.max_connections = cfg.cluster.max_connections;
   co.idle_timeout = std::chrono::milliseconds(cfg.cluster.idle_timeout_ms);
   cluster::node cluster(rt, n, co);
@@ -438,6 +467,7 @@ result<void, run_failure> run_node(const node_config& cfg,
   const auto heartbeat = link != nullptr ? link->heartbeat_interval() : std::chrono::milliseconds(1000);
   auto next_heartbeat = clock::now() + heartbeat;
   auto next_watch = clock::now() + std::chrono::milliseconds(1000);
+  auto next_trim = clock::now() + std::chrono::milliseconds(1000);
   std::uint64_t seq = 0;
   node_event stop;
   // Console lines being answered, each on a thread of its own (a `call` may take the call
@@ -510,9 +540,9 @@ result<void, run_failure> run_node(const node_config& cfg,
         transfer = std::move(e.transfer);
         const int fd = transfer.get();
         const std::uint32_t generation = link != nullptr ? link->generation() : 0;
-        const auto budget = std::chrono::milliseconds(e.deadline_ms);
-        handing_over = std::async(std::launch::async, [&parts, fd, generation, budget] {
-          return upgrade::hand_over(parts, fd, generation, budget);
+        const auto deadline = std::chrono::milliseconds(e.deadline_ms);
+        handing_over = std::async(std::launch::async, [&parts, fd, generation, deadline] {
+          return upgrade::hand_over(parts, fd, generation, deadline);
         });
       }
     } else if (e.is == node_event::what::reload) {
@@ -543,6 +573,10 @@ result<void, run_failure> run_node(const node_config& cfg,
     if (watcher && now >= next_watch) {
       watch_names(*watcher, cluster, cfg.cluster.names_file);
       next_watch = now + std::chrono::milliseconds(1000);
+    }
+    if (now >= next_trim) {
+      trim_after_burst(budget);
+      next_trim = now + std::chrono::milliseconds(1000);
     }
   }
   // Orderly stop: stop accepting (a supervisor keeps the socket: new connections wait

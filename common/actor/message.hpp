@@ -41,6 +41,7 @@ enum class call_errc : std::uint8_t {
   invalid_address = 3,  ///< no service with that handle or name
   service_exited = 4,   ///< the target exited before it answered
   shutting_down = 5,    ///< the node is stopping
+  overloaded = 6,       ///< the target's mailbox is at runtime_options::mailbox_limit
 };
 const char* call_errc_name(call_errc c) noexcept;
 
@@ -51,6 +52,9 @@ struct message {
   call_errc code = call_errc::none;  ///< error replies only
   values args;        ///< send/call: by convention args[0] is the command name
   std::string error;  ///< error replies only
+  /// Bytes charged to runtime_options::budget while the message waits in a mailbox (set
+  /// by feeders that read it from a peer: its wire size plus overhead); 0 = not counted.
+  std::uint32_t charge = 0;
 };
 
 /// Renders a handle the way skynet prints it: ":0000000a".

@@ -135,6 +135,17 @@ struct cell {
   std::atomic<bool> dead{false};  // written under mu; alive() reads it without the lock
   std::size_t warn_at;
   const std::size_t warn_base;
+  /// queue.size(), stored under mu at every change, read without it (mailbox_full).
+  std::atomic<std::size_t> length{0};
+  /// when_mailbox_drains: run (outside mu) once the queue is down to mailbox_low or the
+  /// service is dead. Empty unless a feeder paused on this mailbox.
+  std::vector<std::function<void()>> drain_waiters;
+  void sync_length() noexcept { length.store(queue.size(), std::memory_order_relaxed); }
+  /// The waiters to run now (mu held): all of them once the queue is at `low` or dead.
+  std::vector<std::function<void()>> take_waiters(std::size_t low) {
+    if (drain_waiters.empty() || (queue.size() > low && !dead.load(std::memory_order_relaxed))) return {};
+    return std::exchange(drain_waiters, {});
+  }
 
   // -- dispatch state: owner thread only -------------------------------------------
   session_t next_session = 0;
@@ -234,6 +245,7 @@ const char* call_errc_name(call_errc c) noexcept {
     case call_errc::invalid_address: return "invalid address";
     case call_errc::service_exited: return "service exited";
     case call_errc::shutting_down: return "shutting down";
+    case call_errc::overloaded: return "service overloaded";
   }
   return "?";
 }
@@ -600,12 +612,23 @@ void runtime::post(handle_t to, message m) {
     bounce(m, call_errc::invalid_address);
     return;
   }
+  // Only calls and sends may be refused: an answer or a timer is owed to its service.
+  const bool refusable = opts_.mailbox_limit != 0 && (m.type == msg_type::call || m.type == msg_type::send);
+  enum class outcome : std::uint8_t { queued, dead, full } what = outcome::queued;
+  // Charged before the message is visible: the service may take it (and release) at once.
+  const std::uint32_t charge = opts_.budget != nullptr ? m.charge : 0;
+  if (charge != 0) opts_.budget->charge(charge);
   bool run = false;
   std::size_t overloaded = 0;
   {
     spin_guard lock(c->mu);
-    if (!c->dead.load(std::memory_order_relaxed)) {
+    if (c->dead.load(std::memory_order_relaxed)) {
+      what = outcome::dead;
+    } else if (refusable && c->queue.size() >= opts_.mailbox_limit) {
+      what = outcome::full;
+    } else {
       c->queue.push_back(std::move(m));
+      c->sync_length();
       if (!c->in_global) {
         c->in_global = true;
         run = true;
@@ -614,20 +637,46 @@ void runtime::post(handle_t to, message m) {
         overloaded = c->queue.size();
         c->warn_at *= 2;
       }
-    } else {
-      run = false;
-      overloaded = static_cast<std::size_t>(-1);  // marker: dead
     }
   }
-  if (overloaded == static_cast<std::size_t>(-1)) {
-    bounce(m, call_errc::service_exited);
-    return;
+  if (what != outcome::queued && charge != 0) opts_.budget->release(charge);
+  if (what == outcome::dead) return bounce(m, call_errc::service_exited);
+  if (what == outcome::full) {
+    overload_refused_.fetch_add(1, std::memory_order_relaxed);
+    return bounce(m, call_errc::overloaded);
   }
   if (overloaded != 0) {
     overload_warnings_.fetch_add(1, std::memory_order_relaxed);
     actor_log()->warn("{} may overload, message queue length = {}", handle_string(to), overloaded);
   }
   if (run) schedule(c);
+}
+
+void runtime::uncharge(const message* m, std::size_t n) {
+  if (opts_.budget == nullptr) return;
+  std::size_t bytes = 0;
+  for (std::size_t i = 0; i < n; ++i) bytes += m[i].charge;
+  opts_.budget->release(bytes);
+}
+
+bool runtime::mailbox_full(handle_t h) const noexcept {
+  if (opts_.mailbox_high == 0) return false;
+  const cell* c = grab(h);
+  return c != nullptr && c->length.load(std::memory_order_relaxed) > opts_.mailbox_high;
+}
+
+void runtime::when_mailbox_drains(handle_t h, std::function<void()> resume) {
+  cell* c = grab(h);
+  if (c != nullptr) {
+    spin_guard lock(c->mu);
+    if (!c->dead.load(std::memory_order_relaxed) && c->queue.size() > opts_.mailbox_low &&
+        !shutting_down_.load(std::memory_order_relaxed)) {
+      c->drain_waiters.push_back(std::move(resume));
+      mailbox_pauses_.fetch_add(1, std::memory_order_relaxed);
+      return;
+    }
+  }
+  resume();
 }
 
 void runtime::bounce(const message& m, call_errc why) {
@@ -687,7 +736,7 @@ std::future<call_result> runtime::call(const address& to, values args, std::chro
 }
 
 void runtime::call(const address& to, values args, std::chrono::milliseconds timeout,
-                   std::function<void(call_result)> done) {
+                   std::function<void(call_result)> done, std::uint32_t charge) {
   if (shut_down_.load()) {
     done(unexpected(call_error{call_errc::shutting_down, "node is shut down"}));
     return;
@@ -699,7 +748,7 @@ void runtime::call(const address& to, values args, std::chrono::milliseconds tim
     return;
   }
   const reply_route route = external_route(timeout, std::move(done));
-  post(h, message{0, route.session, msg_type::call, call_errc::none, std::move(args), {}});
+  post(h, message{0, route.session, msg_type::call, call_errc::none, std::move(args), {}, charge});
 }
 
 namespace {
@@ -825,22 +874,45 @@ void runtime::schedule(cell* c) {
   run_cv_.notify_one();  // no system call unless a worker sleeps
 }
 
+namespace {
+/// This worker's current idle spin (runtime_options::idle_spin is its ceiling): halved by
+/// a spin that found nothing, doubled by one that found work or by a sleep that was
+/// woken within the ceiling. Under steady traffic it stays up; idle, it decays to 0 in a
+/// few looks, and the worker just sleeps.
+thread_local std::chrono::nanoseconds this_thread_spin{-1};  // -1: not set yet
+
+std::chrono::nanoseconds grown_spin(std::chrono::nanoseconds spin, std::chrono::nanoseconds ceiling) {
+  return std::min(ceiling, std::max(spin * 2, ceiling / 16));
+}
+}  // namespace
+
 cell* runtime::pop_ready(bool wait) {
   lock_spinning(run_mu_);
   std::unique_lock lock(run_mu_, std::adopt_lock);
+  const std::chrono::nanoseconds ceiling = opts_.idle_spin;
+  if (this_thread_spin.count() < 0) this_thread_spin = ceiling;
   if (wait && run_queue_.empty()) this_thread_cpu.valid = false;  // idle time is nobody's
-  if (wait && run_queue_.empty() && opts_.idle_spin.count() > 0 && !stopping_threads_.load()) {
+  if (wait && run_queue_.empty() && this_thread_spin.count() > 0 && !stopping_threads_.load()) {
     // Look for work a little longer before sleeping (see runtime_options::idle_spin).
     lock.unlock();
-    const auto until = std::chrono::steady_clock::now() + opts_.idle_spin;
-    while (!run_queue_ready_.load(std::memory_order_relaxed) && !stopping_threads_.load(std::memory_order_relaxed) &&
-           std::chrono::steady_clock::now() < until) {
+    const auto until = std::chrono::steady_clock::now() + this_thread_spin;
+    bool found = false;
+    while (!(found = run_queue_ready_.load(std::memory_order_relaxed)) &&
+           !stopping_threads_.load(std::memory_order_relaxed) && std::chrono::steady_clock::now() < until) {
       std::this_thread::yield();
     }
+    this_thread_spin = found ? grown_spin(this_thread_spin, ceiling) : this_thread_spin / 2;
+    if (this_thread_spin < std::chrono::microseconds(1)) this_thread_spin = std::chrono::nanoseconds(0);
     // schedule() may still hold the lock: blocking on it now would cost it a futex wake.
     while (!lock.try_lock()) std::this_thread::yield();
   }
-  if (wait) run_cv_.wait(lock, [&] { return !run_queue_.empty() || stopping_threads_.load(); });
+  if (wait && run_queue_.empty() && !stopping_threads_.load()) {
+    const auto slept = std::chrono::steady_clock::now();
+    run_cv_.wait(lock, [&] { return !run_queue_.empty() || stopping_threads_.load(); });
+    if (ceiling.count() > 0 && std::chrono::steady_clock::now() - slept < ceiling) {
+      this_thread_spin = grown_spin(this_thread_spin, ceiling);  // a spin would have caught it
+    }
+  }
   if (run_queue_.empty()) return nullptr;
   cell* c = run_queue_.front();
   run_queue_.pop_front();
@@ -909,6 +981,7 @@ std::size_t runtime::run_turn(cell* cp, int weight, std::size_t worker) {
   turn_batch nested;
   turn_batch& batch = this_turn_batch.in_use ? nested : this_turn_batch;
   batch.in_use = true;
+  std::vector<std::function<void()>> drained;  // feeders to resume (outside c.mu)
   batch.msgs.clear();
   batch.next = 0;
   {
@@ -917,7 +990,12 @@ std::size_t runtime::run_turn(cell* cp, int weight, std::size_t worker) {
     n = weight < 0 ? 1 : std::max<std::size_t>(1, n >> weight);
     n = std::min({n, opts_.batch_limit, c.queue.size()});
     for (std::size_t i = 0; i < n; ++i) batch.msgs.push_back(c.queue.take_front());
+    c.sync_length();
+    drained = c.take_waiters(opts_.mailbox_low);
   }
+  uncharge(batch.msgs.data(), batch.msgs.size());
+  for (auto& resume : drained) resume();
+  drained.clear();
   worker_state* ws = worker < workers_.size() ? workers_[worker].get() : nullptr;
   std::size_t done = 0;
   turn_flush_list flushers;
@@ -968,7 +1046,7 @@ std::size_t runtime::run_turn(cell* cp, int weight, std::size_t worker) {
     spin_guard lock(c.mu);
     if (c.dead.load(std::memory_order_relaxed)) {
       c.queue.drain([&](message&& m) { orphans.push_back(std::move(m)); });
-      c.in_global = false;
+      c.in_global = false;  // (waiters went when it died: retire)
     } else if (c.queue.empty() && batch.empty()) {
       c.in_global = false;
       c.warn_at = c.warn_base;
@@ -980,11 +1058,15 @@ std::size_t runtime::run_turn(cell* cp, int weight, std::size_t worker) {
       }
       again = true;
     }
+    c.sync_length();
+    drained = c.take_waiters(opts_.mailbox_low);
   }
+  for (auto& resume : drained) resume();
   for (std::size_t i = batch.next; i < batch.msgs.size(); ++i) bounce(batch.msgs[i], call_errc::service_exited);
   batch.msgs.clear();
   batch.next = 0;
   batch.in_use = false;
+  uncharge(orphans.data(), orphans.size());
   for (auto& m : orphans) bounce(m, call_errc::service_exited);
   if (again) schedule(cp);
   {
@@ -1206,10 +1288,13 @@ void runtime::retire(cell& c, call_errc why) {
     }
     names_version_.fetch_add(1, std::memory_order_release);
   }
+  std::vector<std::function<void()>> drained;
   {
     std::lock_guard lock(c.mu);
     c.dead.store(true, std::memory_order_release);  // from now on posts bounce
+    drained = c.take_waiters(0);                    // dead: every feeder goes on
   }
+  for (auto& resume : drained) resume();
   try {
     if (c.inited) c.svc->stop(c.ctx);
   } catch (const std::exception& e) {
@@ -1276,7 +1361,9 @@ void runtime::shutdown() {
     {
       std::lock_guard lock(c->mu);
       c->queue.drain([&](message&& m) { left.push_back(std::move(m)); });
+      c->sync_length();
     }
+    uncharge(left.data(), left.size());
     unfinished += left.size();
     for (auto& m : left) bounce(m, call_errc::shutting_down);
   }
@@ -1303,6 +1390,8 @@ runtime_stats runtime::stats() const {
   s.dispatched = dispatched_.load();
   s.dropped = dropped_.load();
   s.overload_warnings = overload_warnings_.load();
+  s.overload_refused = overload_refused_.load();
+  s.mailbox_pauses = mailbox_pauses_.load();
   s.slow_warnings = slow_warnings_.load();
   s.handler_errors = handler_errors_.load();
   std::shared_lock lock(reg_mu_);

@@ -36,6 +36,7 @@
 #include "common/actor/service.hpp"
 #include "common/actor/session_map.hpp"
 #include "common/actor/timer_wheel.hpp"
+#include "common/base/memory_budget.hpp"
 #include "common/base/result.hpp"
 
 namespace csk::actor {
@@ -51,12 +52,27 @@ struct runtime_options {
   std::chrono::milliseconds slow_handler{5000};     ///< "maybe in an endless loop" warning
   std::chrono::milliseconds shutdown_timeout{5000}; ///< how long queued work may finish
   std::size_t batch_limit = 256;                    ///< most messages per service turn
-  /// How long an idle worker keeps looking for work (yielding the CPU between looks)
-  /// before it sleeps. A message posted meanwhile is picked up without a futex wake-up:
-  /// with request/response traffic the next message usually comes within microseconds,
-  /// and sleeping and being woken again per message cost more than the work itself.
-  /// 0 = sleep at once.
-  std::chrono::microseconds idle_spin{50};
+  /// The longest an idle worker keeps looking for work (yielding the CPU between looks)
+  /// before it sleeps; 0 (the default) = sleep at once. A message posted meanwhile is
+  /// picked up without a futex wake-up. The spin adapts per thread: a look that finds
+  /// nothing halves the next one, a look that finds work (or a sleep woken within this
+  /// long) doubles it again, up to this. A spin costs CPU for as long as it lasts, a
+  /// sleep and wake-up a few microseconds: spinning pays only under steady load.
+  std::chrono::microseconds idle_spin{0};
+  /// Mailbox back-pressure. Feeders that can stop reading (cluster agents, gates) ask
+  /// mailbox_full() after each message they deliver: past `mailbox_high` messages they
+  /// pause their connection until the mailbox is down to `mailbox_low`
+  /// (when_mailbox_drains). 0 = never full.
+  std::size_t mailbox_high = 4096;
+  std::size_t mailbox_low = 1024;
+  /// A hard cap for everybody else: a call or send that finds this many messages waiting
+  /// is refused (the caller is answered call_errc::overloaded at once, a send is dropped,
+  /// logged and counted). Replies, errors and timers are never refused. 0 = no cap.
+  std::size_t mailbox_limit = 1u << 20;
+  /// The node's memory budget: messages with a charge (message::charge) are counted in
+  /// it from post() until a service takes them. nullptr = not counted. Must outlive the
+  /// runtime.
+  memory_budget* budget = nullptr;
   /// Measure each service's CPU time (skynet's `profile`): the thread's CPU clock read
   /// at the start and end of every turn (a system call; the end of one turn is the start
   /// of the next while a worker has work, so about one a turn, not a message).
@@ -68,6 +84,8 @@ struct runtime_stats {
   std::uint64_t dispatched = 0;      ///< messages handed to services
   std::uint64_t dropped = 0;         ///< sends to dead/unknown services, late replies
   std::uint64_t overload_warnings = 0;
+  std::uint64_t overload_refused = 0;  ///< calls and sends refused at mailbox_limit
+  std::uint64_t mailbox_pauses = 0;    ///< when_mailbox_drains waits that found it full
   std::uint64_t slow_warnings = 0;
   std::uint64_t handler_errors = 0;  ///< exceptions raised by handlers
   std::size_t services = 0;          ///< live services
@@ -141,8 +159,16 @@ class runtime {
   /// The same with a completion instead of a future: `done` runs exactly once, on a
   /// runtime thread (inside run_until_idle in manual mode), or at once on this thread
   /// when the address is unknown. It must be short and must not block.
+  /// `charge`: see message::charge.
   void call(const address& to, values args, std::chrono::milliseconds timeout,
-            std::function<void(call_result)> done);
+            std::function<void(call_result)> done, std::uint32_t charge = 0);
+  /// Back-pressure (runtime_options::mailbox_high): true while `h`'s mailbox holds more
+  /// than mailbox_high messages. A relaxed read, for a feeder after each delivery. Any thread.
+  bool mailbox_full(handle_t h) const noexcept;
+  /// Runs `resume` exactly once, on whichever thread sees it happen: when `h`'s mailbox is
+  /// down to mailbox_low, or `h` is gone (or at shutdown); at once on this thread if it
+  /// already is. Any thread. `resume` must be short and must not block.
+  void when_mailbox_drains(handle_t h, std::function<void()> resume);
   /// Answers a call route (see reply_route). Safe from any thread.
   void complete(reply_route route, call_result result);
   /// A route for a call made from outside any service (tools, tests): whoever gets the
@@ -238,6 +264,8 @@ class runtime {
   void start_service(detail::cell& c);
   void retire(detail::cell& c, call_errc why);  // exit or shutdown: answer what is pending
   void bounce(const message& m, call_errc why);
+  /// Gives the charges of messages taken out of a mailbox back to opts_.budget.
+  void uncharge(const message* m, std::size_t n);
   void deliver_external(message& m);
   void worker_main(std::size_t index);
   void timer_main();
@@ -338,6 +366,8 @@ class runtime {
   std::atomic<std::uint64_t> dispatched_{0};
   std::atomic<std::uint64_t> dropped_{0};
   std::atomic<std::uint64_t> overload_warnings_{0};
+  std::atomic<std::uint64_t> overload_refused_{0};
+  std::atomic<std::uint64_t> mailbox_pauses_{0};
   std::atomic<std::uint64_t> slow_warnings_{0};
   std::atomic<std::uint64_t> handler_errors_{0};
   std::atomic<std::size_t> busy_{0};  // turns in progress (for idle detection)

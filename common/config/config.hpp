@@ -32,6 +32,12 @@ struct runtime_config {
   std::uint32_t slow_handler_ms = 5000;     ///< "maybe in an endless loop" warning, >= 1
   std::uint32_t shutdown_timeout_ms = 5000;  ///< how long shutdown waits for services
   bool profile = true;                      ///< measure each service's CPU time (skynet's `profile`)
+  std::uint32_t idle_spin_us = 0;           ///< the most an idle worker thread spins before sleeping, 0..10000
+  std::uint32_t mailbox_high = 4096;        ///< a feeding connection pauses past this many messages (0 = never)
+  std::uint32_t mailbox_low = 1024;         ///< ... and reads again at this many, <= mailbox_high
+  std::uint32_t mailbox_limit = 1u << 20;   ///< a call/send into a fuller mailbox is refused (0 = no cap)
+  std::uint32_t memory_high_mb = 1024;      ///< node memory budget: connections stop reading past it (0 = off)
+  std::uint32_t memory_low_mb = 768;        ///< ... and read again at this, <= memory_high_mb
 };
 
 /// The `cluster:` section: how this node joins a skynet cluster.
@@ -44,6 +50,9 @@ struct cluster_config {
   /// "" = use the table. The environment variable CSK_CLUSTER_LISTEN replaces it.
   std::string listen;
   std::uint32_t max_message_mb = 64;     ///< largest multi-part message accepted, 1..2047
+  /// Bytes of incomplete multi-part requests one connection may hold, in MiB; 0 = 4 x
+  /// max_message_mb. A peer that passes it is closed with the reason.
+  std::uint32_t max_pending_mb = 0;
   std::uint32_t max_connections = 1023;  ///< accepted connections served at once (skynet's maxclient - 1), >= 1
   std::uint32_t idle_timeout_ms = 0;     ///< 0 = none
 };

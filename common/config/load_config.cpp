@@ -473,11 +473,33 @@ class loader {
         read_int(f, rt.shutdown_timeout_ms, 0, u32_max, "must be between 0 and 4294967295");
       } else if (key == "profile") {
         read_bool(f, rt.profile);
+      } else if (key == "idle_spin_us") {
+        read_int(f, rt.idle_spin_us, 0, 10000, "must be between 0 and 10000");
+      } else if (key == "mailbox_high") {
+        read_int(f, rt.mailbox_high, 0, u32_max, "must be between 0 and 4294967295");
+      } else if (key == "mailbox_low") {
+        read_int(f, rt.mailbox_low, 0, u32_max, "must be between 0 and 4294967295");
+      } else if (key == "mailbox_limit") {
+        read_int(f, rt.mailbox_limit, 0, u32_max, "must be between 0 and 4294967295");
+      } else if (key == "memory_high_mb") {
+        read_int(f, rt.memory_high_mb, 0, 1u << 20, "must be between 0 and 1048576");
+      } else if (key == "memory_low_mb") {
+        read_int(f, rt.memory_low_mb, 0, 1u << 20, "must be between 0 and 1048576");
       } else {
         return false;
       }
       return true;
     });
+    if (rt.mailbox_low > rt.mailbox_high) {
+      error(section.path + ".mailbox_low", section.line(),
+            "must not be above mailbox_high (" + std::to_string(rt.mailbox_high) + "); got " +
+                std::to_string(rt.mailbox_low));
+    }
+    if (rt.memory_high_mb != 0 && rt.memory_low_mb > rt.memory_high_mb) {
+      error(section.path + ".memory_low_mb", section.line(),
+            "must not be above memory_high_mb (" + std::to_string(rt.memory_high_mb) + "); got " +
+                std::to_string(rt.memory_low_mb));
+    }
   }
 
   void read_log(const field& section, log_config& log) {
@@ -536,6 +558,8 @@ class loader {
         }
       } else if (key == "max_message_mb") {
         read_int(f, cluster.max_message_mb, 1, 2047, "must be between 1 and 2047");
+      } else if (key == "max_pending_mb") {
+        read_int(f, cluster.max_pending_mb, 0, 1u << 20, "must be between 0 and 1048576 (0: 4 x max_message_mb)");
       } else if (key == "max_connections") {
         read_int(f, cluster.max_connections, 1, u32_max, "must be between 1 and 4294967295");
       } else if (key == "idle_timeout_ms") {

@@ -25,6 +25,23 @@ constexpr std::size_t min_read_chunk = 256;
 constexpr std::chrono::microseconds direct_write_gap{10};
 // A write buffer that grew past this is freed after use instead of kept for reuse.
 constexpr std::size_t keep_write_capacity = 1u << 20;
+// The pause bit of a detach in progress (beside the pause_reason bits).
+constexpr std::uint8_t detach_pause = 0x80;
+// Receive buffers each net thread keeps for reuse, per size (beyond: freed).
+constexpr std::size_t pool_keep = 16;
+
+/// The receive buffers of one net thread not lent to a connection. Only connections of
+/// the core whose thread this is use it (one io_context per thread); on another thread,
+/// or for a buffer of another size, take/give allocate and free.
+struct buffer_pool {
+  counters* owner = nullptr;
+  std::size_t size = 0;
+  std::vector<byte_buffer> free;
+  ~buffer_pool() {
+    if (owner != nullptr) counters::sub(owner->pooled_bytes, free.size() * size);
+  }
+};
+thread_local buffer_pool this_thread_pool;
 
 std::string too_large(std::size_t size, std::size_t max) {
   return "message too large: " + std::to_string(size) + " bytes (max " + std::to_string(max) + ")";
@@ -177,14 +194,18 @@ void connection::on_connected() {
 }
 
 void connection::stop_sending() {
+  std::size_t dropped = 0;
   {
     std::lock_guard lock(mu_);
     accepting_ = false;
     direct_fd_ = -1;  // before the socket is closed
     if (close_mode_ == close_mode::none) close_mode_ = close_mode::abort;
     pending_ = byte_buffer{};
-    outbound_ = 0;
+    dropped = std::exchange(outbound_, 0);
   }
+  byte_buffer{}.swap(writing_);
+  written_ = 0;
+  if (options_.budget != nullptr) options_.budget->release(dropped);
   close_requested_.store(true, std::memory_order_relaxed);
 }
 
@@ -220,23 +241,87 @@ void connection::established() {
     std::lock_guard lock(mu_);
     if (accepting_) direct_fd_ = socket_.native_handle();
   }
-  rbuf_.resize(std::max(options_.read_chunk, min_read_chunk));
   last_read_ = clock::now();
   arm_idle();
-  do_read();
+  // Whatever came before the socket joined the reactor may have no edge left to wake a
+  // wait: look now (a read that finds nothing gives the buffer back and waits).
+  read_in_flight_ = true;
+  on_readable({});
   do_write();  // bytes queued by the hook, or while connecting
 }
 
+// Reading, in two ways. A connection that holds bytes (a partial message) or whose last
+// read filled what it offered reads with a buffer (async_read_some, which first tries
+// the socket at once). One that holds nothing and whose last read took all the socket had
+// gives its buffer back and waits for readability (async_wait: an edge of the reactor),
+// then borrows a buffer and reads once (on_readable). Invariant behind the wait: it is
+// only armed after a read that left the socket empty, so the next byte to arrive makes a
+// new edge.
 void connection::do_read() {
   if (state_ != state::open || read_in_flight_ || peer_eof_) return;
   if (reading_held()) {
     read_held_ = true;
     return;
   }
-  make_room();
   read_in_flight_ = true;
-  socket_.async_read_some(asio::buffer(rbuf_.data() + rend_, rbuf_.size() - rend_),
+  if (rstart_ == rend_ && drained_) {
+    rstart_ = rend_ = 0;
+    give_back_buffer();
+    socket_.async_wait(asio::ip::tcp::socket::wait_read,
+                       [self = shared_from_this()](std::error_code ec) { self->on_readable(ec); });
+    return;
+  }
+  make_room();
+  asked_ = rbuf_.size() - rend_;
+  socket_.async_read_some(asio::buffer(rbuf_.data() + rend_, asked_),
                           [self = shared_from_this()](std::error_code ec, std::size_t n) { self->on_read(ec, n); });
+}
+
+void connection::on_readable(std::error_code ec) {
+  if (ec || state_ != state::open || detach_read_cancelled_) return on_read(ec, 0);
+  make_room();
+  asked_ = rbuf_.size() - rend_;
+  const ssize_t n = ::recv(socket_.native_handle(), rbuf_.data() + rend_, asked_, MSG_DONTWAIT);
+  if (n > 0) return on_read({}, static_cast<std::size_t>(n));
+  if (n == 0) return on_read(asio::error::eof, 0);
+  const int err = errno;
+  if (err == EAGAIN || err == EWOULDBLOCK || err == EINTR) {  // woken for nothing: wait again
+    read_in_flight_ = false;
+    drained_ = true;
+    return do_read();
+  }
+  on_read(std::error_code(err, std::system_category()), 0);
+}
+
+void connection::borrow_buffer() {
+  const std::size_t chunk = std::max(options_.read_chunk, min_read_chunk);
+  auto& pool = this_thread_pool;
+  if (pool.owner == nullptr && pool.free.empty()) {
+    pool.owner = &core_.stats();
+    pool.size = chunk;
+  }
+  if (pool.owner == &core_.stats() && pool.size == chunk && !pool.free.empty()) {
+    rbuf_ = std::move(pool.free.back());
+    pool.free.pop_back();
+    counters::sub(core_.stats().pooled_bytes, chunk);
+  } else {
+    rbuf_.resize(chunk);
+  }
+  counters::add(core_.stats().read_buffer_bytes, rbuf_.size());
+  counters::add(core_.stats().read_buffers);
+}
+
+void connection::give_back_buffer() {
+  if (rbuf_.empty()) return;
+  counters::sub(core_.stats().read_buffer_bytes, rbuf_.size());
+  counters::sub(core_.stats().read_buffers);
+  auto& pool = this_thread_pool;
+  if (pool.owner == &core_.stats() && pool.size == rbuf_.size() && pool.free.size() < pool_keep) {
+    pool.free.push_back(std::move(rbuf_));
+    counters::add(core_.stats().pooled_bytes, pool.size);
+  }
+  byte_buffer{}.swap(rbuf_);
+  rstart_ = rend_ = 0;
 }
 
 // Invariants: rstart_ <= rend_ <= rbuf_.size(); want_ <= max_message (checked by deliver).
@@ -245,7 +330,8 @@ void connection::make_room() {
   const std::size_t chunk = std::max(options_.read_chunk, min_read_chunk);
   if (held == 0) {
     rstart_ = rend_ = 0;
-    if (rbuf_.size() > 2 * chunk) byte_buffer(chunk).swap(rbuf_);  // one big message has passed
+    if (rbuf_.size() > 2 * chunk) give_back_buffer();  // one big message has passed
+    if (rbuf_.empty()) borrow_buffer();
     return;
   }
   const std::size_t want = std::max(want_, held + 1);
@@ -257,7 +343,9 @@ void connection::make_room() {
   if (want > rbuf_.size()) {
     // Known size: exactly that. Unknown: double, up to max_message (held < max_message).
     const std::size_t cap = std::max(want, options_.max_message);
+    const std::size_t before = rbuf_.size();
     rbuf_.resize(want_ > held ? want_ : std::clamp(rbuf_.size() * 2, want, cap));
+    counters::add(core_.stats().read_buffer_bytes, rbuf_.size() - before);
   }
 }
 
@@ -287,6 +375,7 @@ void connection::on_read(std::error_code ec, std::size_t n) {
   }
   counters::add(core_.stats().bytes_in, n);
   counters::add(core_.stats().reads);
+  drained_ = n < asked_;
   if (options_.idle_timeout.count() > 0) last_read_ = clock::now();
   if (close_requested_.load(std::memory_order_relaxed)) {
     rstart_ = rend_ = 0;  // closing: nothing more is delivered
@@ -297,15 +386,19 @@ void connection::on_read(std::error_code ec, std::size_t n) {
 }
 
 bool connection::reading_held() {
-  if (paused_.load(std::memory_order_acquire)) return true;
+  if (paused_.load(std::memory_order_acquire) != 0) return true;
   if (options_.pause_reading_above == 0) return false;
   std::lock_guard lock(mu_);
   return outbound_ > options_.pause_reading_above;
 }
 
-void connection::set_paused(bool paused) {
-  paused_.store(paused, std::memory_order_release);
-  if (!paused) asio::post(ctx_, [self = shared_from_this()] { self->resume(); });
+void connection::set_paused(bool paused, std::uint8_t reasons) {
+  if (paused) {
+    paused_.fetch_or(reasons, std::memory_order_acq_rel);
+    return;
+  }
+  const std::uint8_t before = paused_.fetch_and(static_cast<std::uint8_t>(~reasons), std::memory_order_acq_rel);
+  if ((before & ~reasons) == 0) asio::post(ctx_, [self = shared_from_this()] { self->resume(); });
 }
 
 void connection::resume() {
@@ -334,7 +427,7 @@ bool connection::deliver_and_write() {
 bool connection::deliver() {
   const std::size_t max = options_.max_message;
   while (rstart_ < rend_ && !close_requested_.load(std::memory_order_relaxed)) {
-    if (paused_.load(std::memory_order_acquire)) {
+    if (paused_.load(std::memory_order_acquire) != 0) {
       read_held_ = true;  // what is buffered waits for resume()
       return false;
     }
@@ -413,6 +506,7 @@ bool connection::enqueue(bytes_view bytes, Append&& append) {
         if (done > 0) {  // the rest is queued for the net thread
           pending_.insert(pending_.end(), bytes.begin() + static_cast<std::ptrdiff_t>(done), bytes.end());
           outbound_ += size - done;
+          if (options_.budget != nullptr) options_.budget->charge(size - done);
           writer_active_ = true;
           post_write = true;
         }
@@ -420,6 +514,7 @@ bool connection::enqueue(bytes_view bytes, Append&& append) {
       if (!post_write) {
         std::forward<Append>(append)(pending_);
         outbound_ += size;
+        if (options_.budget != nullptr) options_.budget->charge(size);
         post_write = !writer_active_;
         writer_active_ = true;
         if (post_write && delivering_.load(std::memory_order_relaxed)) {
@@ -469,11 +564,13 @@ void connection::do_write() {
       if (pending_.empty()) {
         writer_active_ = false;
         idle = true;
+        byte_buffer{}.swap(pending_);  // an idle connection keeps no write buffer
       } else {
         writing_.swap(pending_);  // pending_ keeps the old buffer's capacity
       }
     }
     if (idle) {
+      byte_buffer{}.swap(writing_);
       if (draining_) finish(requested_reason_or("closed"), true, spdlog::level::debug);
       if (detach_done_) try_finish_detach();  // net::detach waits for this
       return;
@@ -497,6 +594,7 @@ void connection::on_written(std::error_code ec, std::size_t n) {
     outbound_ -= n;
     drained = outbound_ <= options_.pause_reading_above / 2;
   }
+  if (options_.budget != nullptr) options_.budget->release(n);
   if (read_held_ && drained && options_.pause_reading_above > 0) resume();
   if (state_ != state::open) return;  // resume() delivered and something closed us
   if (written_ == writing_.size() && writing_.capacity() > keep_write_capacity) {
@@ -581,6 +679,7 @@ void connection::finish(const std::string& reason, bool graceful, spdlog::level:
   std::error_code ignored;
   if (graceful) socket_.shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
   socket_.close(ignored);
+  give_back_buffer();
   core_.remove_connection(id_);
   counters::add(core_.stats().closed);
   core_.log().log(level, "conn {} ({}): closed: {}", id_, peer_, reason);
@@ -664,10 +763,17 @@ void connection::adopted(byte_buffer unread) {
   core_.log().debug("conn {}: adopted, peer {}, {} unread bytes", id_, peer_, unread.size());
   if (!guarded("on_adopt", [&] { handler_->on_adopt(id_, peer_); })) return;
   // established(), with the unread bytes in front as if they had just been read.
-  rbuf_.resize(std::max({options_.read_chunk, min_read_chunk, unread.size()}));
-  std::copy(unread.begin(), unread.end(), rbuf_.begin());
+  if (!unread.empty()) {
+    borrow_buffer();
+    if (rbuf_.size() < unread.size()) {
+      counters::add(core_.stats().read_buffer_bytes, unread.size() - rbuf_.size());
+      rbuf_.resize(unread.size());
+    }
+    std::copy(unread.begin(), unread.end(), rbuf_.begin());
+  }
   rstart_ = 0;
   rend_ = unread.size();
+  drained_ = false;  // what waits in the socket may have made its edge in the old process
   last_read_ = clock::now();
   {
     std::lock_guard lock(mu_);  // as established(): direct writes may use the socket
@@ -692,7 +798,7 @@ void connection::do_detach(std::chrono::milliseconds timeout, detach_done done) 
   if (close_requested_.load(std::memory_order_relaxed)) return refuse("closing");
   if (detach_done_) return refuse("a detach is already in progress");
   detach_done_ = done ? std::move(done) : detach_done([](result<detached_connection, std::string>) {});
-  detach_was_paused_ = paused_.exchange(true, std::memory_order_acq_rel);
+  paused_.fetch_or(detach_pause, std::memory_order_acq_rel);
   const std::uint64_t seq = ++detach_seq_;
   if (timeout.count() > 0) {
     detach_timer_.expires_after(timeout);
@@ -751,7 +857,7 @@ void connection::try_finish_detach() {
   out.unread.assign(rbuf_.begin() + static_cast<std::ptrdiff_t>(rstart_),
                     rbuf_.begin() + static_cast<std::ptrdiff_t>(rend_));
   out.peer = peer_;
-  rstart_ = rend_ = 0;
+  give_back_buffer();
   core_.remove_connection(id_);
   counters::add(core_.stats().detached);
   core_.log().debug("conn {} ({}): detached with {} unread bytes", id_, peer_, out.unread.size());
@@ -778,9 +884,9 @@ void connection::fail_detach(std::string why, bool restore) {
   detach_timer_.cancel();
   core_.log().info("conn {} ({}): detach failed: {}", id_, peer_, why);
   if (restore && state_ == state::open) {
-    paused_.store(detach_was_paused_, std::memory_order_release);
+    paused_.fetch_and(static_cast<std::uint8_t>(~detach_pause), std::memory_order_acq_rel);
     // As resume(), and also when no read was held (the cancelled read just completed).
-    if (!detach_was_paused_ && !reading_held()) {
+    if (!reading_held()) {
       read_held_ = false;
       if (options_.idle_timeout.count() > 0) last_read_ = clock::now();  // the pause was ours
       if (deliver_and_write()) do_read();

@@ -75,8 +75,9 @@ class connection : public std::enable_shared_from_this<connection> {
   }
   /// See net::close. Any thread.
   void request_close(std::string reason, bool flush);
-  /// See net::pause_reading / resume_reading. Any thread.
-  void set_paused(bool paused);
+  /// See net::pause_reading / resume_reading: sets or clears the pause_reason bits
+  /// `reasons`. Any thread.
+  void set_paused(bool paused, std::uint8_t reasons);
   /// Runs `fn` on this connection's net thread, after whatever it is doing now. Any thread.
   void post(std::function<void()> fn) { asio::post(ctx_, std::move(fn)); }
 
@@ -113,6 +114,12 @@ class connection : public std::enable_shared_from_this<connection> {
   void report_failure(std::error_code ec);  // done(0, ec), once
 
   void do_read();
+  /// do_read's wait without a buffer: the socket is readable (or the wait failed).
+  void on_readable(std::error_code ec);
+  /// The receive buffer: borrowed from the thread's pool (borrow), given back when it
+  /// holds nothing (give_back). Net thread.
+  void borrow_buffer();
+  void give_back_buffer();
   /// True while reading must wait: paused by the user, or too much queued outbound.
   bool reading_held();
   /// Delivers what is buffered and reads again, if nothing holds reading any more.
@@ -163,7 +170,9 @@ class connection : public std::enable_shared_from_this<connection> {
   bool connect_timed_out_ = false;
   state state_;
   std::string peer_ = "?";
-  byte_buffer rbuf_;
+  byte_buffer rbuf_;        // empty while nothing is held (see borrow_buffer)
+  std::size_t asked_ = 0;   // free bytes offered to the read in flight
+  bool drained_ = true;     // the last read took all the socket had: wait without a buffer
   std::size_t rstart_ = 0;  // first unconsumed byte
   std::size_t rend_ = 0;    // end of received bytes
   std::size_t want_ = 0;    // whole size of the front message once known, else 0
@@ -178,7 +187,8 @@ class connection : public std::enable_shared_from_this<connection> {
 
   // any thread
   std::atomic<bool> close_requested_{false};  // stop delivering; set with close_mode_
-  std::atomic<bool> paused_{false};           // net::pause_reading
+  // net::pause_reading: pause_reason bits, plus detach_pause while a detach is in progress
+  std::atomic<std::uint8_t> paused_{0};
   std::mutex mu_;
   byte_buffer pending_;          // mu_
   std::size_t outbound_ = 0;     // mu_
@@ -198,7 +208,6 @@ class connection : public std::enable_shared_from_this<connection> {
   // hand-over, net thread. A detach is in progress while detach_done_ is set.
   detach_done detach_done_;
   asio::steady_timer detach_timer_{ctx_};
-  bool detach_was_paused_ = false;   // paused_ before the detach (restored on failure)
   bool detach_read_cancelled_ = false;  // the read in flight was cancelled for the detach
   std::uint64_t detach_seq_ = 0;        // which detach a timer completion belongs to
 };

@@ -45,9 +45,16 @@ struct counters {
   std::atomic<std::uint64_t> messages{0};
   std::atomic<std::uint64_t> detached{0};
   std::atomic<std::uint64_t> adopted{0};
+  // gauges (connection.cpp's read buffer pool)
+  std::atomic<std::uint64_t> read_buffer_bytes{0};
+  std::atomic<std::uint64_t> read_buffers{0};
+  std::atomic<std::uint64_t> pooled_bytes{0};
 
   static void add(std::atomic<std::uint64_t>& c, std::uint64_t n = 1) noexcept {
     c.fetch_add(n, std::memory_order_relaxed);
+  }
+  static void sub(std::atomic<std::uint64_t>& c, std::uint64_t n = 1) noexcept {
+    c.fetch_sub(n, std::memory_order_relaxed);
   }
 };
 

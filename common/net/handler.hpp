@@ -7,6 +7,7 @@
 #include <string>
 
 #include "common/base/bytes.hpp"
+#include "common/base/memory_budget.hpp"
 #include "common/net/framing.hpp"
 
 namespace csk::net {
@@ -15,6 +16,16 @@ namespace csk::net {
 using conn_id = std::uint64_t;
 /// Listener id: never reused within one net; 0 = none.
 using listener_id = std::uint64_t;
+
+/// Why a connection's reading is paused (net::pause_reading). Each reason is its own bit:
+/// a resume ends only the pause of its reason, and reading goes on once none holds it, so
+/// the owner's pauses (an upgrade's freeze, the gate's in-flight limit) and the node's
+/// back-pressure never undo each other.
+enum class pause_reason : std::uint8_t {
+  user = 1,     ///< the connection's owner
+  mailbox = 2,  ///< the service this connection feeds is past its mailbox_high
+  memory = 4,   ///< the node is past its memory budget's high-water mark
+};
 
 struct conn_options {
   /// Bytes queued and not yet written. A send() that would go over it is refused (returns
@@ -31,6 +42,9 @@ struct conn_options {
   /// Graceful close: abort if queued bytes are not written within this long; 0 = never.
   std::chrono::milliseconds flush_timeout{5000};
   /// Receive buffer size (it grows up to max_message for one message that needs it).
+  /// The buffer is borrowed from its net thread's pool only while there are bytes to
+  /// read or a partial message to keep: an idle connection holds none (it waits for
+  /// readability without a buffer), and one that read everything gives it back.
   std::size_t read_chunk = 64u << 10;
   /// TCP_NODELAY on accepted and connected sockets.
   bool no_delay = true;
@@ -40,6 +54,9 @@ struct conn_options {
   /// reading the answers then fills its own socket buffers instead of our memory.
   /// 0 = never pause for this reason. Keep it under max_outbound_bytes.
   std::size_t pause_reading_above = 0;
+  /// The node's memory budget: the bytes queued for writing are charged to it while
+  /// they wait. nullptr = not counted. Must outlive the net.
+  memory_budget* budget = nullptr;
 };
 
 /// Hooks of one listener's connections, or of one outgoing connection. Held by

@@ -84,9 +84,9 @@ std::size_t net::queued_bytes(conn_id id) const {
   return n;
 }
 
-void net::pause_reading(conn_id id) {
+void net::pause_reading(conn_id id, pause_reason why) {
   core_->with_connection(id, [&](connection& c) {
-    c.set_paused(true);
+    c.set_paused(true, static_cast<std::uint8_t>(why));
     return true;
   });
 }
@@ -114,9 +114,9 @@ bool net::barrier(const std::vector<conn_id>& ids, std::chrono::milliseconds tim
   return done.wait_for(timeout) == std::future_status::ready;
 }
 
-void net::resume_reading(conn_id id) {
+void net::resume_reading(conn_id id, pause_reason why) {
   core_->with_connection(id, [&](connection& c) {
-    c.set_paused(false);
+    c.set_paused(false, static_cast<std::uint8_t>(why));
     return true;
   });
 }
@@ -171,6 +171,9 @@ net::stats net::get_stats() const {
   out.messages = get(s.messages);
   out.detached = get(s.detached);
   out.adopted = get(s.adopted);
+  out.read_buffer_bytes = get(s.read_buffer_bytes);
+  out.read_buffers = get(s.read_buffers);
+  out.pooled_bytes = get(s.pooled_bytes);
   return out;
 }
 

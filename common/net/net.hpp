@@ -9,7 +9,10 @@
 //
 // Receiving: each connection reads into one buffer (conn_options::read_chunk) and runs
 // unpack/on_message for every whole message it holds before reading again; consumed bytes
-// are compacted to the front, never reallocated per message. Sizes from unpack are checked
+// are compacted to the front, never reallocated per message. The buffer is borrowed from
+// a per-thread pool: a connection that read all the socket had and holds no partial
+// message gives it back and waits for readability without one (an idle connection costs
+// its socket and a few hundred bytes of state, not a buffer). Sizes from unpack are checked
 // against max_message before more is buffered for them; a bad size or an unpack error
 // closes that connection only, logged on the "net" logger with peer and id.
 //
@@ -85,6 +88,9 @@ class net {
     std::uint64_t messages = 0;   ///< on_message calls
     std::uint64_t detached = 0;   ///< connections handed out by detach
     std::uint64_t adopted = 0;    ///< connections taken in by adopt_connection
+    std::uint64_t read_buffer_bytes = 0;  ///< receive buffers held by connections now
+    std::uint64_t read_buffers = 0;       ///< how many connections hold one now
+    std::uint64_t pooled_bytes = 0;       ///< receive buffers kept for reuse by the net threads
   };
 
   /// Creates `threads` io_contexts (at least 1); no thread runs until start().
@@ -165,7 +171,8 @@ class net {
   /// Pauses do not nest: one resume_reading ends any number of pauses. Unknown ids are
   /// ignored. Threads: any thread, including hooks (from the connection's own on_message
   /// it takes effect before the next message).
-  void pause_reading(conn_id id);
+  /// `why`: see pause_reason; a pause ends with a resume of the same reason.
+  void pause_reading(conn_id id, pause_reason why = pause_reason::user);
   /// Runs `fn` on the connection's net thread once the work it has in hand is done (e.g.
   /// the on_message in progress when pause_reading was called): a barrier. False, and
   /// `fn` never runs, for an unknown id. Threads: any thread.
@@ -177,7 +184,7 @@ class net {
   bool barrier(const std::vector<conn_id>& ids, std::chrono::milliseconds timeout);
   /// Ends pause_reading: buffered messages are delivered, then reading goes on (unless
   /// conn_options::pause_reading_above holds it). Threads: any thread, including hooks.
-  void resume_reading(conn_id id);
+  void resume_reading(conn_id id, pause_reason why = pause_reason::user);
   /// Closes the connection: flush = true writes what was queued first (at most
   /// flush_timeout), then shuts down and closes; flush = false closes at once. Nothing is
   /// received or delivered after the call; sends are refused. on_close gets `reason`

@@ -1,5 +1,7 @@
 #include "services/cluster/agent.hpp"
 
+#include <algorithm>
+#include <cstdint>
 #include <cstdio>
 #include <mutex>
 
@@ -19,6 +21,13 @@ byte_buffer error_frame(std::uint32_t session, std::string_view text) {
 
 // Most answers are small; an outbox that starts here rarely regrows within a turn.
 constexpr std::size_t outbox_initial_capacity = 4096;
+// What a request costs while it waits in a mailbox, for the node's memory budget: its
+// packed size (the unpacked values take about as much) plus the message itself.
+std::uint32_t mailbox_charge(std::size_t payload) {
+  constexpr std::size_t overhead = sizeof(actor::message) + 64;
+  return static_cast<std::uint32_t>(std::min<std::size_t>(payload + overhead, UINT32_MAX));
+}
+
 // A scratch buffer that grew past this (one huge answer) is released after use.
 constexpr std::size_t scratch_keep_capacity = 1u << 20;
 
@@ -116,15 +125,19 @@ class agent::outbox final : public actor::runtime::turn_flusher {
 };
 
 agent::agent(actor::runtime& rt, std::string peer, write_fn write, close_fn close, wire::assembler_limits limits,
-             std::chrono::milliseconds call_timeout)
+             std::chrono::milliseconds call_timeout, flow_control flow)
     : rt_(rt),
       peer_(std::move(peer)),
       close_(std::move(close)),
       assembler_(limits),
       call_timeout_(call_timeout),
+      flow_(std::move(flow)),
       out_(new outbox(rt, std::move(write))) {}
 
-agent::~agent() { out_->release(); }
+agent::~agent() {
+  if (flow_.budget != nullptr) flow_.budget->release(charged_);
+  out_->release();
+}
 
 agent_stats agent::stats() const {
   agent_stats s;
@@ -137,6 +150,10 @@ agent_stats agent::stats() const {
   s.bytes_in = out_->bytes_in.load(std::memory_order_relaxed);
   s.frames_out = out_->frames_out.load(std::memory_order_relaxed);
   s.bytes_out = out_->bytes_out.load(std::memory_order_relaxed);
+  s.mailbox_pauses = mailbox_pauses_.load(std::memory_order_relaxed);
+  s.memory_pauses = memory_pauses_.load(std::memory_order_relaxed);
+  s.pending_bytes = assembler_.held_bytes();
+  s.overrun = overrun_.load(std::memory_order_relaxed);
   return s;
 }
 
@@ -160,11 +177,14 @@ void agent::on_frame(bytes_view body) {
     log()->debug("cluster peer {}: trace tag {}", peer_, as_chars(f->data));
   }
   assembler_.push(*f, event_);
+  if (flow_.budget != nullptr) sync_charge();
   auto& ev = event_;
   using kind = wire::request_event::kind;
   switch (ev.what) {
-    case kind::none: return;
-    case kind::request: dispatch(ev.message); return;
+    case kind::none:
+      if (flow_.budget != nullptr && flow_.budget->over()) push_back(0);  // a chunk held
+      return;
+    case kind::request: push_back(dispatch(ev.message)); return;
     case kind::reply_error:
       log()->warn("cluster peer {}: session {}: {}", peer_, ev.session, ev.reason);
       answer_error(ev.session, ev.error_text);
@@ -175,9 +195,31 @@ void agent::on_frame(bytes_view body) {
       return;
     case kind::fatal:
       closed_ = true;
+      overrun_.store(true, std::memory_order_relaxed);
       log()->error("cluster peer {}: closing: {}", peer_, ev.reason);
       close_(ev.reason);
       return;
+  }
+}
+
+void agent::sync_charge() {
+  const std::size_t held = assembler_.held_bytes();
+  if (held > charged_) flow_.budget->charge(held - charged_);
+  if (held < charged_) flow_.budget->release(charged_ - held);
+  charged_ = held;
+}
+
+void agent::push_back(actor::handle_t to) {
+  if (!flow_.pause || !flow_.resume) return;
+  if (to != 0 && rt_.mailbox_full(to)) {
+    mailbox_pauses_.fetch_add(1, std::memory_order_relaxed);
+    flow_.pause(net::pause_reason::mailbox);  // first: the drain may come at once
+    rt_.when_mailbox_drains(to, [resume = flow_.resume] { resume(net::pause_reason::mailbox); });
+  }
+  if (flow_.budget != nullptr && flow_.budget->over()) {
+    memory_pauses_.fetch_add(1, std::memory_order_relaxed);
+    flow_.pause(net::pause_reason::memory);
+    flow_.budget->when_below_low([resume = flow_.resume] { resume(net::pause_reason::memory); });
   }
 }
 
@@ -208,7 +250,7 @@ actor::handle_t agent::resolve_name(std::string_view name) {
   return rt_.resolve(name, c);
 }
 
-void agent::dispatch(wire::request_message& m) {
+actor::handle_t agent::dispatch(wire::request_message& m) {
   // Name query (address 0): the payload is skynet.pack(name), the name without '@'.
   if (!m.to.by_name && m.to.address == 0) {
     out_->queries.fetch_add(1, std::memory_order_relaxed);
@@ -217,14 +259,14 @@ void agent::dispatch(wire::request_message& m) {
     if (v && v->size() == 1 && (*v)[0].is_string()) h = rt_.resolve("@" + (*v)[0].as_string());
     if (h == 0) {
       answer_error(m.session, wire::error_name_not_found);
-      return;
+      return 0;
     }
     byte_buffer payload;
     (void)seri::pack(std::vector<lua_value>{lua_value(static_cast<std::int64_t>(h))}, payload);
     byte_buffer out;
     (void)wire::encode_response(m.session, true, payload, out);
     out_->write_now(std::move(out));
-    return;
+    return 0;
   }
 
   std::string_view error_text;
@@ -239,28 +281,29 @@ void agent::dispatch(wire::request_message& m) {
         log()->warn("cluster peer {}: push to unknown address {} dropped", peer_,
                     m.to.by_name ? m.to.name : actor::handle_string(m.to.address));
       }
-      return;
+      return 0;
     }
     auto args = seri::unpack(m.payload);
     if (!args) {
       out_->dropped.fetch_add(1, std::memory_order_relaxed);
       log()->warn("cluster peer {}: push with a bad payload dropped: {}", peer_, args.error().message());
-      return;
+      return 0;
     }
     // `to` was alive a moment ago: post() drops (and logs) the push if it has exited since.
-    rt_.post(to, actor::message{0, 0, actor::msg_type::send, actor::call_errc::none, std::move(*args), {}});
-    return;
+    rt_.post(to, actor::message{0, 0, actor::msg_type::send, actor::call_errc::none, std::move(*args), {},
+                                mailbox_charge(m.payload.size())});
+    return to;
   }
 
   out_->calls.fetch_add(1, std::memory_order_relaxed);
   if (to == 0) {
     answer_error(m.session, error_text);
-    return;
+    return 0;
   }
   auto args = seri::unpack(m.payload);
   if (!args) {
     answer_error(m.session, args.error().message());
-    return;
+    return 0;
   }
   // The completion is a pointer and a session (no allocation inside std::function);
   // it holds a reference to the outbox until it has run (exactly once).
@@ -273,7 +316,8 @@ void agent::dispatch(wire::request_message& m) {
     }
   };
   out_->acquire();
-  rt_.call(to, std::move(*args), call_timeout_, complete{out_, m.session});
+  rt_.call(to, std::move(*args), call_timeout_, complete{out_, m.session}, mailbox_charge(m.payload.size()));
+  return to;
 }
 
 // ------------------------------------------------------------ hand-over --

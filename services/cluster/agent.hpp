@@ -16,6 +16,13 @@
 //   - a call whose payload is not seri data is answered with the unpack error;
 //   - a call not answered within the node's call timeout is answered ERROR "call timed out".
 //
+// Back-pressure (flow_control): after each request it delivers, the agent pauses its
+// connection's reading while the target service's mailbox is past mailbox_high (resumed
+// when it drains to mailbox_low), and while the node's memory budget is past its high mark
+// (resumed at the low mark). The chunks of incomplete multi-part requests are charged to
+// the budget; past the per-connection cap (assembler_limits::max_pending_bytes) the peer
+// is closed with the reason. Nothing read is dropped: the peer's bytes wait in TCP.
+//
 // Thread rules: on_frame() runs on the connection's net thread only. Answers are written
 // from whichever runtime thread completes the call; `write` must be safe from any thread.
 //
@@ -33,6 +40,8 @@
 #include <string>
 
 #include "common/actor/runtime.hpp"
+#include "common/base/memory_budget.hpp"
+#include "common/net/handler.hpp"
 #include "common/wire/cluster_assembler.hpp"
 
 namespace csk::cluster {
@@ -49,6 +58,23 @@ struct agent_stats {
   std::uint64_t bytes_in = 0;
   std::uint64_t frames_out = 0;
   std::uint64_t bytes_out = 0;
+  // Back-pressure: reads paused for a full mailbox or the node's memory, and the bytes
+  // of incomplete multi-part requests held now.
+  std::uint64_t mailbox_pauses = 0;
+  std::uint64_t memory_pauses = 0;
+  std::uint64_t pending_bytes = 0;
+  bool overrun = false;  ///< closed for passing max_pending_bytes
+};
+
+/// How an agent pushes back on its connection. Every member is optional.
+struct flow_control {
+  /// Stops reading the connection for `why` (called on the connection's net thread,
+  /// from on_frame: no further frame arrives until the matching resume).
+  std::function<void(net::pause_reason why)> pause;
+  /// Ends that pause. Runs on any thread, possibly after the agent is gone: it must
+  /// reach the connection through something that outlives the agent (its id).
+  std::function<void(net::pause_reason why)> resume;
+  memory_budget* budget = nullptr;  ///< the node's; must outlive the agent
 };
 
 class agent {
@@ -57,7 +83,7 @@ class agent {
   using close_fn = std::function<void(const std::string& reason)>;
 
   agent(actor::runtime& rt, std::string peer, write_fn write, close_fn close,
-        wire::assembler_limits limits = {}, std::chrono::milliseconds call_timeout = {});
+        wire::assembler_limits limits = {}, std::chrono::milliseconds call_timeout = {}, flow_control flow = {});
   ~agent();
   agent(const agent&) = delete;
   agent& operator=(const agent&) = delete;
@@ -85,7 +111,12 @@ class agent {
   static constexpr std::uint8_t state_version = 1;
 
  private:
-  void dispatch(wire::request_message& m);
+  /// Returns the handle the request went to (0: answered here or dropped).
+  actor::handle_t dispatch(wire::request_message& m);
+  /// After a delivery: pause for `to`'s mailbox or the node's memory (see flow_control).
+  void push_back(actor::handle_t to);
+  /// Charges (or releases) the budget for what the assembler holds now.
+  void sync_charge();
   void answer_error(std::uint32_t session, std::string_view text);
   actor::handle_t resolve(const wire::request_message& m, std::string_view& error_text);
   actor::handle_t resolve_name(std::string_view name);
@@ -105,6 +136,10 @@ class agent {
   std::size_t next_name_slot_ = 0;
   std::chrono::milliseconds call_timeout_;
   bool closed_ = false;
+  flow_control flow_;
+  std::size_t charged_ = 0;  // assembler bytes charged to flow_.budget
+  std::atomic<std::uint64_t> mailbox_pauses_{0}, memory_pauses_{0};
+  std::atomic<bool> overrun_{false};
   outbox* out_;
 };
 

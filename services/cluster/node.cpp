@@ -17,6 +17,7 @@ std::shared_ptr<spdlog::logger> log() { return csk::logger("cluster"); }
 net::conn_options conn_options_for(const node_options& o) {
   net::conn_options c;
   c.idle_timeout = o.idle_timeout;
+  c.budget = o.budget;
   return c;
 }
 
@@ -149,7 +150,7 @@ class node::remote : public transport, public net::handler, public std::enable_s
 // ------------------------------------------------------------ inbound side --
 
 /// The listener's handler: one agent per accepted connection.
-class node::inbound : public net::handler {
+class node::inbound : public net::handler, public std::enable_shared_from_this<node::inbound> {
  public:
   inbound(actor::runtime& rt, net::net& n, const node_options& o) : rt_(rt), net_(n), opts_(o) {}
 
@@ -164,7 +165,7 @@ class node::inbound : public net::handler {
     agents_.emplace(id, std::make_unique<agent>(
                             rt_, peer, [n, id](byte_buffer b) { n->send(id, std::move(b)); },
                             [n, id](const std::string& reason) { n->close(id, reason, true); }, opts_.limits,
-                            opts_.inbound_call_timeout));
+                            opts_.inbound_call_timeout, flow_of(std::make_shared<std::atomic<net::conn_id>>(id))));
     log()->info("cluster: accepted {} (connection {})", peer, id);
     if (frozen_.load()) net_.pause_reading(id);  // node::pause_inbound: read nothing
   }
@@ -250,7 +251,7 @@ class node::inbound : public net::handler {
     auto a = std::make_unique<agent>(
         rt_, c.peer, [n, cid](byte_buffer b) { n->send(cid->load(), std::move(b)); },
         [n, cid](const std::string& reason) { n->close(cid->load(), reason, true); }, opts_.limits,
-        opts_.inbound_call_timeout);
+        opts_.inbound_call_timeout, flow_of(cid));
     if (auto imported = a->import_state(state); !imported) return unexpected(imported.error());
     std::lock_guard lock(mu_);  // on_adopt and the first on_message of the id wait for it
     if (agents_.size() >= opts_.max_connections) {
@@ -311,6 +312,17 @@ class node::inbound : public net::handler {
   };
   static last_agent& cache_of_this_thread();
   void forget_cached(net::conn_id id);
+  /// An agent's back-pressure on connection *cid. A resume that comes after the node is
+  /// gone (a mailbox drained at the runtime's shutdown) finds no inbound and does nothing.
+  flow_control flow_of(std::shared_ptr<std::atomic<net::conn_id>> cid) {
+    flow_control f;
+    f.pause = [n = &net_, cid](net::pause_reason why) { n->pause_reading(cid->load(), why); };
+    f.resume = [w = weak_from_this(), cid](net::pause_reason why) {
+      if (auto self = w.lock()) self->net_.resume_reading(cid->load(), why);
+    };
+    f.budget = opts_.budget;
+    return f;
+  }
 
   actor::runtime& rt_;
   net::net& net_;

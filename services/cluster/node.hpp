@@ -47,6 +47,10 @@ struct node_options {
   std::chrono::milliseconds inbound_call_timeout{0};  ///< 0 = the runtime's call timeout
   std::size_t max_connections = 1023;   ///< accepted connections served at once
   std::chrono::milliseconds idle_timeout{0};
+  /// The node's memory budget (queued bytes of every connection, incomplete multi-part
+  /// requests, requests waiting in mailboxes); past its high mark inbound connections stop
+  /// reading. nullptr = none. Must outlive the node and its net.
+  memory_budget* budget = nullptr;
 };
 
 class node {

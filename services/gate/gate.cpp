@@ -212,6 +212,7 @@ struct gate_state final : net::handler {
       conn_state& c = it->second;
       token = next_token++;
       msgs.emplace(token, pending_message{id, c.next_seq++, byte_buffer(body.begin(), body.end()), std::nullopt});
+      if (memory_budget* b = rt->options().budget) b->charge(message_charge(body.size()));
       ++messages;
       if (++c.in_flight >= opts.max_in_flight && !c.paused) {
         c.paused = true;
@@ -221,7 +222,33 @@ struct gate_state final : net::handler {
     }
     rt->call(self, actor::values{marker(), static_cast<std::int64_t>(token)}, opts.message_timeout,
              [s = shared(), token](actor::call_result r) { s->finish(token, std::move(r)); });
+    push_back(id);
   }
+
+  /// Back-pressure after a delivery (net thread of `id`): the gate's mailbox past
+  /// mailbox_high, or the node's memory budget past its high mark, pause this connection
+  /// (pause_reason bits of their own: the gate's in-flight pauses and freezes are not
+  /// touched) until the mailbox drains to mailbox_low or the budget to its low mark.
+  void push_back(conn_id id) {
+    std::weak_ptr<net::handler> w = self_ref;
+    const auto resume = [w, id](net::pause_reason why) {
+      if (auto h = w.lock()) static_cast<gate_state&>(*h).net->resume_reading(id, why);
+    };
+    if (rt->mailbox_full(self)) {
+      mailbox_pauses.fetch_add(1, std::memory_order_relaxed);
+      net->pause_reading(id, net::pause_reason::mailbox);
+      rt->when_mailbox_drains(self, [resume] { resume(net::pause_reason::mailbox); });
+    }
+    memory_budget* b = rt->options().budget;
+    if (b != nullptr && b->over()) {
+      memory_pauses.fetch_add(1, std::memory_order_relaxed);
+      net->pause_reading(id, net::pause_reason::memory);
+      b->when_below_low([resume] { resume(net::pause_reason::memory); });
+    }
+  }
+
+  /// A message's bytes, held from its arrival until its handler finishes.
+  static std::size_t message_charge(std::size_t body) { return body + sizeof(pending_message) + 64; }
 
   void on_close(conn_id id, const std::string& reason) override {
     std::lock_guard lock(mu);
@@ -250,6 +277,7 @@ struct gate_state final : net::handler {
       logger("service")->warn("gate {}: conn {}: message {} failed: {}", actor::handle_string(self), id, seq,
                               r.error().text);
     }
+    if (memory_budget* b = rt->options().budget) b->release(message_charge(m->second.body.size()));
     msgs.erase(m);
     auto it = conns.find(id);
     if (it == conns.end()) return;  // closed meanwhile: the answer has nowhere to go
@@ -306,6 +334,7 @@ struct gate_state final : net::handler {
     co.pause_reading_above = opts.max_outbound_bytes / 4;
     co.max_message = opts.max_message;
     co.idle_timeout = opts.idle_timeout;
+    co.budget = rt != nullptr ? rt->options().budget : nullptr;
     return co;
   }
 
@@ -358,6 +387,7 @@ struct gate_state final : net::handler {
   // stats (mu)
   std::uint64_t accepted = 0, refused = 0, connected = 0, messages = 0, answers = 0, failures = 0, pauses = 0;
   std::uint64_t detached = 0, adopted = 0;
+  std::atomic<std::uint64_t> mailbox_pauses{0}, memory_pauses{0};  // any thread
 };
 
 }  // namespace detail
@@ -813,6 +843,8 @@ gate_stats gate_service::stats() const {
   out.pauses = s.pauses;
   out.detached = s.detached;
   out.adopted = s.adopted;
+  out.mailbox_pauses = s.mailbox_pauses.load(std::memory_order_relaxed);
+  out.memory_pauses = s.memory_pauses.load(std::memory_order_relaxed);
   return out;
 }
 

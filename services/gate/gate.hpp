@@ -15,6 +15,11 @@
 // leave in the order the messages came in. At max_in_flight the gate stops reading that
 // connection (TCP pushes back on the client) until a handler finishes.
 //
+// Back-pressure from the node: a connection also stops reading while the gate's own mailbox
+// is past the runtime's mailbox_high (until mailbox_low) and while the node's memory
+// budget (runtime_options::budget: the message bodies held until answered, the queued
+// bytes) is past its high mark (until its low mark).
+//
 // Backpressure on the way out: the gate stops reading a connection while more than a
 // quarter of max_outbound_bytes waits to be written to it, and cuts the connection
 // ("send buffer full") if a send would go over max_outbound_bytes.
@@ -140,6 +145,8 @@ struct gate_stats {
   std::uint64_t pauses = 0;     ///< times a connection hit max_in_flight
   std::uint64_t detached = 0;   ///< connections handed over ("__handover", "detach")
   std::uint64_t adopted = 0;    ///< connections taken over ("__handover", "adopt")
+  std::uint64_t mailbox_pauses = 0;  ///< reads paused: the gate's mailbox past mailbox_high
+  std::uint64_t memory_pauses = 0;   ///< reads paused: the node's memory budget past its high mark
 };
 
 namespace detail {
