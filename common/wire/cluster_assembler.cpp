@@ -20,10 +20,16 @@ void detail::multipart_buffer::add(bytes_view chunk) {
 
 bool detail::add_within(multipart_buffer& b, bytes_view chunk, std::size_t& held, std::size_t budget) {
   const bool stores = !b.discard && b.received + chunk.size() <= b.total;
-  if (stores && chunk.size() > budget - std::min(budget, held)) return false;
-  const std::size_t before = b.data.size();
+  const std::size_t before = b.data.capacity();  // counted in `held`
+  const std::size_t need = b.data.size() + chunk.size();
+  if (stores && need > before) {
+    const std::size_t room = budget - std::min(budget, held);  // beyond what is counted
+    if (need - before > room) return false;
+    const std::size_t doubled = std::min<std::uint64_t>(std::max(need, 2 * before), b.total);
+    b.data.reserve(doubled - before <= room ? doubled : need);
+  }
   b.add(chunk);
-  held = held - before + b.data.size();
+  held = held - before + b.data.capacity();
   return true;
 }
 
@@ -476,7 +482,7 @@ result<void, std::string> request_assembler::import_state(bytes_view in) {
                     " bytes");
       }
       p.buf.data.assign(data.begin(), data.end());
-      held += data.size();
+      held += p.buf.data.capacity();
     }
     if (!pending.emplace(session, std::move(p)).second) return fail("duplicate session " + std::to_string(session));
   }

@@ -33,11 +33,14 @@ struct multipart_buffer {
   bool complete() const noexcept { return !discard && received == total; }
 };
 
-/// add() that keeps `held` (the bytes all of one connection's buffers store) true and
-/// refuses (false, nothing counted or stored) a chunk that would take it past `budget`.
+/// add() that keeps `held` (the bytes all of one connection's buffers take: their
+/// capacity, not only what they store) true and refuses (false, nothing counted or
+/// stored) a chunk that would take it past `budget`. A buffer grows by doubling (up to its
+/// announced total) while the budget has room for that, else by exactly the chunk: the
+/// memory a connection's chunks take is at most `budget`, allocator overhead aside.
 bool add_within(multipart_buffer& b, bytes_view chunk, std::size_t& held, std::size_t budget);
 /// The buffer leaves the connection's account (completed, refused or reset).
-inline void release(multipart_buffer& b, std::size_t& held) noexcept { held -= b.data.size(); }
+inline void release(multipart_buffer& b, std::size_t& held) noexcept { held -= b.data.capacity(); }
 }  // namespace detail
 
 struct assembler_limits {
@@ -95,7 +98,8 @@ class request_assembler {
   void push(const request_frame& f, request_event& ev);
 
   std::size_t pending() const noexcept { return pending_.size(); }
-  /// Bytes the incomplete multi-part requests hold (at most limits.max_pending_bytes).
+  /// Bytes the incomplete multi-part requests take (buffer capacity; at most
+  /// limits.max_pending_bytes).
   std::size_t held_bytes() const noexcept { return held_; }
 
   /// Hand-over (a connection moving to another worker): appends the whole state, i.e.
@@ -167,7 +171,8 @@ class response_assembler {
   void push(const response_frame& f, response_event& ev);
 
   std::size_t pending() const noexcept { return pending_.size(); }
-  /// Bytes the incomplete multi-part responses hold (at most limits.max_pending_bytes).
+  /// Bytes the incomplete multi-part responses take (buffer capacity; at most
+  /// limits.max_pending_bytes).
   std::size_t held_bytes() const noexcept { return held_; }
 
  private:

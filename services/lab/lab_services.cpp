@@ -1,5 +1,6 @@
 #include "services/lab/lab_services.hpp"
 
+#include <chrono>
 #include <stdexcept>
 
 namespace csk::lab {
@@ -50,6 +51,29 @@ class counter : public service {
   std::int64_t n_ = 0;
 };
 
+/// A slow consumer: every message but "get" holds its worker thread for the delay given at
+/// spawn (args[0], microseconds: a handler doing real work, not a coroutine that yields)
+/// and is counted; "get" returns the count. For back-pressure tests: a flood of pushes
+/// must reach it, every one, without its mailbox growing past the node's limits.
+class sink : public service {
+ public:
+  void init(context&, const values& args) override {
+    if (!args.empty() && args[0].is_integer()) delay_ = std::chrono::microseconds(args[0].as_integer());
+  }
+  task<values> handle(context&, message& m) override {
+    if (!m.args.empty() && m.args[0].is_string() && m.args[0].as_string() == "get") co_return values{count_};
+    const auto until = std::chrono::steady_clock::now() + delay_;
+    while (std::chrono::steady_clock::now() < until) {
+    }
+    ++count_;
+    co_return values{};
+  }
+
+ private:
+  std::chrono::microseconds delay_{0};
+  std::int64_t count_ = 0;
+};
+
 class filler : public service {
  public:
   task<values> handle(context&, message&) override { co_return values{}; }
@@ -63,6 +87,7 @@ void register_lab_types(actor::runtime& rt) {
   rt.register_type("gen", [] { return std::make_unique<gen>(); });
   rt.register_type("noret", [] { return std::make_unique<noret>(); });
   rt.register_type("slow", [] { return std::make_unique<slow>(); });
+  rt.register_type("sink", [] { return std::make_unique<sink>(); });
 }
 
 actor::handle_t spawn_lab_services(actor::runtime& rt) {

@@ -8,12 +8,13 @@
 //   noret     answers with no values
 //   slow(ms, ...) sleeps ms, then returns all its arguments
 //   counter   returns 1, 2, 3, ...
+//   sink(us)  (type only) busy for `us` microseconds per message, counts them; "get" returns the count
 
 #include "common/actor/runtime.hpp"
 
 namespace csk::lab {
 
-/// Registers the service types "echo", "fail", "gen", "noret" and "slow" (the lab's
+/// Registers the service types "echo", "fail", "gen", "noret", "slow" and "sink" (the lab's
 /// counter is only spawned by spawn_lab_services: "counter" is the hello example's type).
 void register_lab_types(actor::runtime& rt);
 

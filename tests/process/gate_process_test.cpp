@@ -12,28 +12,12 @@
 #include <string>
 
 #include "tests/process/process_harness.hpp"
+#include "tests/support/line_client.hpp"
 #include "tests/support/raw_socket.hpp"
 #include "tests/support/temp_dir.hpp"
 
 namespace csk::test {
 namespace {
-
-/// A line-protocol client of examples/gate's kv_gate; reads and writes time out after 10 s.
-class line_client {
- public:
-  explicit line_client(std::uint16_t port) : sock_(raw_socket::try_connect(port)) {}
-  bool connected() const { return sock_.valid(); }
-  /// Sends bytes as they are (a part of a line, say).
-  bool send_raw(const std::string& bytes) { return connected() && send_all(sock_.fd(), as_bytes(bytes)); }
-  /// Sends one line, returns the answer line; nullopt on EOF or timeout.
-  std::optional<std::string> ask(const std::string& line) {
-    if (!send_raw(line + "\n")) return std::nullopt;
-    return sock_.read_line();
-  }
-
- private:
-  raw_socket sock_;
-};
 
 class GateUnderSupervisor : public temp_dir_test {
  protected:

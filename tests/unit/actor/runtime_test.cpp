@@ -670,5 +670,101 @@ TEST(RuntimeThreaded, ShutdownLetsQueuedMessagesFinish) {
   EXPECT_EQ(got.size(), 1000u);  // recorder state: read after the threads are joined
 }
 
+// -- back-pressure (issue 14) ------------------------------------------------------
+
+TEST(RuntimeBackPressure, AFullMailboxRefusesCallsAndSendsButNotReplies) {
+  std::vector<values> got;
+  runtime_options o = manual();
+  o.mailbox_limit = 3;
+  runtime rt(o);
+  auto b = rt.spawn(std::make_unique<recorder>(&got));
+  ASSERT_TRUE(b.has_value());
+  rt.start();
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(rt.send(*b, values{i}));
+  auto refused = rt.call(*b, values{"over"});
+  ASSERT_TRUE(ready(refused)) << "answered at once, not at its timeout";
+  auto r = refused.get();
+  ASSERT_FALSE(r.has_value());
+  EXPECT_EQ(r.error().code, call_errc::overloaded);
+  EXPECT_EQ(r.error().text, "service overloaded");
+  EXPECT_TRUE(rt.send(*b, values{"dropped"})) << "the address exists; the send is refused inside";
+  EXPECT_EQ(rt.stats().overload_refused, 2u);
+  EXPECT_EQ(rt.run_until_idle(), 3u);
+  ASSERT_EQ(got.size(), 3u) << "what was queued before the cap is all delivered";
+  auto after = rt.call(*b, values{"room again"});
+  rt.run_until_idle();
+  ASSERT_TRUE(ready(after));
+  EXPECT_TRUE(after.get().has_value());
+}
+
+TEST(RuntimeBackPressure, AFeederIsResumedWhenTheMailboxDrainsToTheLowMark) {
+  std::vector<values> got;
+  runtime_options o = manual();
+  o.mailbox_high = 4;
+  o.mailbox_low = 2;
+  o.batch_limit = 1;  // one message a turn: the drain is seen message by message
+  runtime rt(o);
+  auto b = rt.spawn(std::make_unique<recorder>(&got));
+  ASSERT_TRUE(b.has_value());
+  rt.start();
+  for (int i = 0; i < 4; ++i) ASSERT_TRUE(rt.send(*b, values{i}));
+  EXPECT_FALSE(rt.mailbox_full(*b)) << "at the high mark is not past it";
+  ASSERT_TRUE(rt.send(*b, values{4}));
+  EXPECT_TRUE(rt.mailbox_full(*b));
+  int resumed = 0;
+  rt.when_mailbox_drains(*b, [&] { ++resumed; });
+  EXPECT_EQ(resumed, 0);
+  EXPECT_EQ(rt.stats().mailbox_pauses, 1u);
+  ASSERT_TRUE(rt.dispatch_one());  // 4 left
+  ASSERT_TRUE(rt.dispatch_one());  // 3 left
+  EXPECT_EQ(resumed, 0);
+  ASSERT_TRUE(rt.dispatch_one());  // 2 left: the low mark
+  EXPECT_EQ(resumed, 1);
+  rt.run_until_idle();
+  EXPECT_EQ(resumed, 1) << "once";
+  EXPECT_EQ(got.size(), 5u);
+  rt.when_mailbox_drains(*b, [&] { ++resumed; });
+  EXPECT_EQ(resumed, 2) << "already drained: at once";
+}
+
+TEST(RuntimeBackPressure, AFeederWaitingOnAServiceThatExitsIsResumed) {
+  runtime_options o = manual();
+  o.mailbox_high = 1;
+  o.mailbox_low = 0;
+  runtime rt(o);
+  auto b = rt.spawn(std::make_unique<adder>());
+  ASSERT_TRUE(b.has_value());
+  rt.start();
+  ASSERT_TRUE(rt.send(*b, values{"quit"}));
+  ASSERT_TRUE(rt.send(*b, values{"add", 1, 2}));
+  ASSERT_TRUE(rt.send(*b, values{"add", 1, 2}));
+  ASSERT_TRUE(rt.mailbox_full(*b));
+  bool resumed = false;
+  rt.when_mailbox_drains(*b, [&] { resumed = true; });
+  ASSERT_TRUE(rt.dispatch_one());  // "quit": the service exits with two messages left
+  rt.run_until_idle();
+  EXPECT_TRUE(resumed);
+  EXPECT_FALSE(rt.alive(*b));
+}
+
+TEST(RuntimeBackPressure, ChargedMessagesAreCountedUntilAServiceTakesThem) {
+  memory_budget budget(0, 0);
+  std::vector<values> got;
+  runtime_options o = manual();
+  o.budget = &budget;
+  runtime rt(o);
+  auto b = rt.spawn(std::make_unique<recorder>(&got));
+  ASSERT_TRUE(b.has_value());
+  rt.start();
+  for (int i = 0; i < 3; ++i) rt.post(*b, message{0, 0, msg_type::send, call_errc::none, values{i}, {}, 100});
+  rt.post(*b, message{0, 0, msg_type::send, call_errc::none, values{"free"}, {}, 0});
+  EXPECT_EQ(budget.held(), 300u);
+  rt.run_until_idle();
+  EXPECT_EQ(budget.held(), 0u);
+  EXPECT_EQ(got.size(), 4u);
+  rt.post(0x7fffff, message{0, 0, msg_type::send, call_errc::none, values{}, {}, 100});  // nobody: not charged
+  EXPECT_EQ(budget.held(), 0u);
+}
+
 }  // namespace
 }  // namespace csk::actor

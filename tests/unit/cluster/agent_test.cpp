@@ -221,5 +221,103 @@ TEST_F(AgentTest, SlowCallsAnswerOutOfOrder) {
   EXPECT_EQ(order, (std::vector<std::uint32_t>{2, 1}));
 }
 
+// -- back-pressure (issue 14) ----------------------------------------------------------
+
+/// What an agent asked of its connection: "pause mailbox", "resume memory", ...
+struct flow_log {
+  std::mutex mu;
+  std::vector<std::string> events;
+  std::vector<std::string> take() {
+    std::lock_guard lock(mu);
+    return std::exchange(events, {});
+  }
+};
+
+const char* reason_name(net::pause_reason r) {
+  switch (r) {
+    case net::pause_reason::user: return "user";
+    case net::pause_reason::mailbox: return "mailbox";
+    case net::pause_reason::memory: return "memory";
+  }
+  return "?";
+}
+
+flow_control recording_flow(flow_log& log, memory_budget* budget) {
+  flow_control f;
+  f.pause = [&log](net::pause_reason r) {
+    std::lock_guard lock(log.mu);
+    log.events.push_back(std::string("pause ") + reason_name(r));
+  };
+  f.resume = [&log](net::pause_reason r) {
+    std::lock_guard lock(log.mu);
+    log.events.push_back(std::string("resume ") + reason_name(r));
+  };
+  f.budget = budget;
+  return f;
+}
+
+byte_buffer push_to_echo(std::uint32_t session) {
+  byte_buffer out;
+  EXPECT_TRUE(wire::encode_request(wire::target::named("@echo"), session, true,
+                                   *seri::pack(std::vector<lua_value>{lua_value("x")}), out)
+                  .has_value());
+  return out;
+}
+
+TEST(AgentBackPressure, PushesPastTheMailboxHighMarkPauseUntilItDrains) {
+  actor::runtime_options o;
+  o.run_mode = actor::runtime_options::mode::manual;
+  o.mailbox_high = 4;
+  o.mailbox_low = 1;
+  actor::runtime rt(o);
+  lab::spawn_lab_services(rt);
+  rt.start();
+  flow_log log;
+  agent a(rt, "p", [](byte_buffer) {}, [](const std::string&) {}, {}, {}, recording_flow(log, nullptr));
+  wire::frame_reader reader;
+  for (std::uint32_t s = 1; s <= 4; ++s) {
+    reader.feed(push_to_echo(s));
+    while (auto body = reader.next()) a.on_frame(*body);
+  }
+  EXPECT_TRUE(log.take().empty()) << "4 waiting is the high mark, not past it";
+  reader.feed(push_to_echo(5));
+  while (auto body = reader.next()) a.on_frame(*body);
+  EXPECT_EQ(log.take(), std::vector<std::string>{"pause mailbox"});
+  EXPECT_EQ(rt.run_until_idle(), 5u) << "every push is delivered";
+  EXPECT_EQ(log.take(), std::vector<std::string>{"resume mailbox"});
+  EXPECT_EQ(a.stats().mailbox_pauses, 1u);
+  rt.shutdown();
+}
+
+TEST(AgentBackPressure, HeldChunksAreChargedAndPastTheHighMarkPauseUntilReleased) {
+  actor::runtime_options o;
+  o.run_mode = actor::runtime_options::mode::manual;
+  actor::runtime rt(o);
+  lab::spawn_lab_services(rt);
+  rt.start();
+  memory_budget budget(3000, 1000);
+  flow_log log;
+  {
+    agent a(rt, "p", [](byte_buffer) {}, [](const std::string&) {}, {}, {}, recording_flow(log, &budget));
+    // A multi-part request to echo announcing 1 MiB; chunks of 1000 bytes held.
+    a.on_frame(byte_buffer{0x01, 0x0a, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0x10, 0});
+    byte_buffer part(5 + 1000, 0x61);
+    part[0] = 0x02;
+    part[1] = 1;
+    part[2] = part[3] = part[4] = 0;
+    for (int i = 0; i < 3; ++i) a.on_frame(part);
+    EXPECT_EQ(budget.held(), 3000u);
+    EXPECT_TRUE(log.take().empty());
+    a.on_frame(part);
+    EXPECT_EQ(budget.held(), 4000u);
+    EXPECT_EQ(log.take(), std::vector<std::string>{"pause memory"});
+    EXPECT_EQ(a.stats().memory_pauses, 1u);
+    EXPECT_EQ(a.stats().pending_bytes, 4000u);
+  }
+  EXPECT_EQ(budget.held(), 0u) << "a closed connection's agent gives its chunks back";
+  EXPECT_EQ(log.take(), std::vector<std::string>{"resume memory"});
+  rt.shutdown();
+}
+
 }  // namespace
 }  // namespace csk::cluster

@@ -887,5 +887,98 @@ TEST(NetLifecycle, StopWithoutStartIsSafe) {
   EXPECT_EQ(n.local_port(*lid), 0u);
 }
 
+// -- issue 14: pause reasons, borrowed read buffers, the memory budget -------------------
+
+/// Polls `done` (a gauge updated on a net thread) until it holds or the deadline passes.
+template <class F>
+bool soon(F&& done) {
+  const auto until = std::chrono::steady_clock::now() + deadline;
+  while (!done()) {
+    if (std::chrono::steady_clock::now() > until) return false;
+    std::this_thread::yield();
+  }
+  return true;
+}
+
+TEST(NetPauseReasons, EachReasonIsResumedOnlyByItsOwnResume) {
+  // One net thread: B's echo coming back proves the thread ran past A's frame.
+  net n(1);
+  n.start();
+  auto server = std::make_shared<recorder>(&n);
+  auto lid = n.listen("127.0.0.1", 0, server);
+  ASSERT_TRUE(lid) << lid.error();
+  const auto port = n.local_port(*lid);
+  const auto a = raw_socket::connect_to(port);
+  ASSERT_TRUE(server->wait([&] { return server->accepted().size() == 1; }));
+  const auto a_id = server->accepted()[0];
+  n.pause_reading(a_id, pause_reason::user);
+  n.pause_reading(a_id, pause_reason::mailbox);
+  n.pause_reading(a_id, pause_reason::memory);
+  const auto b = raw_socket::connect_to(port);
+  const auto still_paused = [&](const char* when) {
+    b.write_all(frame(when));
+    EXPECT_EQ(b.read_frame(), when);
+    EXPECT_TRUE(server->messages(a_id).empty()) << when;
+  };
+  n.run_after(a_id, [] {});  // the pauses are in place before A writes
+  a.write_all(frame("held"));
+  still_paused("all three");
+  n.resume_reading(a_id, pause_reason::mailbox);
+  still_paused("user and memory left");
+  n.resume_reading(a_id, pause_reason::mailbox);  // twice: nothing more
+  n.resume_reading(a_id, pause_reason::user);
+  still_paused("memory left");
+  n.resume_reading(a_id, pause_reason::memory);
+  ASSERT_TRUE(server->wait([&] { return server->messages(a_id).size() == 1; }));
+  EXPECT_EQ(a.read_frame(), "held");
+  n.stop();
+}
+
+TEST_F(NetEcho, IdleConnectionsGiveTheirReadBuffersBack) {
+  auto server = std::make_shared<recorder>(&net_);
+  conn_options o;
+  o.read_chunk = 16u << 10;
+  const auto port = listen(server, o);
+  std::vector<raw_socket> peers;
+  for (int i = 0; i < 40; ++i) {
+    peers.push_back(raw_socket::connect_to(port));
+    peers.back().write_all(frame("ping " + std::to_string(i)));
+    EXPECT_EQ(peers.back().read_frame(), "ping " + std::to_string(i));
+  }
+  EXPECT_TRUE(soon([&] { return net_.get_stats().read_buffers == 0; }))
+      << net_.get_stats().read_buffers << " of 40 idle connections still hold a read buffer";
+  EXPECT_EQ(net_.get_stats().read_buffer_bytes, 0u);
+  EXPECT_LE(net_.get_stats().pooled_bytes, 2u * 16u * o.read_chunk) << "each of the 2 threads keeps at most 16";
+
+  // Half a frame must be kept: that connection holds a buffer until the rest comes.
+  const auto whole = frame(std::string(1000, 'h'));
+  peers[0].write_all(bytes_view(whole).first(500));
+  EXPECT_TRUE(soon([&] { return net_.get_stats().read_buffers == 1; }));
+  peers[0].write_all(bytes_view(whole).subspan(500));
+  EXPECT_EQ(peers[0].read_frame(), std::string(1000, 'h'));
+  EXPECT_TRUE(soon([&] { return net_.get_stats().read_buffers == 0; }));
+}
+
+TEST_F(NetSend, QueuedBytesAreChargedToTheBudgetUntilWrittenOrDropped) {
+  memory_budget budget(0, 0);
+  auto server = std::make_shared<recorder>();
+  conn_options o;
+  o.budget = &budget;
+  o.max_outbound_bytes = 64u << 20;
+  const auto port = listen(server, o);
+  test::socket_options small;
+  small.rcvbuf = 4096;
+  const auto peer = raw_socket::connect_to(port, small);  // never reads
+  ASSERT_TRUE(server->wait([&] { return server->accepted().size() == 1; }));
+  const auto id = server->accepted()[0];
+  for (int i = 0; i < 200; ++i) ASSERT_TRUE(net_.send(id, frame(std::string(60000, 'q'))));
+  EXPECT_TRUE(soon([&] { return net_.queued_bytes(id) > 0 && budget.held() == net_.queued_bytes(id); }))
+      << "held " << budget.held() << ", queued " << net_.queued_bytes(id);
+  EXPECT_GT(budget.held(), 1u << 20) << "most of 12 MB waits: the peer does not read";
+  net_.close(id, "test", false);
+  ASSERT_TRUE(server->wait([&] { return server->closes().count(id) == 1; }));
+  EXPECT_EQ(budget.held(), 0u) << "an abort gives what was queued back";
+}
+
 }  // namespace
 }  // namespace csk::net
