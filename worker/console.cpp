@@ -5,6 +5,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/base/memory_budget.hpp"
+#include "common/net/net.hpp"
 #include "services/cluster/node.hpp"
 #include "services/entity/directory.hpp"
 #include "services/entity/registry.hpp"
@@ -92,6 +94,47 @@ json journal_json(const entity::directory::entry& e) {
   return out;
 }
 
+// The node's memory budget (runtime_options::budget), as /status shows it.
+json budget_json(const memory_budget* b) {
+  if (b == nullptr) return nullptr;
+  return {{"held", b->held()}, {"high", b->high()}, {"low", b->low()}, {"waiting", b->waiting()}, {"pauses", b->pauses()}};
+}
+
+// Each accepted cluster connection: what is held for it and how often it paused.
+json connections_json(const cluster::node& c, const net::net* n) {
+  json out = json::array();
+  for (const auto& i : c.inbound_peers()) {
+    out.push_back({{"id", i.id},
+                   {"peer", i.peer},
+                   {"in_flight", i.in_flight},
+                   {"pending_bytes", i.stats.pending_bytes},
+                   {"queued_bytes", n != nullptr ? n->queued_bytes(i.id) : 0},
+                   {"mailbox_pauses", i.stats.mailbox_pauses},
+                   {"memory_pauses", i.stats.memory_pauses}});
+  }
+  return out;
+}
+
+json netstat_json(const parts& p) {
+  const auto* n = p.rt->extension<net::net>();
+  json cluster = nullptr;
+  if (p.cluster != nullptr) {
+    cluster = {{"inbound", p.cluster->inbound_ids()}, {"in_flight", p.cluster->inbound_in_flight()},
+               {"port", p.cluster->port()}, {"connections", connections_json(*p.cluster, n)},
+               {"overrun_closes", p.cluster->inbound_overrun_closes()}};
+  }
+  json gates = json::array();
+  for (const auto& g : p.gates) gates.push_back(".gate." + g);
+  json out = {{"cluster", cluster}, {"gates", gates}, {"budget", budget_json(p.rt->options().budget)}, {"net", nullptr}};
+  if (n != nullptr) {
+    const auto st = n->get_stats();
+    out["net"] = {{"read_buffer_bytes", st.read_buffer_bytes},
+                  {"read_buffers", st.read_buffers},
+                  {"pooled_bytes", st.pooled_bytes}};
+  }
+  return out;
+}
+
 const char* const help_text =
     "list | stat | mem | info ADDR | call ADDR ARGS... | send ADDR ARGS... | ping ADDR | netstat | journal | "
     "checkpoint [ID] | help"
@@ -142,6 +185,8 @@ std::string run(const parts& p, std::string_view line) {
            {"dropped", s.dropped},
            {"handler_errors", s.handler_errors},
            {"overload_warnings", s.overload_warnings},
+           {"overload_refused", s.overload_refused},
+           {"mailbox_pauses", s.mailbox_pauses},
            {"slow_warnings", s.slow_warnings},
            {"uptime_s", std::chrono::duration<double>(std::chrono::steady_clock::now() - p.started).count()},
            {"cluster_connections", p.cluster != nullptr ? p.cluster->inbound_connections() : 0}};
@@ -169,14 +214,7 @@ std::string run(const parts& p, std::string_view line) {
     if (!r && r.error().code == actor::call_errc::timeout) throw std::runtime_error(w[1] + ": no answer in time");
     out = {{"alive", true}, {"round_trip_us", us}};
   } else if (verb == "netstat") {
-    json cluster = nullptr;
-    if (p.cluster != nullptr) {
-      cluster = {{"inbound", p.cluster->inbound_ids()}, {"in_flight", p.cluster->inbound_in_flight()},
-                 {"port", p.cluster->port()}};
-    }
-    json gates = json::array();
-    for (const auto& g : p.gates) gates.push_back(".gate." + g);
-    out = {{"cluster", cluster}, {"gates", gates}};
+    out = netstat_json(p);
   } else if (verb == "journal") {
     out = json::array();
     if (p.entities != nullptr) {

@@ -4,14 +4,18 @@
 // answer (console_reply, JSON text); it answers `generations`, `upgrade` and `help` itself.
 //
 //   list                 every service: handle, names, mailbox, messages, busy ms
-//   stat                 the runtime's counters, uptime, cluster connections
+//   stat                 the runtime's counters (refusals at mailbox_limit, mailbox pauses
+//                        too), uptime, cluster connections
 //   mem                  the process's memory (VmRSS, VmHWM, VmSize from /proc/self/status)
 //   info ADDR            one service's list entry
 //   call ADDR ARGS...    a call; ARGS are JSON if they parse, else strings (as `cppskynet call`)
 //   send ADDR ARGS...    a send
 //   ping ADDR            the round trip of a call through the service's mailbox (any reply,
 //                        even an error, proves it is alive and not stuck)
-//   netstat              cluster connections (inbound ids, in flight), gates
+//   netstat              cluster connections (inbound ids, in flight; per connection: bytes
+//                        held for it, pauses for a full mailbox or memory; closes for a
+//                        multi-part overrun), gates, the node's memory budget (held, high,
+//                        low, feeders waiting, pauses), the net's receive buffers
 //   journal              each entity store's journal: size, checkpoints, the last recovery
 //   checkpoint [ID]      starts a checkpoint of store ID (of every store without one);
 //                        answers which started (false: one is running, or no journal)

@@ -85,6 +85,10 @@ std::uint64_t resident_bytes() {
   return resident * static_cast<std::uint64_t>(::sysconf(_SC_PAGESIZE));
 }
 
+budget_stat budget_of(const memory_budget& b) {
+  return {b.held(), b.high(), b.low(), b.waiting(), b.pauses()};
+}
+
 std::string service_labels(const actor::service_info& i) {
   return "handle=\"" + actor::handle_string(i.handle) + "\",name=\"" + label(i.names.empty() ? "" : i.names.front()) + "\"";
 }
@@ -191,9 +195,9 @@ class admin_service final : public gate::gate_service {
     } else if (req->method != "GET") {
       out = response(405, "text/plain; charset=utf-8", "only GET\n");
     } else if (req->path == "/metrics") {
-      out = response(200, "text/plain; version=0.0.4; charset=utf-8", prometheus_text(gather(ctx.rt(), generation_)));
+      out = response(200, "text/plain; version=0.0.4; charset=utf-8", prometheus_text(snap(ctx)));
     } else if (req->path == "/status") {
-      out = response(200, "application/json", status_json(gather(ctx.rt(), generation_)) + "\n");
+      out = response(200, "application/json", status_json(snap(ctx)) + "\n");
     } else if (req->path == "/debug/pprof/profile" || req->path == "/debug/pprof/heap") {
       const bool cpu = req->path == "/debug/pprof/profile";
       const auto& g = gperftools::get();
@@ -216,6 +220,20 @@ class admin_service final : public gate::gate_service {
   }
 
  private:
+  // gather() and this endpoint's own figures as a gate (the only gate it can reach).
+  snapshot snap(actor::context& ctx) const {
+    snapshot s = gather(ctx.rt(), generation_);
+    const auto g = stats();
+    s.gates.push_back({name_of(s, ctx.self()), g.mailbox_pauses, g.memory_pauses});
+    return s;
+  }
+  static std::string name_of(const snapshot& s, actor::handle_t self) {
+    for (const auto& i : s.services) {
+      if (i.handle == self && !i.names.empty()) return i.names.front();
+    }
+    return actor::handle_string(self);
+  }
+
   std::uint32_t generation_ = 0;
 };
 
@@ -226,20 +244,32 @@ snapshot gather(actor::runtime& rt, std::uint32_t generation) {
   s.generation = generation;
   s.runtime = rt.stats();
   s.services = rt.services();
+  auto* n = rt.extension<net::net>();
   if (auto* c = rt.extension<cluster::node>()) {
     s.cluster = true;
     s.inbound_connections = c->inbound_connections();
     s.inbound_in_flight = c->inbound_in_flight();
     s.peers = c->peers();
-    s.inbound = c->inbound_peers();
+    for (auto& i : c->inbound_peers()) {
+      const std::uint64_t queued = n != nullptr ? n->queued_bytes(i.id) : 0;
+      s.inbound.push_back({std::move(i), queued});
+    }
+    s.inbound_overrun_closes = c->inbound_overrun_closes();
   }
-  if (auto* n = rt.extension<net::net>()) {
+  if (n != nullptr) {
     const auto st = n->get_stats();
     s.net_bytes_in = st.bytes_in;
     s.net_bytes_out = st.bytes_out;
     s.net_messages = st.messages;
     s.net_accepted = st.accepted;
     s.net_connected = st.connected;
+    s.net_read_buffer_bytes = st.read_buffer_bytes;
+    s.net_read_buffers = st.read_buffers;
+    s.net_pooled_bytes = st.pooled_bytes;
+  }
+  if (const memory_budget* b = rt.options().budget) {
+    s.has_budget = true;
+    s.budget = budget_of(*b);
   }
   s.resident_bytes = resident_bytes();
   if (auto* dir = rt.extension<entity::directory>()) {
@@ -317,6 +347,81 @@ void write_stores(text_writer& w, const std::vector<store_stat>& stores) {
        [](const store_stat& st) { return st.recovery_stopped_at_bad_record ? 1 : 0; });
 }
 
+// Bytes held for accepted cluster connections: incomplete multi-part requests and
+// answers queued for writing.
+std::uint64_t cluster_inbound_held(const snapshot& s) {
+  std::uint64_t n = 0;
+  for (const auto& i : s.inbound) n += i.stats.pending_bytes + i.queued_bytes;
+  return n;
+}
+
+// The node's memory budget (common/base/memory_budget.hpp), and what it is held for.
+void write_budget(text_writer& w, const snapshot& s) {
+  if (s.has_budget) {
+    w.family("csk_memory_budget_held_bytes", "gauge",
+             "Bytes held on peers' behalf: queued outbound bytes, incomplete multi-part requests, "
+             "messages fed into mailboxes.");
+    w.sample("csk_memory_budget_held_bytes", "", s.budget.held);
+    w.family("csk_memory_budget_high_bytes", "gauge",
+             "The budget's high-water mark: past it connections stop reading (runtime.memory_high_mb; 0: never).");
+    w.sample("csk_memory_budget_high_bytes", "", s.budget.high);
+    w.family("csk_memory_budget_low_bytes", "gauge", "The budget's low-water mark: paused connections read again at it.");
+    w.sample("csk_memory_budget_low_bytes", "", s.budget.low);
+    w.family("csk_memory_budget_waiting_feeders", "gauge", "Connections paused for memory now, waiting for the low mark.");
+    w.sample("csk_memory_budget_waiting_feeders", "", s.budget.waiting);
+    w.family("csk_memory_budget_pauses_total", "counter", "Times a connection paused reading for memory.");
+    w.sample("csk_memory_budget_pauses_total", "", s.budget.pauses);
+  }
+  if (!s.cluster) return;
+  w.family("csk_connections_held_bytes", "gauge",
+           "Bytes held for a class of connections (cluster_inbound: incomplete multi-part requests and queued answers).");
+  w.sample("csk_connections_held_bytes", "class=\"cluster_inbound\"", cluster_inbound_held(s));
+}
+
+// Back-pressure on accepted cluster connections, per connection and in all.
+void write_inbound_pressure(text_writer& w, const snapshot& s) {
+  if (!s.cluster) return;
+  w.family("csk_cluster_inbound_overrun_closes_total", "counter",
+           "Accepted connections closed for passing a multi-part limit (max_pending_bytes, incomplete requests).");
+  w.sample("csk_cluster_inbound_overrun_closes_total", "", s.inbound_overrun_closes);
+  const auto each = [&](const char* name, const char* type, const char* help, auto value) {
+    w.family(name, type, help);
+    for (const auto& i : s.inbound) {
+      w.sample(name, "peer=\"" + label(i.peer) + "\",connection=\"" + std::to_string(i.id) + "\"", value(i));
+    }
+  };
+  each("csk_cluster_inbound_peer_pending_bytes", "gauge",
+       "Bytes of incomplete multi-part requests held for one accepted connection.",
+       [](const inbound_conn& i) { return i.stats.pending_bytes; });
+  each("csk_cluster_inbound_peer_queued_bytes", "gauge", "Bytes queued to one accepted connection, not yet written.",
+       [](const inbound_conn& i) { return i.queued_bytes; });
+  each("csk_cluster_inbound_peer_mailbox_pauses_total", "counter",
+       "Times one accepted connection paused reading for a full mailbox (runtime.mailbox_high).",
+       [](const inbound_conn& i) { return i.stats.mailbox_pauses; });
+  each("csk_cluster_inbound_peer_memory_pauses_total", "counter",
+       "Times one accepted connection paused reading for the node's memory budget.",
+       [](const inbound_conn& i) { return i.stats.memory_pauses; });
+}
+
+// Back-pressure on gates, labelled gate="<name>".
+void write_gates(text_writer& w, const std::vector<gate_stat>& gates) {
+  if (gates.empty()) return;
+  w.family("csk_gate_mailbox_pauses_total", "counter", "Times a gate connection paused reading for the gate's full mailbox.");
+  for (const auto& g : gates) w.sample("csk_gate_mailbox_pauses_total", "gate=\"" + label(g.name) + "\"", g.mailbox_pauses);
+  w.family("csk_gate_memory_pauses_total", "counter", "Times a gate connection paused reading for the node's memory budget.");
+  for (const auto& g : gates) w.sample("csk_gate_memory_pauses_total", "gate=\"" + label(g.name) + "\"", g.memory_pauses);
+}
+
+// Receive buffers (borrowed from a per-thread pool; idle connections hold none).
+void write_net_buffers(text_writer& w, const snapshot& s) {
+  w.family("csk_net_read_buffer_bytes", "gauge", "Receive buffers held by connections now.");
+  w.sample("csk_net_read_buffer_bytes", "", s.net_read_buffer_bytes);
+  w.family("csk_net_read_buffers", "gauge", "Connections holding a receive buffer now (an idle one holds none).");
+  w.sample("csk_net_read_buffers", "", s.net_read_buffers);
+  w.family("csk_net_pooled_buffer_bytes", "gauge", "Receive buffers kept for reuse by the net threads.");
+  w.sample("csk_net_pooled_buffer_bytes", "", s.net_pooled_bytes);
+}
+
 }  // namespace
 
 std::string prometheus_text(const snapshot& s) {
@@ -333,6 +438,12 @@ std::string prometheus_text(const snapshot& s) {
   w.sample("csk_runtime_dropped_total", "", s.runtime.dropped);
   w.family("csk_runtime_handler_errors_total", "counter", "Errors raised by service handlers.");
   w.sample("csk_runtime_handler_errors_total", "", s.runtime.handler_errors);
+  w.family("csk_runtime_overload_refused_total", "counter",
+           "Calls and sends refused: the target's mailbox was at runtime.mailbox_limit.");
+  w.sample("csk_runtime_overload_refused_total", "", s.runtime.overload_refused);
+  w.family("csk_runtime_mailbox_pauses_total", "counter",
+           "Times a feeder (cluster agent, gate) paused reading for a mailbox past runtime.mailbox_high.");
+  w.sample("csk_runtime_mailbox_pauses_total", "", s.runtime.mailbox_pauses);
   w.family("csk_service_mailbox", "gauge", "Messages waiting in a service's mailbox.");
   for (const auto& i : s.services) w.sample("csk_service_mailbox", service_labels(i), i.mailbox);
   w.family("csk_service_messages_total", "counter", "Messages a service has handled.");
@@ -408,7 +519,11 @@ std::string prometheus_text(const snapshot& s) {
              "The last successful upgrade: freeze to the new worker serving (no request read meanwhile).");
     w.sample("csk_supervisor_last_upgrade_pause_seconds", "", static_cast<double>(s.last_upgrade_frozen_us) / 1e6);
   }
+  write_inbound_pressure(w, s);
+  write_budget(w, s);
+  write_gates(w, s.gates);
   write_stores(w, s.stores);
+  write_net_buffers(w, s);
   w.family("csk_net_bytes_in_total", "counter", "Bytes received on every connection.");
   w.sample("csk_net_bytes_in_total", "", s.net_bytes_in);
   w.family("csk_net_bytes_out_total", "counter", "Bytes sent on every connection.");
@@ -440,6 +555,18 @@ json stores_json(const std::vector<store_stat>& stores) {
                    {"recovery_ms", static_cast<double>(st.recovery_us) / 1000.0},
                    {"recovery_stopped_at_bad_record", st.recovery_stopped_at_bad_record},
                    {"recovery_note", st.recovery_note}});
+  }
+  return out;
+}
+
+json budget_json(const budget_stat& b) {
+  return {{"held", b.held}, {"high", b.high}, {"low", b.low}, {"waiting", b.waiting}, {"pauses", b.pauses}};
+}
+
+json gates_json(const std::vector<gate_stat>& gates) {
+  json out = json::array();
+  for (const auto& g : gates) {
+    out.push_back({{"name", g.name}, {"mailbox_pauses", g.mailbox_pauses}, {"memory_pauses", g.memory_pauses}});
   }
   return out;
 }
@@ -476,7 +603,11 @@ std::string status_json(const snapshot& s) {
                        {"frames_in", i.stats.frames_in},
                        {"bytes_in", i.stats.bytes_in},
                        {"frames_out", i.stats.frames_out},
-                       {"bytes_out", i.stats.bytes_out}});
+                       {"bytes_out", i.stats.bytes_out},
+                       {"pending_bytes", i.stats.pending_bytes},
+                       {"queued_bytes", i.queued_bytes},
+                       {"mailbox_pauses", i.stats.mailbox_pauses},
+                       {"memory_pauses", i.stats.memory_pauses}});
   }
   json out = {{"generation", s.generation},
               {"pid", ::getpid()},
@@ -485,7 +616,10 @@ std::string status_json(const snapshot& s) {
                {{"services", s.runtime.services},
                 {"messages", s.runtime.dispatched},
                 {"dropped", s.runtime.dropped},
-                {"handler_errors", s.runtime.handler_errors}}},
+                {"handler_errors", s.runtime.handler_errors},
+                {"overload_refused", s.runtime.overload_refused},
+                {"mailbox_pauses", s.runtime.mailbox_pauses}}},
+              {"budget", s.has_budget ? budget_json(s.budget) : json(nullptr)},
               {"services", services},
               {"supervisor", s.supervised ? json{{"restarts", s.restarts},
                                                  {"upgrades_ok", s.upgrades_ok},
@@ -497,13 +631,19 @@ std::string status_json(const snapshot& s) {
               {"cluster", s.cluster ? json{{"inbound_connections", s.inbound_connections},
                                            {"inbound_in_flight", s.inbound_in_flight},
                                            {"peers", peers},
-                                           {"inbound", inbound}}
+                                           {"inbound", inbound},
+                                           {"inbound_overrun_closes", s.inbound_overrun_closes},
+                                           {"inbound_held_bytes", cluster_inbound_held(s)}}
                                     : json(nullptr)},
+              {"gates", gates_json(s.gates)},
               {"net",
                {{"bytes_in", s.net_bytes_in},
                 {"bytes_out", s.net_bytes_out},
                 {"messages", s.net_messages},
-                {"accepted", s.net_accepted}}}};
+                {"accepted", s.net_accepted},
+                {"read_buffer_bytes", s.net_read_buffer_bytes},
+                {"read_buffers", s.net_read_buffers},
+                {"pooled_bytes", s.net_pooled_bytes}}}};
   return out.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 

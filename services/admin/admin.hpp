@@ -10,7 +10,14 @@
 //                  connection: calls in flight, calls, pushes, frames and bytes each way), the net (bytes, messages, connections), the process (RSS),
 //                  this worker's generation, the supervisor's counters (worker restarts,
 //                  upgrades by result, the last upgrade's duration and pause), and per entity
-//                  store its journal (size, records, checkpoints, the last recovery)
+//                  store its journal (size, records, checkpoints, the last recovery).
+//                  The budgets (docs/architecture.md "Where memory is held"): the node's
+//                  memory budget (held, high and low marks, feeders waiting, pauses), the
+//                  runtime's refusals at mailbox_limit and mailbox pauses, the net's receive
+//                  buffers (held, pooled), per accepted cluster connection its incomplete
+//                  multi-part bytes, queued bytes and pauses, the closes for a multi-part
+//                  overrun, the bytes held for cluster inbound connections, and per gate its
+//                  pauses (only this endpoint's own gate: no other is reachable from here)
 //   GET /status    the same as JSON
 //   GET /debug/pprof/profile?seconds=N   a CPU profile over N s (default 5, 1..60), in
 //                  gperftools' format (`google-pprof --text WORKER FILE`, or Go's pprof)
@@ -60,6 +67,24 @@ struct store_stat {
   std::string recovery_note;
 };
 
+/// The node's memory budget (common/base/memory_budget.hpp) at one look.
+struct budget_stat {
+  std::uint64_t held = 0, high = 0, low = 0;
+  std::uint64_t waiting = 0;  ///< feeders paused for memory now
+  std::uint64_t pauses = 0;   ///< feeders that paused for memory, in all
+};
+
+/// One accepted cluster connection: its agent's figures and the answers queued to it.
+struct inbound_conn : cluster::node::inbound_stat {
+  std::uint64_t queued_bytes = 0;  ///< net::queued_bytes: written to the net, not yet sent
+};
+
+/// One gate service (services/gate): its back-pressure.
+struct gate_stat {
+  std::string name;
+  std::uint64_t mailbox_pauses = 0, memory_pauses = 0;
+};
+
 /// What /metrics and /status show, gathered at one request.
 struct snapshot {
   std::uint32_t generation = 0;
@@ -68,8 +93,13 @@ struct snapshot {
   bool cluster = false;
   std::size_t inbound_connections = 0, inbound_in_flight = 0;
   std::vector<cluster::node::peer_stat> peers;       ///< nodes this one calls, by name
-  std::vector<cluster::node::inbound_stat> inbound;  ///< accepted connections, by id
+  std::vector<inbound_conn> inbound;  ///< accepted connections, by id
+  std::uint64_t inbound_overrun_closes = 0;  ///< node::inbound_overrun_closes
   std::uint64_t net_bytes_in = 0, net_bytes_out = 0, net_messages = 0, net_accepted = 0, net_connected = 0;
+  std::uint64_t net_read_buffer_bytes = 0, net_read_buffers = 0, net_pooled_bytes = 0;
+  bool has_budget = false;  ///< the runtime has a memory budget (runtime_options::budget)
+  budget_stat budget;
+  std::vector<gate_stat> gates;  ///< gates whose figures are known (the admin endpoint's own)
   std::uint64_t resident_bytes = 0;
   std::vector<store_stat> stores;  ///< entity stores with a journal, by id
   bool supervised = false;  ///< the supervisor's counters below are known

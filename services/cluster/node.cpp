@@ -196,6 +196,7 @@ class node::inbound : public net::handler, public std::enable_shared_from_this<n
       gone = std::move(it->second);
       agents_.erase(it);
     }
+    if (gone->stats().overrun) overrun_closes_.fetch_add(1, std::memory_order_relaxed);
     log()->info("cluster: connection {} closed: {}", id, reason);
   }
   std::size_t count() const {
@@ -303,6 +304,7 @@ class node::inbound : public net::handler, public std::enable_shared_from_this<n
   }
   std::atomic<bool> frozen_{false};
   std::unordered_map<net::conn_id, byte_buffer> detached_states_;  // mu_
+  std::atomic<std::uint64_t> overrun_closes_{0};  // agents closed past a multi-part limit
 
  private:
   struct last_agent {
@@ -484,6 +486,8 @@ result<actor::handle_t, std::string> node::proxy(std::string_view node_name, con
 }
 
 std::size_t node::inbound_connections() const { return inbound_->count(); }
+
+std::uint64_t node::inbound_overrun_closes() const { return inbound_->overrun_closes_.load(std::memory_order_relaxed); }
 
 // ------------------------------------------------------------ hand-over --
 

@@ -91,6 +91,10 @@ class node {
 
   /// Connections accepted and served now.
   std::size_t inbound_connections() const;
+  /// Accepted connections closed because their agent passed a multi-part limit
+  /// (agent_stats::overrun: max_pending_bytes, or too many incomplete requests), since
+  /// the node was made. Any thread.
+  std::uint64_t inbound_overrun_closes() const;
 
   /// One remote node this node has called or pushed to (its sender), for metrics.
   struct peer_stat {

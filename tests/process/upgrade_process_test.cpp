@@ -404,6 +404,16 @@ TEST_F(Console, MetricsAreScrapedFromTheServingGeneration) {
   const auto bytes_in = sum_samples(first, "csk_cluster_inbound_peer_bytes_total", {me, "direction=\"in\""});
   EXPECT_EQ(bytes_in.second, 1);
   EXPECT_GT(bytes_in.first, 3 * 2) << "three frames, their headers and bodies";
+  // The worker's memory budget (runtime.memory_high_mb/low_mb: 1024/768 by default) and
+  // the client's connection: answered, so nothing half received and no pauses.
+  EXPECT_EQ(sample(first, "csk_memory_budget_high_bytes"), 1024.0 * 1024 * 1024) << first;
+  EXPECT_EQ(sample(first, "csk_memory_budget_low_bytes"), 768.0 * 1024 * 1024);
+  EXPECT_EQ(sample(first, "csk_memory_budget_waiting_feeders"), 0);
+  EXPECT_EQ(sum_samples(first, "csk_cluster_inbound_peer_pending_bytes", {me}), std::make_pair(0.0, 1));
+  EXPECT_EQ(sum_samples(first, "csk_cluster_inbound_peer_memory_pauses_total", {me}), std::make_pair(0.0, 1));
+  EXPECT_EQ(sample(first, "csk_cluster_inbound_overrun_closes_total"), 0);
+  EXPECT_EQ(sum_samples(first, "csk_gate_memory_pauses_total", {"gate=\".admin\""}), std::make_pair(0.0, 1));
+  EXPECT_GE(sample(first, "csk_net_read_buffers"), 0) << "the family is there";
   auto up = upgrade();
   ASSERT_EQ(up.exit_code, 0) << up.output;
   // The new generation answers (the old one has exited: the command waited for it).
@@ -491,6 +501,23 @@ TEST_F(Console, AnswersEveryVerbAndRefusesUnknownOnes) {
   EXPECT_TRUE(ping.second["answer"]["alive"].get<bool>()) << ping.second.dump();
   auto net = ask({"netstat"});
   EXPECT_EQ(net.second["answer"]["cluster"]["inbound"].size(), 1u) << net.second.dump();
+  // The budgets: per inbound connection (the client's), the node's memory budget (the
+  // defaults, 1024/768 MiB), the receive buffers.
+  const json& ns = net.second["answer"];
+  ASSERT_EQ(ns["cluster"]["connections"].size(), 1u) << ns.dump();
+  const json& mine = ns["cluster"]["connections"][0];
+  EXPECT_EQ(mine["id"], ns["cluster"]["inbound"][0]) << ns.dump();
+  EXPECT_EQ(mine["peer"], "127.0.0.1:" + std::to_string(c.local_port())) << ns.dump();
+  EXPECT_EQ(mine["pending_bytes"], 0) << ns.dump();
+  EXPECT_EQ(mine["mailbox_pauses"], 0);
+  EXPECT_EQ(mine["memory_pauses"], 0);
+  EXPECT_EQ(ns["cluster"]["overrun_closes"], 0);
+  EXPECT_EQ(ns["budget"]["high"], 1024LL << 20) << ns.dump();
+  EXPECT_EQ(ns["budget"]["low"], 768LL << 20);
+  EXPECT_EQ(ns["budget"]["waiting"], 0);
+  EXPECT_TRUE(ns["budget"]["held"].is_number_unsigned()) << ns.dump();
+  EXPECT_TRUE(ns["net"]["read_buffers"].is_number_unsigned()) << ns.dump();
+  EXPECT_TRUE(ns["net"]["pooled_bytes"].is_number_unsigned()) << ns.dump();
   auto gens = ask({"generations"});
   ASSERT_EQ(gens.second["answer"].size(), 1u) << gens.second.dump();
   const int first_pid = gens.second["answer"][0]["pid"].get<int>();

@@ -10,10 +10,14 @@
 #include <regex>
 
 #include "common/actor/runtime.hpp"
+#include "common/base/memory_budget.hpp"
 #include "common/net/net.hpp"
+#include "common/wire/cluster_codec.hpp"
 #include "services/admin/admin.hpp"
 #include "services/admin/http.hpp"
+#include "services/cluster/node.hpp"
 #include "tests/support/http_get.hpp"
+#include "tests/support/raw_socket.hpp"
 
 #ifdef CSK_WITH_GPERFTOOLS
 #define CSK_GPERFTOOLS 1
@@ -81,7 +85,7 @@ TEST(AdminMetrics, PrometheusTextOfAKnownSnapshot) {
   p.stats.frames_in = 9;
   p.stats.bytes_in = 800;
   s.peers.push_back(p);
-  cluster::node::inbound_stat i;
+  inbound_conn i;
   i.id = 17;
   i.peer = "127.0.0.1:40000";
   i.stats.calls = 6;
@@ -128,6 +132,97 @@ TEST(AdminMetrics, PrometheusTextOfAKnownSnapshot) {
   EXPECT_EQ(j["services"][0]["cpu_s"], 0.25);
   EXPECT_TRUE(j["stores"].empty());
   EXPECT_EQ(t.find("csk_entity_"), std::string::npos) << "no journaled store: no entity families";
+}
+
+// The budgets (issue 14): the node's memory budget, the runtime's refusals and pauses, the
+// net's receive buffers, back-pressure per accepted cluster connection and per gate, and
+// the bytes held for cluster inbound connections.
+TEST(AdminMetrics, BudgetsAndBackPressure) {
+  snapshot s;
+  s.runtime.overload_refused = 41;
+  s.runtime.mailbox_pauses = 42;
+  s.has_budget = true;
+  s.budget = {123456, 1073741824, 805306368, 2, 9};
+  s.net_read_buffer_bytes = 131072;
+  s.net_read_buffers = 2;
+  s.net_pooled_bytes = 65536;
+  s.cluster = true;
+  s.inbound_overrun_closes = 3;
+  inbound_conn a;
+  a.id = 5;
+  a.peer = "10.0.0.1:1";
+  a.stats.pending_bytes = 1000;
+  a.stats.mailbox_pauses = 7;
+  a.stats.memory_pauses = 8;
+  a.queued_bytes = 200;
+  inbound_conn b;
+  b.id = 6;
+  b.peer = "10.0.0.2:2";
+  b.stats.pending_bytes = 30;
+  b.queued_bytes = 4;
+  s.inbound = {a, b};
+  s.gates.push_back({".gate.kv", 11, 12});
+  const std::string t = prometheus_text(s);
+  for (const char* line : {"csk_runtime_overload_refused_total 41\n", "csk_runtime_mailbox_pauses_total 42\n",
+                           "csk_memory_budget_held_bytes 123456\n", "csk_memory_budget_high_bytes 1073741824\n",
+                           "csk_memory_budget_low_bytes 805306368\n", "csk_memory_budget_waiting_feeders 2\n",
+                           "csk_memory_budget_pauses_total 9\n", "csk_net_read_buffer_bytes 131072\n",
+                           "csk_net_read_buffers 2\n", "csk_net_pooled_buffer_bytes 65536\n",
+                           "csk_cluster_inbound_overrun_closes_total 3\n",
+                           "csk_cluster_inbound_peer_pending_bytes{peer=\"10.0.0.1:1\",connection=\"5\"} 1000\n",
+                           "csk_cluster_inbound_peer_pending_bytes{peer=\"10.0.0.2:2\",connection=\"6\"} 30\n",
+                           "csk_cluster_inbound_peer_queued_bytes{peer=\"10.0.0.1:1\",connection=\"5\"} 200\n",
+                           "csk_cluster_inbound_peer_mailbox_pauses_total{peer=\"10.0.0.1:1\",connection=\"5\"} 7\n",
+                           "csk_cluster_inbound_peer_memory_pauses_total{peer=\"10.0.0.1:1\",connection=\"5\"} 8\n",
+                           "csk_connections_held_bytes{class=\"cluster_inbound\"} 1234\n",
+                           "csk_gate_mailbox_pauses_total{gate=\".gate.kv\"} 11\n",
+                           "csk_gate_memory_pauses_total{gate=\".gate.kv\"} 12\n",
+                           "# TYPE csk_memory_budget_pauses_total counter\n",
+                           "# TYPE csk_memory_budget_held_bytes gauge\n",
+                           "# TYPE csk_cluster_inbound_overrun_closes_total counter\n"}) {
+    EXPECT_NE(t.find(line), std::string::npos) << line << "\n" << t;
+  }
+  // Every family once, with its HELP before its TYPE.
+  for (const char* family : {"csk_memory_budget_held_bytes", "csk_cluster_inbound_peer_queued_bytes",
+                             "csk_gate_memory_pauses_total", "csk_net_read_buffers"}) {
+    const std::string help = "# HELP " + std::string(family) + " ";
+    const auto at = t.find(help);
+    ASSERT_NE(at, std::string::npos) << family;
+    EXPECT_EQ(t.find(help, at + 1), std::string::npos) << family;
+    EXPECT_EQ(t.find("# TYPE " + std::string(family) + " ", at), t.find('\n', at) + 1) << family;
+  }
+  auto j = nlohmann::json::parse(status_json(s));
+  EXPECT_EQ(j["runtime"]["overload_refused"], 41);
+  EXPECT_EQ(j["runtime"]["mailbox_pauses"], 42);
+  EXPECT_EQ(j["budget"], nlohmann::json::parse(R"({"held":123456,"high":1073741824,"low":805306368,"waiting":2,"pauses":9})"));
+  EXPECT_EQ(j["net"]["read_buffer_bytes"], 131072);
+  EXPECT_EQ(j["net"]["read_buffers"], 2);
+  EXPECT_EQ(j["net"]["pooled_bytes"], 65536);
+  EXPECT_EQ(j["cluster"]["inbound_overrun_closes"], 3);
+  EXPECT_EQ(j["cluster"]["inbound_held_bytes"], 1234);
+  EXPECT_EQ(j["cluster"]["inbound"][0]["pending_bytes"], 1000);
+  EXPECT_EQ(j["cluster"]["inbound"][0]["queued_bytes"], 200);
+  EXPECT_EQ(j["cluster"]["inbound"][0]["mailbox_pauses"], 7);
+  EXPECT_EQ(j["cluster"]["inbound"][0]["memory_pauses"], 8);
+  EXPECT_EQ(j["cluster"]["inbound"][1]["pending_bytes"], 30);
+  EXPECT_EQ(j["gates"], nlohmann::json::parse(R"([{"name":".gate.kv","mailbox_pauses":11,"memory_pauses":12}])"));
+}
+
+// Without a memory budget, a cluster or gates, their families are left out (not zeros
+// that would read as "nothing held"); the runtime's and the net's are always there.
+TEST(AdminMetrics, NoBudgetNoClusterNoGates) {
+  const snapshot s;
+  const std::string t = prometheus_text(s);
+  for (const char* absent : {"csk_memory_budget_", "csk_connections_held_bytes", "csk_cluster_", "csk_gate_"}) {
+    EXPECT_EQ(t.find(absent), std::string::npos) << absent << "\n" << t;
+  }
+  for (const char* present : {"csk_runtime_overload_refused_total 0\n", "csk_runtime_mailbox_pauses_total 0\n",
+                              "csk_net_read_buffers 0\n", "csk_net_pooled_buffer_bytes 0\n"}) {
+    EXPECT_NE(t.find(present), std::string::npos) << present << "\n" << t;
+  }
+  auto j = nlohmann::json::parse(status_json(s));
+  EXPECT_TRUE(j["budget"].is_null());
+  EXPECT_TRUE(j["gates"].is_array() && j["gates"].empty());
 }
 
 TEST(AdminMetrics, EntityJournalsPerStore) {
@@ -187,7 +282,11 @@ std::uint64_t metric(const std::string& text, const std::string& name_and_labels
 }
 
 TEST(AdminService, ServesMetricsThatMoveAndStatus) {
-  actor::runtime rt;
+  memory_budget budget(64 << 20, 48 << 20);  // outlives the runtime
+  budget.charge(1 << 20);                    // held on nobody's behalf: a floor for held()
+  actor::runtime_options ro;
+  ro.budget = &budget;
+  actor::runtime rt(ro);
   net::net n(1);
   rt.set_extension(std::type_index(typeid(net::net)), &n);
   register_types(rt);
@@ -218,6 +317,15 @@ TEST(AdminService, ServesMetricsThatMoveAndStatus) {
   const std::string second = http_request(port, get);
   EXPECT_EQ(metric(second, "csk_service_messages_total{handle=\":00000001\",name=\".echo\"}"), before + 5) << second;
   EXPECT_GT(metric(second, "csk_net_bytes_in_total"), metric(first, "csk_net_bytes_in_total"));
+  // The runtime's budget, and the endpoint's own gate (the one gate it can reach).
+  EXPECT_EQ(metric(second, "csk_memory_budget_high_bytes"), 64u << 20) << second;
+  EXPECT_EQ(metric(second, "csk_memory_budget_low_bytes"), 48u << 20);
+  EXPECT_GE(metric(second, "csk_memory_budget_held_bytes"), 1u << 20);
+  EXPECT_LT(metric(second, "csk_memory_budget_held_bytes"), 2u << 20);
+  EXPECT_EQ(metric(second, "csk_memory_budget_waiting_feeders"), 0u);
+  EXPECT_EQ(metric(second, "csk_gate_memory_pauses_total{gate=\".admin\"}"), 0u) << second;
+  EXPECT_EQ(metric(second, "csk_gate_mailbox_pauses_total{gate=\".admin\"}"), 0u);
+  EXPECT_NE(metric(second, "csk_net_read_buffers"), ~std::uint64_t{0});
 
   const std::string status = http_request(port, "GET /status HTTP/1.0\r\n\r\n");
   const auto body = status.substr(status.find("\r\n\r\n") + 4);
@@ -225,6 +333,8 @@ TEST(AdminService, ServesMetricsThatMoveAndStatus) {
   ASSERT_FALSE(j.is_discarded()) << status;
   EXPECT_EQ(j["generation"], 7);
   EXPECT_EQ(j["pid"], ::getpid());
+  EXPECT_EQ(j["budget"]["high"], 64 << 20) << body;
+  EXPECT_EQ(j["gates"][0]["name"], ".admin") << body;
   EXPECT_EQ(http_request(port, "GET /nope HTTP/1.1\r\n\r\n").rfind("HTTP/1.1 404 Not Found", 0), 0u);
   EXPECT_EQ(http_request(port, "DELETE /metrics HTTP/1.1\r\n\r\n").rfind("HTTP/1.1 405", 0), 0u);
   EXPECT_EQ(http_request(port, "GET /metrics SPDY/3\r\n\r\n").rfind("HTTP/1.1 400", 0), 0u);
@@ -261,6 +371,57 @@ TEST(AdminService, ServesMetricsThatMoveAndStatus) {
   rt.shutdown();
   n.stop();
   rt.set_extension(std::type_index(typeid(net::net)), nullptr);
+}
+
+// The total of cluster connections closed for passing their multi-part budget outlives
+// the connections (whose own series disappear with them).
+TEST(AdminService, OverrunClosesOutliveTheirConnections) {
+  actor::runtime rt;
+  net::net n(1);  // one net thread: its events happen in the order they are handled
+  cluster::node_options no;
+  no.self = "me";
+  no.listen = cluster::endpoint{"127.0.0.1", 0};
+  no.limits.max_message_size = 1 << 20;
+  no.limits.max_pending_bytes = 4096;
+  cluster::node c(rt, n, no);
+  rt.start();
+  n.start();
+  auto port = c.open();
+  ASSERT_TRUE(port.has_value()) << port.error();
+  EXPECT_NE(prometheus_text(gather(rt, 1)).find("\ncsk_cluster_inbound_overrun_closes_total 0\n"), std::string::npos);
+
+  // Five multi-part requests announcing 1 MiB each, 1000 bytes of each sent: past 4096.
+  byte_buffer flood;
+  for (std::uint8_t session = 1; session <= 5; ++session) {
+    const byte_buffer header = {0, 13, 0x01, 0x0a, 0, 0, 0, session, 0, 0, 0, 0, 0, 0x10, 0};
+    flood.insert(flood.end(), header.begin(), header.end());
+    byte_buffer chunk(2 + 5 + 1000, 0x61);  // a middle chunk (type 2) of `session`
+    chunk[0] = static_cast<std::uint8_t>(1005 >> 8);
+    chunk[1] = static_cast<std::uint8_t>(1005 & 0xff);
+    chunk[2] = 0x02;
+    chunk[3] = session;
+    chunk[4] = chunk[5] = chunk[6] = 0;
+    flood.insert(flood.end(), chunk.begin(), chunk.end());
+  }
+  auto a = test::raw_socket::connect_to(*port);
+  a.write_all(flood);
+  ASSERT_TRUE(a.wait_closed());
+  // The node counts in on_close, after the socket is closed. A request on a new connection,
+  // handled by the same net thread after that close, answered: the count is in.
+  auto b = test::raw_socket::connect_to(*port);
+  byte_buffer req;
+  ASSERT_TRUE(wire::encode_request(wire::target::named("@nobody"), 1, false, {}, req).has_value());
+  b.write_all(req);
+  ASSERT_TRUE(b.read_frame().has_value());
+
+  const snapshot s = gather(rt, 1);
+  EXPECT_EQ(s.inbound_overrun_closes, 1u);
+  ASSERT_EQ(s.inbound.size(), 1u) << "only b is left";
+  EXPECT_EQ(s.inbound[0].stats.pending_bytes, 0u);
+  EXPECT_NE(prometheus_text(s).find("\ncsk_cluster_inbound_overrun_closes_total 1\n"), std::string::npos);
+  EXPECT_EQ(nlohmann::json::parse(status_json(s))["cluster"]["inbound_overrun_closes"], 1);
+  n.stop();
+  rt.shutdown();
 }
 
 }  // namespace
