@@ -29,6 +29,7 @@
 #include "services/admin/admin.hpp"
 #include "services/cluster/node.hpp"
 #include "services/entity/directory.hpp"
+#include "services/gate/directory.hpp"
 #include "services/entity/registry.hpp"
 #include "services/entity/region.hpp"
 #include "worker/console.hpp"
@@ -291,9 +292,11 @@ result<void, run_failure> run_node(const node_config& cfg,
   // The node's memory budget (common/base/memory_budget.hpp): declared first, it outlives
   // the runtime, the net and every connection that charges it.
   memory_budget budget(std::size_t{cfg.runtime.memory_high_mb} << 20, std::size_t{cfg.runtime.memory_low_mb} << 20);
+  gate::directory gate_list;  // every gate, for /metrics and the console (outlives rt's services)
   actor::runtime_options ro = runtime_options_from(cfg.runtime);
   ro.budget = &budget;
   actor::runtime rt(ro);
+  rt.set_extension(std::type_index(typeid(gate::directory)), &gate_list);
   entity::directory entities;  // the upgrade pairs entity services by id (outlives rt's services)
   entity::attach_directory(rt, &entities);
   admin::supervisor_counters sup_counters;  // the supervisor's, for /metrics (outlives rt's services)

@@ -16,6 +16,7 @@
 #include "services/admin/http.hpp"
 #include "services/cluster/node.hpp"
 #include "services/entity/directory.hpp"
+#include "services/gate/directory.hpp"
 #include "services/gate/gate.hpp"
 
 namespace csk::admin {
@@ -220,23 +221,21 @@ class admin_service final : public gate::gate_service {
   }
 
  private:
-  // gather() and this endpoint's own figures as a gate (the only gate it can reach).
-  snapshot snap(actor::context& ctx) const {
-    snapshot s = gather(ctx.rt(), generation_);
-    const auto g = stats();
-    s.gates.push_back({name_of(s, ctx.self()), g.mailbox_pauses, g.memory_pauses});
-    return s;
-  }
-  static std::string name_of(const snapshot& s, actor::handle_t self) {
-    for (const auto& i : s.services) {
-      if (i.handle == self && !i.names.empty()) return i.names.front();
-    }
-    return actor::handle_string(self);
-  }
+  snapshot snap(actor::context& ctx) const { return gather(ctx.rt(), generation_); }
 
   std::uint32_t generation_ = 0;
 };
 
+}  // namespace
+
+namespace {
+/// A service's first name (".gate.kv"), or its handle written as skynet does.
+std::string first_name(const std::vector<actor::service_info>& services, actor::handle_t h) {
+  for (const auto& i : services) {
+    if (i.handle == h && !i.names.empty()) return i.names.front();
+  }
+  return actor::handle_string(h);
+}
 }  // namespace
 
 snapshot gather(actor::runtime& rt, std::uint32_t generation) {
@@ -270,6 +269,12 @@ snapshot gather(actor::runtime& rt, std::uint32_t generation) {
   if (const memory_budget* b = rt.options().budget) {
     s.has_budget = true;
     s.budget = budget_of(*b);
+  }
+  if (const auto* gates = rt.extension<gate::directory>()) {
+    gates->each([&](actor::handle_t h, const gate::gate_service& g) {
+      const auto st = g.stats();
+      s.gates.push_back({first_name(s.services, h), st.mailbox_pauses, st.memory_pauses, st.held_bytes});
+    });
   }
   s.resident_bytes = resident_bytes();
   if (auto* dir = rt.extension<entity::directory>()) {
@@ -372,10 +377,16 @@ void write_budget(text_writer& w, const snapshot& s) {
     w.family("csk_memory_budget_pauses_total", "counter", "Times a connection paused reading for memory.");
     w.sample("csk_memory_budget_pauses_total", "", s.budget.pauses);
   }
-  if (!s.cluster) return;
+  if (!s.cluster && s.gates.empty()) return;
   w.family("csk_connections_held_bytes", "gauge",
-           "Bytes held for a class of connections (cluster_inbound: incomplete multi-part requests and queued answers).");
-  w.sample("csk_connections_held_bytes", "class=\"cluster_inbound\"", cluster_inbound_held(s));
+           "Bytes held for a class of connections (cluster_inbound: incomplete multi-part requests and queued "
+           "answers; gate: message bodies until answered and queued answers, all gates).");
+  if (s.cluster) w.sample("csk_connections_held_bytes", "class=\"cluster_inbound\"", cluster_inbound_held(s));
+  if (!s.gates.empty()) {
+    std::uint64_t gates = 0;
+    for (const auto& g : s.gates) gates += g.held_bytes;
+    w.sample("csk_connections_held_bytes", "class=\"gate\"", gates);
+  }
 }
 
 // Back-pressure on accepted cluster connections, per connection and in all.
@@ -566,7 +577,10 @@ json budget_json(const budget_stat& b) {
 json gates_json(const std::vector<gate_stat>& gates) {
   json out = json::array();
   for (const auto& g : gates) {
-    out.push_back({{"name", g.name}, {"mailbox_pauses", g.mailbox_pauses}, {"memory_pauses", g.memory_pauses}});
+    out.push_back({{"name", g.name},
+                   {"mailbox_pauses", g.mailbox_pauses},
+                   {"memory_pauses", g.memory_pauses},
+                   {"held_bytes", g.held_bytes}});
   }
   return out;
 }

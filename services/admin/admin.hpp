@@ -16,8 +16,8 @@
 //                  runtime's refusals at mailbox_limit and mailbox pauses, the net's receive
 //                  buffers (held, pooled), per accepted cluster connection its incomplete
 //                  multi-part bytes, queued bytes and pauses, the closes for a multi-part
-//                  overrun, the bytes held for cluster inbound connections, and per gate its
-//                  pauses (only this endpoint's own gate: no other is reachable from here)
+//                  overrun, the bytes held for cluster inbound connections and for gates, and
+//                  per gate (gate::directory) its pauses and held bytes
 //   GET /status    the same as JSON
 //   GET /debug/pprof/profile?seconds=N   a CPU profile over N s (default 5, 1..60), in
 //                  gperftools' format (`google-pprof --text WORKER FILE`, or Go's pprof)
@@ -83,6 +83,7 @@ struct inbound_conn : cluster::node::inbound_stat {
 struct gate_stat {
   std::string name;
   std::uint64_t mailbox_pauses = 0, memory_pauses = 0;
+  std::uint64_t held_bytes = 0;  ///< gate_stats::held_bytes
 };
 
 /// What /metrics and /status show, gathered at one request.
@@ -99,7 +100,7 @@ struct snapshot {
   std::uint64_t net_read_buffer_bytes = 0, net_read_buffers = 0, net_pooled_bytes = 0;
   bool has_budget = false;  ///< the runtime has a memory budget (runtime_options::budget)
   budget_stat budget;
-  std::vector<gate_stat> gates;  ///< gates whose figures are known (the admin endpoint's own)
+  std::vector<gate_stat> gates;  ///< every gate in the runtime's gate::directory, by handle
   std::uint64_t resident_bytes = 0;
   std::vector<store_stat> stores;  ///< entity stores with a journal, by id
   bool supervised = false;  ///< the supervisor's counters below are known

@@ -152,7 +152,7 @@ agent_stats agent::stats() const {
   s.bytes_out = out_->bytes_out.load(std::memory_order_relaxed);
   s.mailbox_pauses = mailbox_pauses_.load(std::memory_order_relaxed);
   s.memory_pauses = memory_pauses_.load(std::memory_order_relaxed);
-  s.pending_bytes = assembler_.held_bytes();
+  s.pending_bytes = pending_bytes_.load(std::memory_order_relaxed);
   s.overrun = overrun_.load(std::memory_order_relaxed);
   return s;
 }
@@ -177,7 +177,7 @@ void agent::on_frame(bytes_view body) {
     log()->debug("cluster peer {}: trace tag {}", peer_, as_chars(f->data));
   }
   assembler_.push(*f, event_);
-  if (flow_.budget != nullptr) sync_charge();
+  sync_charge();
   auto& ev = event_;
   using kind = wire::request_event::kind;
   switch (ev.what) {
@@ -204,9 +204,13 @@ void agent::on_frame(bytes_view body) {
 
 void agent::sync_charge() {
   const std::size_t held = assembler_.held_bytes();
-  if (held > charged_) flow_.budget->charge(held - charged_);
-  if (held < charged_) flow_.budget->release(charged_ - held);
+  if (held == charged_) return;
+  if (flow_.budget != nullptr) {
+    if (held > charged_) flow_.budget->charge(held - charged_);
+    if (held < charged_) flow_.budget->release(charged_ - held);
+  }
   charged_ = held;
+  pending_bytes_.store(held, std::memory_order_relaxed);
 }
 
 void agent::push_back(actor::handle_t to) {
@@ -358,7 +362,9 @@ result<void, std::string> agent::import_state(bytes_view in) {
   std::size_t len = 0;
   for (std::size_t i = 0; i < 4; ++i) len |= std::size_t{in[5 + i]} << (8 * i);
   if (len != in.size() - 9) return unexpected(std::string("agent state: length does not match the bytes"));
-  return assembler_.import_state(in.subspan(9));
+  auto imported = assembler_.import_state(in.subspan(9));
+  if (imported) sync_charge();
+  return imported;
 }
 
 }  // namespace csk::cluster

@@ -137,7 +137,8 @@ class agent {
   std::chrono::milliseconds call_timeout_;
   bool closed_ = false;
   flow_control flow_;
-  std::size_t charged_ = 0;  // assembler bytes charged to flow_.budget
+  std::size_t charged_ = 0;  // assembler bytes charged to flow_.budget (net thread)
+  std::atomic<std::size_t> pending_bytes_{0};  // charged_, for stats() on any thread
   std::atomic<std::uint64_t> mailbox_pauses_{0}, memory_pauses_{0};
   std::atomic<bool> overrun_{false};
   outbox* out_;

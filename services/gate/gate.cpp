@@ -1,5 +1,7 @@
 #include "services/gate/gate.hpp"
 
+#include "services/gate/directory.hpp"
+
 #include <fcntl.h>
 #include <netdb.h>
 #include <sys/socket.h>
@@ -212,6 +214,7 @@ struct gate_state final : net::handler {
       conn_state& c = it->second;
       token = next_token++;
       msgs.emplace(token, pending_message{id, c.next_seq++, byte_buffer(body.begin(), body.end()), std::nullopt});
+      held_bytes += message_charge(body.size());
       if (memory_budget* b = rt->options().budget) b->charge(message_charge(body.size()));
       ++messages;
       if (++c.in_flight >= opts.max_in_flight && !c.paused) {
@@ -277,6 +280,7 @@ struct gate_state final : net::handler {
       logger("service")->warn("gate {}: conn {}: message {} failed: {}", actor::handle_string(self), id, seq,
                               r.error().text);
     }
+    held_bytes -= message_charge(m->second.body.size());
     if (memory_budget* b = rt->options().budget) b->release(message_charge(m->second.body.size()));
     msgs.erase(m);
     auto it = conns.find(id);
@@ -388,6 +392,7 @@ struct gate_state final : net::handler {
   std::uint64_t accepted = 0, refused = 0, connected = 0, messages = 0, answers = 0, failures = 0, pauses = 0;
   std::uint64_t detached = 0, adopted = 0;
   std::atomic<std::uint64_t> mailbox_pauses{0}, memory_pauses{0};  // any thread
+  std::size_t held_bytes = 0;  // mu: message bodies held until answered (message_charge each)
 };
 
 }  // namespace detail
@@ -402,7 +407,12 @@ gate_service::gate_service(std::shared_ptr<const framing> f)
   state_->self_ref = state_;
 }
 
-gate_service::~gate_service() = default;
+gate_service::~gate_service() { leave_directory(); }
+
+void gate_service::leave_directory() {
+  if (state_->rt == nullptr) return;
+  if (auto* d = state_->rt->extension<directory>()) d->remove(state_->self);
+}
 
 void gate_service::init(actor::context& ctx, const actor::values& args) {
   auto& s = *state_;
@@ -410,6 +420,7 @@ void gate_service::init(actor::context& ctx, const actor::values& args) {
   s.self = ctx.self();
   if (s.net == nullptr) s.net = ctx.rt().extension<net::net>();
   if (s.net == nullptr) throw std::runtime_error("gate: this node has no net (runtime extension net::net)");
+  if (auto* d = ctx.rt().extension<directory>()) d->add(s.self, this);
   actor::values rest = args;
   if (!s.configured) {
     auto o = gate_options_from(args.empty() ? lua_value{} : args[0]);
@@ -463,6 +474,7 @@ void gate_service::start_listening() {
 }
 
 void gate_service::stop(actor::context& /*ctx*/) {
+  leave_directory();
   std::vector<conn_id> open;
   {
     std::lock_guard lock(state_->mu);
@@ -845,6 +857,8 @@ gate_stats gate_service::stats() const {
   out.adopted = s.adopted;
   out.mailbox_pauses = s.mailbox_pauses.load(std::memory_order_relaxed);
   out.memory_pauses = s.memory_pauses.load(std::memory_order_relaxed);
+  out.held_bytes = s.held_bytes;
+  for (const auto& [id, c] : s.conns) out.held_bytes += s.net->queued_bytes(id);
   return out;
 }
 

@@ -147,6 +147,9 @@ struct gate_stats {
   std::uint64_t adopted = 0;    ///< connections taken over ("__handover", "adopt")
   std::uint64_t mailbox_pauses = 0;  ///< reads paused: the gate's mailbox past mailbox_high
   std::uint64_t memory_pauses = 0;   ///< reads paused: the node's memory budget past its high mark
+  /// Bytes held for the gate's connections now: message bodies until answered, plus what
+  /// waits to be written to them.
+  std::uint64_t held_bytes = 0;
 };
 
 namespace detail {
@@ -217,6 +220,8 @@ class gate_service : public actor::service {
   actor::values handover_adopt(actor::message& msg);
   /// Opens the net listener from a dup of the gate's listening socket. Service thread.
   void start_listening();
+  /// Leaves the runtime's gate::directory (if any). Idempotent.
+  void leave_directory();
 
   std::shared_ptr<detail::gate_state> state_;
 };

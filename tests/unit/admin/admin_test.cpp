@@ -15,6 +15,7 @@
 #include "common/wire/cluster_codec.hpp"
 #include "services/admin/admin.hpp"
 #include "services/admin/http.hpp"
+#include "services/gate/directory.hpp"
 #include "services/cluster/node.hpp"
 #include "tests/support/http_get.hpp"
 #include "tests/support/raw_socket.hpp"
@@ -161,7 +162,8 @@ TEST(AdminMetrics, BudgetsAndBackPressure) {
   b.stats.pending_bytes = 30;
   b.queued_bytes = 4;
   s.inbound = {a, b};
-  s.gates.push_back({".gate.kv", 11, 12});
+  s.gates.push_back({".gate.kv", 11, 12, 5000});
+  s.gates.push_back({".gate.chat", 0, 1, 66});
   const std::string t = prometheus_text(s);
   for (const char* line : {"csk_runtime_overload_refused_total 41\n", "csk_runtime_mailbox_pauses_total 42\n",
                            "csk_memory_budget_held_bytes 123456\n", "csk_memory_budget_high_bytes 1073741824\n",
@@ -177,6 +179,8 @@ TEST(AdminMetrics, BudgetsAndBackPressure) {
                            "csk_connections_held_bytes{class=\"cluster_inbound\"} 1234\n",
                            "csk_gate_mailbox_pauses_total{gate=\".gate.kv\"} 11\n",
                            "csk_gate_memory_pauses_total{gate=\".gate.kv\"} 12\n",
+                           "csk_gate_memory_pauses_total{gate=\".gate.chat\"} 1\n",
+                           "csk_connections_held_bytes{class=\"gate\"} 5066\n",
                            "# TYPE csk_memory_budget_pauses_total counter\n",
                            "# TYPE csk_memory_budget_held_bytes gauge\n",
                            "# TYPE csk_cluster_inbound_overrun_closes_total counter\n"}) {
@@ -205,7 +209,8 @@ TEST(AdminMetrics, BudgetsAndBackPressure) {
   EXPECT_EQ(j["cluster"]["inbound"][0]["mailbox_pauses"], 7);
   EXPECT_EQ(j["cluster"]["inbound"][0]["memory_pauses"], 8);
   EXPECT_EQ(j["cluster"]["inbound"][1]["pending_bytes"], 30);
-  EXPECT_EQ(j["gates"], nlohmann::json::parse(R"([{"name":".gate.kv","mailbox_pauses":11,"memory_pauses":12}])"));
+  EXPECT_EQ(j["gates"], nlohmann::json::parse(R"([{"name":".gate.kv","mailbox_pauses":11,"memory_pauses":12,"held_bytes":5000},
+                                                 {"name":".gate.chat","mailbox_pauses":0,"memory_pauses":1,"held_bytes":66}])"));
 }
 
 // Without a memory budget, a cluster or gates, their families are left out (not zeros
@@ -286,9 +291,11 @@ TEST(AdminService, ServesMetricsThatMoveAndStatus) {
   budget.charge(1 << 20);                    // held on nobody's behalf: a floor for held()
   actor::runtime_options ro;
   ro.budget = &budget;
+  gate::directory gates;  // as the worker has it: every gate registers (this one: .admin)
   actor::runtime rt(ro);
   net::net n(1);
   rt.set_extension(std::type_index(typeid(net::net)), &n);
+  rt.set_extension(std::type_index(typeid(gate::directory)), &gates);
   register_types(rt);
   ASSERT_TRUE(rt.spawn(std::make_unique<echo>(), {}, {".echo"}).has_value());
   // A listening socket on port 0, adopted as the supervisor's would be.
@@ -317,7 +324,7 @@ TEST(AdminService, ServesMetricsThatMoveAndStatus) {
   const std::string second = http_request(port, get);
   EXPECT_EQ(metric(second, "csk_service_messages_total{handle=\":00000001\",name=\".echo\"}"), before + 5) << second;
   EXPECT_GT(metric(second, "csk_net_bytes_in_total"), metric(first, "csk_net_bytes_in_total"));
-  // The runtime's budget, and the endpoint's own gate (the one gate it can reach).
+  // The runtime's budget, and the endpoint's own gate (found in the gate::directory).
   EXPECT_EQ(metric(second, "csk_memory_budget_high_bytes"), 64u << 20) << second;
   EXPECT_EQ(metric(second, "csk_memory_budget_low_bytes"), 48u << 20);
   EXPECT_GE(metric(second, "csk_memory_budget_held_bytes"), 1u << 20);
@@ -335,6 +342,7 @@ TEST(AdminService, ServesMetricsThatMoveAndStatus) {
   EXPECT_EQ(j["pid"], ::getpid());
   EXPECT_EQ(j["budget"]["high"], 64 << 20) << body;
   EXPECT_EQ(j["gates"][0]["name"], ".admin") << body;
+  EXPECT_GT(j["gates"][0]["held_bytes"], 0) << "the /status request itself is held until answered";
   EXPECT_EQ(http_request(port, "GET /nope HTTP/1.1\r\n\r\n").rfind("HTTP/1.1 404 Not Found", 0), 0u);
   EXPECT_EQ(http_request(port, "DELETE /metrics HTTP/1.1\r\n\r\n").rfind("HTTP/1.1 405", 0), 0u);
   EXPECT_EQ(http_request(port, "GET /metrics SPDY/3\r\n\r\n").rfind("HTTP/1.1 400", 0), 0u);

@@ -10,6 +10,9 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <thread>
+
 #include <condition_variable>
 #include <future>
 #include <mutex>
@@ -47,6 +50,7 @@ struct journal {
   std::vector<std::string> events;  // "accept", "close:<reason>", "connect"
   std::vector<std::string> messages;
   conn_id last_conn = 0;
+  std::atomic<bool> held{true};  // "hold:" spins while set
 
   void add(std::string e, conn_id id) {
     {
@@ -74,7 +78,9 @@ struct journal {
 };
 
 /// Answers "echo:<x>" with x; "slow:<x>" after 50 ms; "wait:<x>" once .latch releases;
-/// "throw" throws; "none" answers nothing; "push:<x>" pushes x, then answers "pushed".
+/// "throw" throws; "none" answers nothing; "push:<x>" pushes x, then answers "pushed";
+/// "hold:<x>" keeps the gate's thread busy (no co_await: nothing else of the gate runs)
+/// until journal::held is cleared, then answers x.
 class test_gate final : public gate_service {
  public:
   test_gate(net::net& n, gate_options o, journal& j) : gate_service(n, std::move(o)), j_(j) {}
@@ -99,6 +105,8 @@ class test_gate final : public gate_service {
     } else if (verb == "wait") {
       auto w = ctx.call(".latch", values{"wait"});
       co_await w;
+    } else if (verb == "hold") {
+      while (j_.held.load()) std::this_thread::yield();
     } else if (verb == "push") {
       send(id, bytes_of(arg));
       co_return bytes_of("pushed");
@@ -501,6 +509,52 @@ TEST_F(KvGateTest, TheStoreIsAnEntityServiceWhoseDataMovesBySnapshot) {
   net2.stop();
   rt2.shutdown();
   entity::attach_directory(rt2, nullptr);
+}
+
+// Issue 14: the gate's own mailbox pushes back. The gate's thread is held by one message;
+// what the connection sends meanwhile piles up in the gate's mailbox until it passes
+// mailbox_high, then the connection stops reading; once the gate runs again every message
+// is answered, in order, and nothing was dropped.
+TEST(GateBackPressure, AFullGateMailboxPausesItsConnections) {
+  journal j;
+  actor::runtime_options ro;
+  ro.threads = 2;
+  ro.mailbox_high = 4;
+  ro.mailbox_low = 1;
+  ro.batch_limit = 1;  // a turn takes one message: the mailbox holds all the others
+  actor::runtime rt(ro);
+  net::net n(1);
+  gate_options o;
+  o.max_in_flight = 1000;  // only the mailbox holds this connection back
+  auto g = std::make_unique<test_gate>(n, o, j);
+  test_gate* gate = g.get();
+  ASSERT_TRUE(rt.spawn(std::move(g)).has_value());
+  n.start();
+  rt.start();
+  const auto c = raw_socket::connect_to(gate->port());
+  ASSERT_TRUE(j.wait([&] { return j.events.size() == 1; }));  // accepted: before any message
+  conn_id id = 0;
+  {
+    std::lock_guard lock(j.mu);
+    id = j.last_conn;
+  }
+  byte_buffer all = frame("hold:0");
+  for (int i = 1; i <= 40; ++i) {
+    const auto f = frame("echo:" + std::to_string(i));
+    all.insert(all.end(), f.begin(), f.end());
+  }
+  c.write_all(all);
+  const auto until = std::chrono::steady_clock::now() + 20s;
+  while (gate->stats().mailbox_pauses == 0 && std::chrono::steady_clock::now() < until) std::this_thread::yield();
+  ASSERT_EQ(gate->stats().mailbox_pauses, 1u) << "the connection never paused for the gate's mailbox";
+  ASSERT_TRUE(n.barrier({id}, 10s));  // whatever its thread had in hand is delivered
+  EXPECT_LE(gate->stats().messages, 1u + 5u) << "the held one, and mailbox_high + 1 queued";
+  j.held = false;
+  EXPECT_EQ(c.read_frame(), "0");
+  for (int i = 1; i <= 40; ++i) EXPECT_EQ(c.read_frame(), std::to_string(i));
+  EXPECT_EQ(gate->stats().answers, 41u);
+  n.stop();
+  rt.shutdown();
 }
 
 }  // namespace
