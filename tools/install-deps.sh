@@ -12,6 +12,7 @@ packages=(
   libhiredis-dev redis-server
   libmariadb-dev mariadb-server
   libgoogle-perftools-dev google-perftools
+  liblua5.4-dev
 )
 for extra in "$@"; do
   case "$extra" in

@@ -147,7 +147,8 @@ struct cluster_node_address {
   friend bool operator==(const cluster_node_address&, const cluster_node_address&) = default;
 };
 
-/// The node table: skynet's clustername.lua, loaded from YAML (see load_config.hpp).
+/// The node table: skynet's clustername.lua, loaded from it (cluster_names_lua.hpp) or
+/// from its YAML form (load_config.hpp).
 struct cluster_names {
   /// name -> address, or nullopt for `name: false` (the node is marked down)
   std::map<std::string, std::optional<cluster_node_address>> nodes;

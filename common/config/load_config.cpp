@@ -1,9 +1,12 @@
 #include "common/config/load_config.hpp"
+#include "common/config/cluster_names_lua.hpp"
+#include "common/config/cluster_names_rules.hpp"
 #include "common/config/gate_options.hpp"
 #include "common/log/log.hpp"  // parse_level
 
 #include <arpa/inet.h>  // inet_pton, inet_ntop: pure address parsing
 #include <netinet/in.h>
+#include <sys/stat.h>   // fstat: a node table's size before it is read
 
 #include <algorithm>
 #include <charconv>
@@ -1027,15 +1030,31 @@ result<T, std::string> run(Load&& load) {
   return unexpected{l.report()};
 }
 
-result<std::string, std::string> read_text_file(const std::string& path) {
+// Reads a whole file. With a limit, a larger file is refused by its size before any of
+// it is read (and reading stops past the limit, for files that grow or have no size).
+result<std::string, std::string> read_text_file(const std::string& path,
+                                                std::size_t limit = std::numeric_limits<std::size_t>::max()) {
   std::FILE* f = std::fopen(path.c_str(), "rb");
   if (f == nullptr) {
     return unexpected{path + ": cannot open: " + std::generic_category().message(errno)};
   }
+  const auto too_big = [&](const std::string& size) {
+    std::fclose(f);
+    return unexpected{path + ": too big: " + size + " (a node table may have at most " + std::to_string(limit) +
+                      " bytes); not read"};
+  };
+  struct stat st {};
+  if (::fstat(::fileno(f), &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0 &&
+      static_cast<std::uint64_t>(st.st_size) > limit) {
+    return too_big(std::to_string(st.st_size) + " bytes");
+  }
   std::string text;
   char buf[8192];
   std::size_t n = 0;
-  while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) text.append(buf, n);
+  while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) {
+    text.append(buf, n);
+    if (text.size() > limit) return too_big("more than " + std::to_string(limit) + " bytes");
+  }
   const bool failed = std::ferror(f) != 0;
   const int err = errno;
   std::fclose(f);
@@ -1189,9 +1208,32 @@ result<cluster_names, std::string> load_cluster_names_string(std::string_view ya
 }
 
 result<cluster_names, std::string> load_cluster_names_file(const std::string& path) {
-  auto text = read_text_file(path);
+  auto text = read_text_file(path, names_file_max_bytes);
   if (!text) return unexpected{text.error()};
+  if (is_lua_names_file(path)) {
+    return load_cluster_names_lua(*text, std::filesystem::path(path).filename().string());
+  }
   return load_cluster_names_string(*text);
 }
+
+namespace config_detail {
+
+bool valid_node_name(std::string_view name) { return csk::valid_node_name(name); }
+
+std::string node_name_rule() { return csk::node_name_rule; }
+
+std::string node_address_problem(std::string_view text, cluster_node_address& out) {
+  return host_port_problem(text, false, out);
+}
+
+std::string quote(const std::string& text) { return csk::quote(text); }
+
+std::string problem_text(const std::string& path, int line, const std::string& message) {
+  std::string text = path;
+  if (line > 0) text += " (line " + std::to_string(line) + ")";
+  return text + ": " + message;
+}
+
+}  // namespace config_detail
 
 }  // namespace csk

@@ -1,6 +1,7 @@
 #pragma once
-// Loading a node_config, and the cluster node table, from YAML. yaml-cpp stays inside
-// load_config.cpp: callers see plain structs or one error string.
+// Loading a node_config, and the cluster node table, from YAML (the node table also from
+// skynet's clustername.lua: cluster_names_lua.hpp). yaml-cpp stays inside load_config.cpp:
+// callers see plain structs or one error string.
 //
 // Errors list every problem found, one per line, in line order, each with its YAML
 // path and line: `runtime.threads (line 3): must be between 1 and 256 ...`,
@@ -62,7 +63,8 @@
 // `CSK_CLUSTER_LISTEN (environment): ...`. CSK_GATE_<NAME>_LISTEN does the same for a
 // gate's listen (gate_listen_env below).
 //
-// The node table (skynet's clustername.lua as YAML) is one map:
+// The node table (skynet's clustername.lua as YAML; a file named *.lua is the Lua form
+// itself, cluster_names_lua.hpp) is one map:
 //   node1: "127.0.0.1:2528"        # IPv4, hostname, or "[::1]:2528"; port 1..65535
 //   node2: false                   # marked down: calls fail
 //   __nowaiting: true              # calls to unknown nodes fail at once instead of waiting
@@ -101,7 +103,12 @@ std::string gate_listen_env(std::string_view gate_name);
 /// Loads YAML text. An empty document gives all defaults (plus CSK_CLUSTER_LISTEN).
 [[nodiscard]] result<node_config, std::string> load_config_string(std::string_view yaml);
 
-/// Reads and loads a node table; a file that cannot be read gives one error line.
+/// Reads and loads a node table: a path ending in ".lua" is skynet's clustername.lua
+/// (load_cluster_names_lua), any other is YAML. A file that cannot be read, or is larger
+/// than names_file_max_bytes (1 MiB; refused by its size, before it is read), gives one
+/// error line that starts with the path; the table's own problems do not name the file.
+/// The one entry point for every reader: the worker (start, reload, file watch), the
+/// supervisor (listeners_of), cppskynet check and call --names.
 [[nodiscard]] result<cluster_names, std::string> load_cluster_names_file(const std::string& path);
 
 /// Loads a node table from YAML text.

@@ -1,8 +1,10 @@
-// A running node picks up an edited clustername.yaml (worker/node.hpp names_watcher).
+// A running node picks up an edited clustername.yaml or clustername.lua (worker/node.hpp
+// names_watcher).
 
 #include <gtest/gtest.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <string>
 
@@ -126,6 +128,66 @@ TEST_F(NamesWatcherTest, MissingFileIsAnErrorOnceAndItsReturnIsReported) {
   EXPECT_TRUE(unchanged.recovered);
 }
 
+// skynet's own clustername.lua is watched the same way: a bad edit (a syntax error, a
+// value that is not an address, an endless loop, a file too big to read) gives no table,
+// so the node keeps the one it has (worker/node.cpp applies only outcome.table), and the
+// error names the line.
+TEST_F(NamesWatcherTest, ALuaTableIsWatchedAndABadEditKeepsThePreviousTable) {
+  path_ = (dir_ / "clustername.lua").string();
+  cluster_names current;  // what the node has: only a loaded table replaces it
+  const auto look = [&](names_watcher& w) {
+    auto r = w.poll();
+    if (r.table) current = *r.table;
+    return r;
+  };
+  write("-- the game's nodes\ndb = \"127.0.0.1:2528\"\nold = false\n__nowaiting = true\n");
+  names_watcher w(path_);
+  auto first = look(w);
+  ASSERT_TRUE(first.table.has_value()) << first.error;
+  EXPECT_EQ(current.nodes.at("db")->port, 2528);
+  EXPECT_FALSE(current.nodes.at("old").has_value());
+  EXPECT_TRUE(current.nowaiting);
+
+  struct bad_edit {
+    std::string text;
+    std::string error;
+  };
+  const bad_edit edits[] = {
+      {"db = \"127.0.0.1:2529\"\nold = = false\n", "syntax error (line 2): unexpected symbol near '='"},
+      {"db = \"127.0.0.1:2529\"\n\nold = 2530\n", "old (line 3): expected \"host:port\" or false, got integer 2530"},
+      {"db = \"127.0.0.1:2529\"\nwhile true do end\n",
+       "(document) (line 2): the node table took too long (an endless loop?): more than 1000000 Lua instructions"},
+      {"db = \"127.0.0.1:2529\"\nos.execute(\"reboot\")\n",
+       "(document) (line 2): attempt to index a nil value (global 'os')"},
+  };
+  for (const auto& e : edits) {
+    SCOPED_TRACE(e.text);
+    write(e.text);
+    auto r = look(w);
+    EXPECT_FALSE(r.table.has_value());
+    EXPECT_EQ(r.error, e.error);
+    EXPECT_TRUE(r.new_error);
+    EXPECT_EQ(current.nodes.at("db")->port, 2528);  // the previous table stays
+    EXPECT_TRUE(current.nowaiting);
+  }
+  {
+    std::ofstream(path_, std::ios::trunc) << "db = \"127.0.0.1:2529\"\n";
+    std::filesystem::resize_file(path_, std::uintmax_t{100} << 20);  // sparse
+  }
+  auto big = look(w);
+  EXPECT_FALSE(big.table.has_value());
+  EXPECT_NE(big.error.find("too big: 104857600 bytes"), std::string::npos) << big.error;
+  EXPECT_EQ(current.nodes.at("db")->port, 2528);
+
+  write("db = \"127.0.0.1:2531\"\nold = \"[::1]:2532\"\n");
+  auto fixed = look(w);
+  ASSERT_TRUE(fixed.table.has_value()) << fixed.error;
+  EXPECT_TRUE(fixed.recovered);
+  EXPECT_EQ(current.nodes.at("db")->port, 2531);
+  EXPECT_EQ(current.nodes.at("old")->host, "::1");
+  EXPECT_FALSE(current.nowaiting);
+}
+
 }  // namespace
 }  // namespace csk
 
@@ -134,7 +196,8 @@ namespace {
 
 TEST(ExampleConfigs, EveryExampleConfigLoads) {
   const std::string root = CSK_SOURCE_DIR;
-  for (const char* f : {"/examples/service/config.yaml", "/examples/cluster1/config.yaml", "/examples/cluster2/config.yaml"}) {
+  for (const char* f : {"/examples/service/config.yaml", "/examples/cluster1/config.yaml", "/examples/cluster2/config.yaml",
+                        "/examples/cluster3/config.yaml"}) {
     auto cfg = load_config_file(root + f);
     EXPECT_TRUE(cfg.has_value()) << f << ": " << (cfg ? "" : cfg.error());
     if (cfg && !cfg->cluster.names_file.empty()) {
