@@ -1,5 +1,6 @@
 #include "worker/node.hpp"
 
+#include <dlfcn.h>
 #include <fcntl.h>
 #include <malloc.h>
 #include <poll.h>
@@ -73,18 +74,32 @@ result<void, std::string> boot_services(actor::runtime& rt, const std::vector<se
 
 namespace {
 
-// After a burst, give the freed heap back to the system (glibc keeps freed chunks below its
-// mmap threshold in the heap, and the memory stays with the process): once a second, if
-// the node's memory budget held this much more at its peak since the last look than it
-// holds now. malloc_trim walks the arenas (a few ms for a big heap): only after a burst.
+// After a burst, give the freed heap back to the system (the allocator keeps freed memory
+// for reuse, and it stays in the process's RSS): once a second, if the node's memory budget
+// held this much more at its peak since the last look than it holds now. Trimming walks
+// the heap (a few ms for a big one): only after a burst.
 constexpr std::size_t trim_after_burst_bytes = 32u << 20;
+
+/// The programs link tcmalloc for /debug/pprof (services/admin/CMakeLists.txt), whose free
+/// lists glibc's malloc_trim does not reach: its C API, found at run time, does. Without
+/// it (sanitizer builds, a program that does not link it) glibc's trim.
+void release_free_memory() {
+  using release_fn = void (*)();
+  static const auto tcmalloc_release =
+      reinterpret_cast<release_fn>(::dlsym(RTLD_DEFAULT, "MallocExtension_ReleaseFreeMemory"));
+  if (tcmalloc_release != nullptr) {
+    tcmalloc_release();
+  } else {
+    ::malloc_trim(0);
+  }
+}
 
 void trim_after_burst(memory_budget& budget) {
   const std::size_t peak = budget.take_peak();
   const std::size_t held = budget.held();
   if (peak < held + trim_after_burst_bytes) return;
   const auto t0 = std::chrono::steady_clock::now();
-  ::malloc_trim(0);
+  release_free_memory();
   const auto us = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0).count();
   logger("service")->info("memory: the budget held {} MiB at its peak, {} MiB now: heap trimmed in {} us", peak >> 20,
                           held >> 20, us);

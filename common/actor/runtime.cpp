@@ -875,14 +875,18 @@ void runtime::schedule(cell* c) {
 }
 
 namespace {
-/// This worker's current idle spin (runtime_options::idle_spin is its ceiling): halved by
-/// a spin that found nothing, doubled by one that found work or by a sleep that was
-/// woken within the ceiling. Under steady traffic it stays up; idle, it decays to 0 in a
-/// few looks, and the worker just sleeps.
-thread_local std::chrono::nanoseconds this_thread_spin{-1};  // -1: not set yet
+/// How often this worker's recent idle gaps (running out of work until finding more, by
+/// spinning or by being woken) were shorter than the spin ceiling: an exponentially
+/// weighted rate, 0..1024 (the last 8 gaps weigh most). A worker spins
+/// (runtime_options::idle_spin) only while at least a quarter of its gaps were that short,
+/// i.e. while a spin pays: under steady traffic the next message comes within it and the
+/// spin saves a futex wake-up; work that comes further apart (one caller at a time over
+/// the network) or not at all (an idle node) is waited for asleep, at no CPU cost.
+thread_local int this_thread_short_gaps = 512;
+constexpr int spin_when_short_gaps = 256;
 
-std::chrono::nanoseconds grown_spin(std::chrono::nanoseconds spin, std::chrono::nanoseconds ceiling) {
-  return std::min(ceiling, std::max(spin * 2, ceiling / 16));
+void note_gap(std::chrono::nanoseconds gap, std::chrono::nanoseconds ceiling) {
+  this_thread_short_gaps = (7 * this_thread_short_gaps + (gap < ceiling ? 1024 : 0)) / 8;
 }
 }  // namespace
 
@@ -890,28 +894,23 @@ cell* runtime::pop_ready(bool wait) {
   lock_spinning(run_mu_);
   std::unique_lock lock(run_mu_, std::adopt_lock);
   const std::chrono::nanoseconds ceiling = opts_.idle_spin;
-  if (this_thread_spin.count() < 0) this_thread_spin = ceiling;
-  if (wait && run_queue_.empty()) this_thread_cpu.valid = false;  // idle time is nobody's
-  if (wait && run_queue_.empty() && this_thread_spin.count() > 0 && !stopping_threads_.load()) {
-    // Look for work a little longer before sleeping (see runtime_options::idle_spin).
-    lock.unlock();
-    const auto until = std::chrono::steady_clock::now() + this_thread_spin;
-    bool found = false;
-    while (!(found = run_queue_ready_.load(std::memory_order_relaxed)) &&
-           !stopping_threads_.load(std::memory_order_relaxed) && std::chrono::steady_clock::now() < until) {
-      std::this_thread::yield();
-    }
-    this_thread_spin = found ? grown_spin(this_thread_spin, ceiling) : this_thread_spin / 2;
-    if (this_thread_spin < std::chrono::microseconds(1)) this_thread_spin = std::chrono::nanoseconds(0);
-    // schedule() may still hold the lock: blocking on it now would cost it a futex wake.
-    while (!lock.try_lock()) std::this_thread::yield();
-  }
   if (wait && run_queue_.empty() && !stopping_threads_.load()) {
-    const auto slept = std::chrono::steady_clock::now();
-    run_cv_.wait(lock, [&] { return !run_queue_.empty() || stopping_threads_.load(); });
-    if (ceiling.count() > 0 && std::chrono::steady_clock::now() - slept < ceiling) {
-      this_thread_spin = grown_spin(this_thread_spin, ceiling);  // a spin would have caught it
+    this_thread_cpu.valid = false;  // idle time is nobody's
+    const auto idle_since = std::chrono::steady_clock::now();
+    if (ceiling.count() > 0 && this_thread_short_gaps >= spin_when_short_gaps) {
+      // Look for work a little longer before sleeping (see runtime_options::idle_spin).
+      lock.unlock();
+      const auto until = idle_since + ceiling;
+      while (!run_queue_ready_.load(std::memory_order_relaxed) && !stopping_threads_.load(std::memory_order_relaxed) && std::chrono::steady_clock::now() < until) {
+        std::this_thread::yield();
+      }
+      // schedule() may still hold the lock: blocking on it now would cost it a futex wake.
+      while (!lock.try_lock()) std::this_thread::yield();
     }
+    if (run_queue_.empty() && !stopping_threads_.load()) {
+      run_cv_.wait(lock, [&] { return !run_queue_.empty() || stopping_threads_.load(); });
+    }
+    if (ceiling.count() > 0) note_gap(std::chrono::steady_clock::now() - idle_since, ceiling);
   }
   if (run_queue_.empty()) return nullptr;
   cell* c = run_queue_.front();

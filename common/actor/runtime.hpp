@@ -53,12 +53,12 @@ struct runtime_options {
   std::chrono::milliseconds shutdown_timeout{5000}; ///< how long queued work may finish
   std::size_t batch_limit = 256;                    ///< most messages per service turn
   /// The longest an idle worker keeps looking for work (yielding the CPU between looks)
-  /// before it sleeps; 0 (the default) = sleep at once. A message posted meanwhile is
-  /// picked up without a futex wake-up. The spin adapts per thread: a look that finds
-  /// nothing halves the next one, a look that finds work (or a sleep woken within this
-  /// long) doubles it again, up to this. A spin costs CPU for as long as it lasts, a
-  /// sleep and wake-up a few microseconds: spinning pays only under steady load.
-  std::chrono::microseconds idle_spin{0};
+  /// before it sleeps; 0 = sleep at once. A message posted meanwhile is picked up without
+  /// a futex wake-up. The spin is predictive, per thread: a worker spins only while its
+  /// recent idle gaps (running out of work -> finding more) average under this ceiling,
+  /// i.e. while work keeps arriving that fast; an idle node, or one whose calls come one
+  /// at a time over the network, sleeps at once and spends no CPU spinning.
+  std::chrono::microseconds idle_spin{50};
   /// Mailbox back-pressure. Feeders that can stop reading (cluster agents, gates) ask
   /// mailbox_full() after each message they deliver: past `mailbox_high` messages they
   /// pause their connection until the mailbox is down to `mailbox_low`

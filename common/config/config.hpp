@@ -32,7 +32,7 @@ struct runtime_config {
   std::uint32_t slow_handler_ms = 5000;     ///< "maybe in an endless loop" warning, >= 1
   std::uint32_t shutdown_timeout_ms = 5000;  ///< how long shutdown waits for services
   bool profile = true;                      ///< measure each service's CPU time (skynet's `profile`)
-  std::uint32_t idle_spin_us = 0;           ///< the most an idle worker thread spins before sleeping, 0..10000
+  std::uint32_t idle_spin_us = 50;          ///< the most an idle worker thread spins before sleeping, 0..10000
   std::uint32_t mailbox_high = 4096;        ///< a feeding connection pauses past this many messages (0 = never)
   std::uint32_t mailbox_low = 1024;         ///< ... and reads again at this many, <= mailbox_high
   std::uint32_t mailbox_limit = 1u << 20;   ///< a call/send into a fuller mailbox is refused (0 = no cap)
