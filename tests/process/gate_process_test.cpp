@@ -70,7 +70,9 @@ TEST_F(GateUnderSupervisor, TheMainJobsKvGateKeepsASetAcrossKillNine) {
   namespace fs = std::filesystem;
   fs::create_directories(dir_ / "cluster1");
   fs::copy_file(fs::path(CSK_SOURCE_DIR) / "examples/cluster1/config.yaml", dir_ / "cluster1/config.yaml");
-  fs::copy_file(fs::path(CSK_SOURCE_DIR) / "examples/clustername.yaml", dir_ / "clustername.yaml");
+  for (const char* t : {"clustername.lua", "clustername.yaml"}) {
+    fs::copy_file(fs::path(CSK_SOURCE_DIR) / "examples" / t, dir_ / t);
+  }
   child_process sup({CSK_CLI_BIN, "run", "-c", (dir_ / "cluster1/config.yaml").string()}, dir_ / "supervisor.out",
                     {"CSK_CLUSTER_LISTEN=127.0.0.1:0", "CSK_GATE_KV_LISTEN=127.0.0.1:0"});
   const auto output = [&] { return read_file(dir_ / "supervisor.out"); };

@@ -179,7 +179,7 @@ std::optional<std::string> node_config(const options& o, int spin) {
   const fs::path example = fs::path(CSK_SOURCE_DIR) / "examples" / "cluster1" / "config.yaml";
   std::string text = read_file(example);
   const std::string limit = std::to_string(o.conns + 100);
-  const std::string table = (example.parent_path() / ".." / "clustername.yaml").lexically_normal().string();
+  const std::string table = (example.parent_path() / ".." / "clustername.lua").lexically_normal().string();
   const std::string spin_key = spin < 0 ? "" : "  idle_spin_us: " + std::to_string(spin) + "\n";
   const bool ok = insert_after(text, "\nruntime:\n", spin_key) &&
                   insert_after(text, "\ncluster:\n", "  max_connections: " + limit + "\n") &&

@@ -5,7 +5,7 @@
 //   cppskynet status|stop|reload|check ...  the operator verbs (ops.hpp)
 //   cppskynet run -c node.yaml [--daemon]   the supervisor (supervisor/supervisor.hpp)
 //
-// NODE is host:port, or a node name looked up in --names clustername.yaml.
+// NODE is host:port, or a node name looked up in --names clustername.lua (or its YAML form).
 // TARGET is @name, .name, :0000000a, or a handle number (10, 0x0a).
 // ARGs are JSON (42, 1.5, true, null, "str", [1,2], {"k":1}) or bare words (strings).
 // Options (before NODE): --names FILE, --timeout MS (default 5000).
@@ -34,7 +34,7 @@ constexpr int exit_usage = 2;
 int usage(const std::string& why) {
   std::cerr << "cppskynet: " << why << "\n"
             << "usage: cppskynet call|send [--names FILE] [--timeout MS] NODE TARGET [ARG...]\n"
-            << "  NODE    host:port, or a name from --names clustername.yaml\n"
+            << "  NODE    host:port, or a name from --names clustername.lua (or .yaml)\n"
             << "  TARGET  @name | .name | :0000000a | handle number\n"
             << "  ARG     JSON value or bare word\n"
             << "usage: cppskynet run -c node.yaml [--daemon]   (the supervisor)\n"

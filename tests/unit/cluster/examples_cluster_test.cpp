@@ -1,6 +1,6 @@
 // The three example nodes (examples/cluster1, cluster2, cluster3) from their own config
 // files, in-process on loopback: each listens on an ephemeral port, the node table of
-// examples/clustername.yaml is rewritten with the real ports (node::reload), and a client
+// examples/clustername.lua is rewritten with the real ports (node::reload), and a client
 // calls cluster3's @relay, which calls cluster1 and cluster2 through the cluster API.
 
 #include <gtest/gtest.h>
@@ -81,7 +81,7 @@ struct example_node {
   std::string error;
 };
 
-/// A caller from outside, like `cppskynet call --names examples/clustername.yaml`.
+/// A caller from outside, like `cppskynet call --names examples/clustername.lua`.
 struct client {
   client() : rt(opts()), net(1), node(rt, net, cluster::node_options{}) {
     rt.start();
