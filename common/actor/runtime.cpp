@@ -164,6 +164,10 @@ struct cell {
   std::atomic<std::uint64_t> messages{0};
   std::atomic<std::uint64_t> busy_ns{0};
   std::atomic<std::uint64_t> cpu_ns{0};
+  std::atomic<std::size_t> tasks{0};  // roots.size(), stored at the end of each turn
+  /// runtime::kill: set by any thread; the owner retires the service before its next message.
+  std::atomic<bool> kill_requested{false};
+  std::string type;  // set before the cell is published, constant after
 
   session_t new_session() {
     do {
@@ -485,11 +489,11 @@ result<handle_t, std::string> runtime::spawn(std::string_view type, values args,
     return unexpected(std::string("creating '") + std::string(type) + "' failed: " + e.what());
   }
   if (!svc) return unexpected(std::string("factory of '") + std::string(type) + "' returned nothing");
-  return spawn(std::move(svc), std::move(args), std::move(names));
+  return spawn(std::move(svc), std::move(args), std::move(names), std::string(type));
 }
 
 result<handle_t, std::string> runtime::spawn(std::unique_ptr<service> svc, values args,
-                                             std::vector<std::string> names) {
+                                             std::vector<std::string> names, std::string type) {
   if (shutting_down_.load()) return unexpected(std::string("node is shutting down"));
   for (const auto& n : names) {
     if (!valid_name(n)) return unexpected("invalid service name '" + n + "': must start with '.' or '@', 2..255 bytes");
@@ -501,6 +505,7 @@ result<handle_t, std::string> runtime::spawn(std::unique_ptr<service> svc, value
     const auto index = static_cast<handle_t>(cells_.size());
     const handle_t h = (opts_.harbor << harbor_shift) | index;
     c = std::make_shared<cell>(*this, h, std::move(svc), opts_.mailbox_warn);
+    c->type = std::move(type);
     // Visible (so it may be addressed) but not runnable until init has returned:
     // in_global keeps posts from scheduling it.
     c->in_global = true;
@@ -1009,7 +1014,7 @@ std::size_t runtime::run_turn(cell* cp, int weight, std::size_t worker) {
     cpu_started = this_thread_cpu.valid ? this_thread_cpu.last_end : thread_cpu_ns();
     this_thread_cpu.valid = false;  // a nested turn reads its own start
   }
-  while (!batch.empty() && !c.exit_requested && !c.retired) {
+  while (!batch.empty() && !c.exit_requested && !c.retired && !c.kill_requested.load(std::memory_order_relaxed)) {
     message m = std::move(batch.msgs[batch.next++]);
     if (ws != nullptr) {
       ws->type.store(static_cast<std::uint8_t>(m.type), std::memory_order_relaxed);
@@ -1029,7 +1034,10 @@ std::size_t runtime::run_turn(cell* cp, int weight, std::size_t worker) {
                           std::chrono::steady_clock::now() - turn_started)
                           .count()),
                       std::memory_order_relaxed);
-  if (c.exit_requested && !c.retired) retire(c, call_errc::service_exited);
+  if ((c.exit_requested || c.kill_requested.load(std::memory_order_relaxed)) && !c.retired) {
+    retire(c, call_errc::service_exited);
+  }
+  c.tasks.store(c.roots.size(), std::memory_order_relaxed);
   flush_scope.reset();  // flushers run outside the turn: what they cause is not deferred
   flushers.flush_all();
   if (opts_.profile) {
@@ -1046,7 +1054,8 @@ std::size_t runtime::run_turn(cell* cp, int weight, std::size_t worker) {
     if (c.dead.load(std::memory_order_relaxed)) {
       c.queue.drain([&](message&& m) { orphans.push_back(std::move(m)); });
       c.in_global = false;  // (waiters went when it died: retire)
-    } else if (c.queue.empty() && batch.empty()) {
+    } else if (c.queue.empty() && batch.empty() && !c.kill_requested.load(std::memory_order_relaxed)) {
+      // (a kill that came after the check above keeps it scheduled: the next turn retires it)
       c.in_global = false;
       c.warn_at = c.warn_base;
     } else {
@@ -1211,6 +1220,25 @@ bool runtime::release(handle_t h) {
   if (c == nullptr || !c->held) return false;
   c->held = false;
   if (running_.load() && !shutting_down_.load()) schedule(c);  // in_global is still set from its spawn
+  return true;
+}
+
+bool runtime::kill(handle_t h) {
+  cell* c = grab(h);
+  if (c == nullptr) return false;
+  bool run = false;
+  {
+    // The flag is set before the lock: a turn ending meanwhile sees it under the lock (and
+    // stays scheduled), or has cleared in_global by the time we look (and we schedule).
+    if (c->kill_requested.exchange(true)) return !c->dead.load();
+    spin_guard lock(c->mu);
+    if (c->dead.load(std::memory_order_relaxed)) return false;
+    if (!c->in_global) {
+      c->in_global = true;
+      run = true;
+    }
+  }
+  if (run) schedule(c);
   return true;
 }
 
@@ -1408,6 +1436,8 @@ std::vector<service_info> runtime::services() const {
     if (!c || c->dead.load(std::memory_order_relaxed)) continue;
     service_info i;
     i.handle = c->handle;
+    i.type = c->type;
+    i.tasks = c->tasks.load(std::memory_order_relaxed);
     {
       spin_guard q(c->mu);
       i.mailbox = c->queue.size();

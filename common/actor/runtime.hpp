@@ -94,6 +94,7 @@ struct runtime_stats {
 /// One live service, for consoles and metrics (runtime::services()).
 struct service_info {
   handle_t handle = 0;
+  std::string type;                ///< the type it was spawned as ("" when spawned from an object)
   std::vector<std::string> names;  ///< ".x" and "@x" names, sorted
   std::size_t mailbox = 0;         ///< messages waiting now
   std::uint64_t messages = 0;      ///< messages taken from the mailbox to be handled (counted before each is)
@@ -101,6 +102,8 @@ struct service_info {
   /// CPU time of its turns (the worker thread's CPU clock; what a handler spends blocked
   /// does not count). 0 unless runtime_options::profile.
   std::uint64_t cpu_ns = 0;
+  /// Its handlers suspended in an await (skynet's `task` count), as of the end of its last turn.
+  std::size_t tasks = 0;
 };
 
 class runtime {
@@ -125,8 +128,9 @@ class runtime {
   /// runtime is started. Errors: unknown type, bad name, init threw, shutting down.
   result<handle_t, std::string> spawn(std::string_view type, values args = {},
                                       std::vector<std::string> names = {});
+  /// `type`: what services() reports as its type (spawn(type, ...) passes its own).
   result<handle_t, std::string> spawn(std::unique_ptr<service> svc, values args = {},
-                                      std::vector<std::string> names = {});
+                                      std::vector<std::string> names = {}, std::string type = {});
 
   /// Adds a name to a live service. Names start with '.' (local) or '@' (cluster).
   result<void, std::string> add_name(handle_t h, std::string name);
@@ -204,6 +208,11 @@ class runtime {
   /// Ends hold(h): the service runs its start(), then what waits in its mailbox. False if
   /// `h` is not held. Owner thread.
   bool release(handle_t h);
+  /// skynet's `kill`: ends service `h` as if its handler had called ctx.exit(): before it
+  /// handles another message (after the one in progress, if any) it retires: stop() runs,
+  /// its callers and what waits in its mailbox are answered service_exited. False if `h`
+  /// is unknown or already dead. Any thread.
+  bool kill(handle_t h);
   /// Orderly stop: no new spawns; queued messages run until idle or the shutdown
   /// timeout; then every service's stop() runs, suspended handlers are dropped with
   /// their callers answered "shutting down", and the threads end. Idempotent.
