@@ -7,7 +7,9 @@
 // replies and timer expiries come back to that service carrying the session.
 
 #include <cstdint>
+#include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/wire/lua_value.hpp"
@@ -45,6 +47,11 @@ enum class call_errc : std::uint8_t {
 };
 const char* call_errc_name(call_errc c) noexcept;
 
+/// A skynet trace tag (skynet.trace, the cluster trace frame): immutable text shared by
+/// every message and handler it follows. nullptr = not traced, so an untraced message
+/// carries a null pointer and allocates nothing.
+using trace_ptr = std::shared_ptr<const std::string>;
+
 struct message {
   handle_t source = 0;
   session_t session = 0;
@@ -55,9 +62,21 @@ struct message {
   /// Bytes charged to runtime_options::budget while the message waits in a mailbox (set
   /// by feeders that read it from a peer: its wire size plus overhead); 0 = not counted.
   std::uint32_t charge = 0;
+  /// Calls only: the caller's trace tag (skynet's PTYPE_TRACE before the request). The
+  /// handler of this message runs under it (context::trace_tag()).
+  trace_ptr trace = nullptr;
 };
 
 /// Renders a handle the way skynet prints it: ":0000000a".
 std::string handle_string(handle_t h);
+
+/// One trace line, the text skynet's logger writes for c.trace (lua-skynet.c ltrace,
+/// prefixed by service_logger with the address): "[:0000000a] <TRACE tag> ns what".
+/// Pure: `ns` is the CLOCK_MONOTONIC reading in nanoseconds.
+std::string trace_line(handle_t h, std::string_view tag, std::int64_t ns, std::string_view what);
+/// Logs trace_line(h, tag, now, what) at info on the "actor" logger, now = CLOCK_MONOTONIC
+/// (skynet's clock for trace lines, so lines from both sides of a call on one machine
+/// compare). Any thread.
+void trace_log(handle_t h, std::string_view tag, std::string_view what);
 
 }  // namespace csk::actor

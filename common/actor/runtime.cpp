@@ -56,6 +56,10 @@ struct root_state {
   bool finished = false;    // the handler ran to its end
   bool registered = false;  // owned by cell::roots (it suspended); else by dispatch()
   std::coroutine_handle<> frame;
+  /// The handler's trace tag (skynet's session_coroutine_tracetag): its message's, or
+  /// context::trace()'s. Read through cell::current, so it is the running handler's tag
+  /// whenever this root is started or resumed.
+  trace_ptr trace;
 };
 
 /// What a session of this service is waiting for.
@@ -158,6 +162,7 @@ struct cell {
   bool held = false;  // runtime::hold: start() leaves it be (owner thread, before start)
   bool exit_requested = false;
   bool retired = false;
+  std::uint64_t traces = 0;  // tags made by context::trace (":%08x-N")
   std::vector<std::string> names;
 
   // -- counters: written by the dispatching thread, read by services() -------------
@@ -187,6 +192,20 @@ using detail::pending_entry;
 using detail::root_state;
 
 std::shared_ptr<spdlog::logger> actor_log() { return csk::logger("actor"); }
+
+/// The tag of the handler `c` runs now; nullptr when it is not traced (or none runs).
+const trace_ptr* running_trace(const cell& c) noexcept {
+  return c.current != nullptr && c.current->trace ? &c.current->trace : nullptr;
+}
+
+/// Logs `what` under the tag of the handler `c` runs, if it is traced; returns the tag
+/// (nullptr if none) for the message the handler sends next.
+trace_ptr trace_hop(const cell& c, std::string_view what) {
+  const trace_ptr* t = running_trace(c);
+  if (t == nullptr) return nullptr;
+  trace_log(c.handle, **t, what);
+  return *t;
+}
 
 /// This thread's CPU time (user + system), ns. A turn runs on one thread from start to
 /// end, so the difference of two readings around it is the CPU the turn used.
@@ -260,6 +279,23 @@ std::string handle_string(handle_t h) {
   return buf;
 }
 
+std::string trace_line(handle_t h, std::string_view tag, std::int64_t ns, std::string_view what) {
+  std::string out = "[" + handle_string(h) + "] <TRACE ";
+  out.append(tag);
+  out += "> ";
+  out += std::to_string(ns);
+  out += ' ';
+  out.append(what);
+  return out;
+}
+
+void trace_log(handle_t h, std::string_view tag, std::string_view what) {
+  timespec ts{};
+  ::clock_gettime(CLOCK_MONOTONIC, &ts);
+  const std::int64_t ns = std::int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
+  actor_log()->info("{}", trace_line(h, tag, ns, what));
+}
+
 // --------------------------------------------------------------- service --
 
 void service::init(context&, const values&) {}
@@ -301,6 +337,7 @@ void context::send(const address& to, values args) {
 bool call_awaiter::await_suspend(std::coroutine_handle<> h) {
   cell& c = ctx_.cell_;
   runtime& rt = ctx_.rt_;
+  trace_ptr trace = trace_hop(c, "call");  // as skynet.call: logged before the address is checked
   // By handle: post() answers calls to dead or unknown handles with an error.
   const handle_t to = to_.name.empty() ? to_.handle : rt.resolve_address(to_);
   if (to == 0) {
@@ -317,13 +354,14 @@ bool call_awaiter::await_suspend(std::coroutine_handle<> h) {
   e.timer = rt.add_timer(timeout, c.handle, s);
   e.root = c.current;
   c.pending.emplace(s, std::move(e));
-  rt.post(to, message{c.handle, s, msg_type::call, call_errc::none, std::move(args_), {}});
+  rt.post(to, message{c.handle, s, msg_type::call, call_errc::none, std::move(args_), {}, 0, std::move(trace)});
   return true;
 }
 
 void routed_call_awaiter::await_suspend(std::coroutine_handle<> h) {
   cell& c = ctx_.cell_;
   runtime& rt = ctx_.rt_;
+  (void)trace_hop(c, "call");  // start_ reads the tag itself (context::current_trace)
   const session_t s = c.new_session();
   pending_entry e;
   e.what = pending_entry::kind::call;
@@ -339,6 +377,7 @@ void routed_call_awaiter::await_suspend(std::coroutine_handle<> h) {
 
 void sleep_awaiter::await_suspend(std::coroutine_handle<> h) {
   cell& c = ctx_.cell_;
+  (void)trace_hop(c, "sleep");
   const session_t s = c.new_session();
   pending_entry e;
   e.what = pending_entry::kind::sleep;
@@ -388,6 +427,28 @@ void context::exit() { cell_.exit_requested = true; }
 
 std::size_t context::pending() const noexcept { return cell_.pending.size(); }
 
+void context::trace() { begin_trace("trace"); }
+
+void context::trace(std::string_view info) { begin_trace("trace " + std::string(info)); }
+
+void context::begin_trace(std::string_view what) {
+  char tag[32];
+  std::snprintf(tag, sizeof tag, ":%08x-%llu", cell_.handle, static_cast<unsigned long long>(++cell_.traces));
+  auto t = std::make_shared<const std::string>(tag);
+  trace_log(cell_.handle, *t, what);
+  if (cell_.current != nullptr) cell_.current->trace = std::move(t);
+}
+
+std::string context::trace_tag() const {
+  const trace_ptr* t = running_trace(cell_);
+  return t != nullptr ? **t : std::string();
+}
+
+trace_ptr context::current_trace() const {
+  const trace_ptr* t = running_trace(cell_);
+  return t != nullptr ? *t : nullptr;
+}
+
 // ---------------------------------------------------------- root handlers --
 
 namespace {
@@ -407,12 +468,21 @@ void finish_root(root_state* r, std::exception_ptr error, values* result) {
     actor_log()->error("{} {} '{}' from {} raised: {}", handle_string(c.handle), r->is_start ? "start" : msg_type_name(m.type),
                        r->is_start ? "" : command_of(m), handle_string(m.source), what);
     if (m.type == msg_type::call && !r->is_start) {
+      if (r->trace) trace_log(c.handle, *r->trace, "error");  // skynet's suspend(): calls only, no "end"
       if (r->deferred) c.open_deferred.erase(deferred_key(m.source, m.session));
       rt.post(m.source, message{c.handle, m.session, msg_type::error, call_errc::remote_error, {}, what});
     }
-  } else if (m.type == msg_type::call && !r->is_start && !r->deferred && result != nullptr) {
-    rt.post(m.source, message{c.handle, m.session, msg_type::response, call_errc::none, std::move(*result), {}});
+    return;
   }
+  const bool answer = m.type == msg_type::call && !r->is_start && !r->deferred && result != nullptr;
+  if (r->trace) {
+    // skynet logs "response" (skynet.ret) and then "end" (the coroutine returns). Both are
+    // logged before the answer goes: the handler has ended by now, and an external caller's
+    // completion runs inside post(), so its lines follow these.
+    if (answer) trace_log(c.handle, *r->trace, "response");
+    trace_log(c.handle, *r->trace, "end");
+  }
+  if (answer) rt.post(m.source, message{c.handle, m.session, msg_type::response, call_errc::none, std::move(*result), {}});
 }
 
 // A root that finished while dispatch() still runs it is freed by dispatch();
@@ -741,7 +811,7 @@ std::future<call_result> runtime::call(const address& to, values args, std::chro
 }
 
 void runtime::call(const address& to, values args, std::chrono::milliseconds timeout,
-                   std::function<void(call_result)> done, std::uint32_t charge) {
+                   std::function<void(call_result)> done, std::uint32_t charge, trace_ptr trace) {
   if (shut_down_.load()) {
     done(unexpected(call_error{call_errc::shutting_down, "node is shut down"}));
     return;
@@ -753,7 +823,7 @@ void runtime::call(const address& to, values args, std::chrono::milliseconds tim
     return;
   }
   const reply_route route = external_route(timeout, std::move(done));
-  post(h, message{0, route.session, msg_type::call, call_errc::none, std::move(args), {}, charge});
+  post(h, message{0, route.session, msg_type::call, call_errc::none, std::move(args), {}, charge, std::move(trace)});
 }
 
 namespace {
@@ -1122,6 +1192,8 @@ void runtime::dispatch(cell& c, message& m) {
       rs->rt = this;
       rs->owner = &c;
       rs->msg = std::move(m);
+      rs->trace = std::move(rs->msg.trace);
+      if (rs->trace) trace_log(c.handle, *rs->trace, "request");
       task<values> t;
       try {
         t = c.svc->handle(c.ctx, rs->msg);
@@ -1174,7 +1246,8 @@ void runtime::dispatch(cell& c, message& m) {
           e.slot->emplace(unexpected(call_error{call_errc::timeout, "call timed out"}));
         }
       }
-      c.current = e.root;
+      if (e.root != nullptr && e.root->trace) trace_log(c.handle, *e.root->trace, "resume");
+      c.current = e.root;  // the handler's tag comes back with it
       e.waiter.resume();
       c.current = nullptr;
       return;

@@ -163,9 +163,10 @@ class runtime {
   /// The same with a completion instead of a future: `done` runs exactly once, on a
   /// runtime thread (inside run_until_idle in manual mode), or at once on this thread
   /// when the address is unknown. It must be short and must not block.
-  /// `charge`: see message::charge.
+  /// `charge`: see message::charge. `trace`: the handler of the call runs traced under
+  /// it (see message::trace; the cluster agent passes the tag of a trace frame).
   void call(const address& to, values args, std::chrono::milliseconds timeout,
-            std::function<void(call_result)> done, std::uint32_t charge = 0);
+            std::function<void(call_result)> done, std::uint32_t charge = 0, trace_ptr trace = {});
   /// Back-pressure (runtime_options::mailbox_high): true while `h`'s mailbox holds more
   /// than mailbox_high messages. A relaxed read, for a feeder after each delivery. Any thread.
   bool mailbox_full(handle_t h) const noexcept;

@@ -184,10 +184,32 @@ class context {
   /// Calls, sleeps and timers this service is waiting on.
   std::size_t pending() const noexcept;
 
+  // -- traces (skynet.trace) ------------------------------------------------------
+  //
+  // A tag belongs to one handler invocation (skynet keeps it per coroutine): the one that
+  // called trace(), or whose call message carried a tag (a traced caller, or a cluster
+  // trace frame). It stays with that handler across its awaits, whatever else this
+  // service handles meanwhile, and goes with every call it makes (ctx.call, call_via,
+  // so cluster calls too; sends are not traced, as in skynet). The runtime logs each hop
+  // in skynet's trace format (trace_line): request, call, sleep, resume, response, end,
+  // error.
+
+  /// skynet.trace(): traces the handler being run under a new tag ":%08x-N" (this
+  /// service's handle, N counting from 1 per service) and logs "trace" ("trace <info>").
+  /// Outside a handler (init, stop, a timeout callback) the line is logged but no
+  /// handler keeps the tag.
+  void trace();
+  void trace(std::string_view info);
+  /// skynet.tracetag(): the tag of the handler being run; "" when it is not traced.
+  std::string trace_tag() const;
+  /// The same, shared (nullptr: not traced), for code that passes it on (the cluster node).
+  trace_ptr current_trace() const;
+
  private:
   friend class call_awaiter;
   friend class routed_call_awaiter;
   friend class sleep_awaiter;
+  void begin_trace(std::string_view what);
   runtime& rt_;
   detail::cell& cell_;
 };

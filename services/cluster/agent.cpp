@@ -173,9 +173,6 @@ void agent::on_frame(bytes_view body) {
     log()->warn("cluster peer {}: dropped request frame: {}", peer_, f.error().message());
     return;
   }
-  if (f->type == wire::request_type::trace) {
-    log()->debug("cluster peer {}: trace tag {}", peer_, as_chars(f->data));
-  }
   assembler_.push(*f, event_);
   sync_charge();
   auto& ev = event_;
@@ -320,8 +317,31 @@ actor::handle_t agent::dispatch(wire::request_message& m) {
     }
   };
   out_->acquire();
+  if (m.has_trace) {
+    traced_call(to, std::move(*args), m);
+    return to;
+  }
   rt_.call(to, std::move(*args), call_timeout_, complete{out_, m.session}, mailbox_charge(m.payload.size()));
   return to;
+}
+
+void agent::traced_call(actor::handle_t to, actor::values args, wire::request_message& m) {
+  // skynet.tracecall, as skynet's agent makes it: "tracecall begin", the call with the tag
+  // (its handler runs traced), "tracecall end" when the answer comes. The agent is not a
+  // service: its lines carry handle 0, the runtime's. The outbox reference is taken.
+  struct complete {
+    outbox* out;
+    std::uint32_t session;
+    actor::trace_ptr tag;
+    void operator()(actor::call_result r) const {
+      actor::trace_log(0, *tag, "tracecall end");
+      out->answer(session, std::move(r));
+      out->release();
+    }
+  };
+  auto tag = std::make_shared<const std::string>(std::move(m.trace_tag));
+  actor::trace_log(0, *tag, "tracecall begin");
+  rt_.call(to, std::move(args), call_timeout_, complete{out_, m.session, tag}, mailbox_charge(m.payload.size()), tag);
 }
 
 // ------------------------------------------------------------ hand-over --

@@ -11,6 +11,11 @@
 // Pushes get no answer, except a push to an unknown @name (ERROR "Invalid name" with the
 // push's session, as skynet does).
 //
+// Traces: a call that came after a trace frame is made as skynet's agent makes it, with
+// skynet.tracecall: "tracecall begin" and "tracecall end" are logged under the tag (with
+// handle 0: the agent is not a service) and the handler it reaches runs traced (see
+// actor::context::trace_tag). A push's tag is dropped (skynet's agent traces calls only).
+//
 // Deviations, on purpose (skynet leaves the caller waiting forever in these cases):
 //   - a bare name (no '@', '.' or ':') is answered ERROR "Invalid name";
 //   - a call whose payload is not seri data is answered with the unpack error;
@@ -113,6 +118,8 @@ class agent {
  private:
   /// Returns the handle the request went to (0: answered here or dropped).
   actor::handle_t dispatch(wire::request_message& m);
+  /// A call that came after a trace frame (its outbox reference already taken).
+  void traced_call(actor::handle_t to, actor::values args, wire::request_message& m);
   /// After a delivery: pause for `to`'s mailbox or the node's memory (see flow_control).
   void push_back(actor::handle_t to);
   /// Charges (or releases) the budget for what the assembler holds now.

@@ -19,6 +19,9 @@
 // (the peer's cluster names), ".name" (the peer's local names), ":0000000a", or a handle
 // written in decimal or 0x-hex. Anything else fails the call at once ("bad cluster address").
 //
+// Traces: a call made by a traced handler (actor::context::trace) carries its tag to the
+// remote node in a trace frame (sender.hpp); pushes are never traced, as in skynet.
+//
 // Thread rules: the ctx overloads are for the service that owns ctx (call and query must
 // be awaited there); the runtime overloads are safe from any thread.
 

@@ -81,8 +81,9 @@ std::string address_key(const wire::target& to) {
 /// events reach the sender.
 class node::remote : public transport, public net::handler, public std::enable_shared_from_this<remote> {
  public:
-  remote(std::string name, actor::runtime& rt, net::net& n, net::conn_options o, wire::assembler_limits limits)
-      : net_(n), opts_(o), sender_(std::move(name), rt, *this, limits) {}
+  remote(std::string name, actor::runtime& rt, net::net& n, net::conn_options o, wire::assembler_limits limits,
+         std::string self)
+      : net_(n), opts_(o), sender_(std::move(name), rt, *this, limits, std::move(self)) {}
 
   sender& s() { return sender_; }
 
@@ -421,7 +422,7 @@ node::remote* node::remote_for(std::string_view name, std::string& error) {
       error = "cluster node " + std::string(name) + " is absent";
       return nullptr;
     }
-    auto r = std::make_shared<remote>(std::string(name), rt_, net_, conn_options_for(opts_), opts_.limits);
+    auto r = std::make_shared<remote>(std::string(name), rt_, net_, conn_options_for(opts_), opts_.limits, opts_.self);
     r->s().set_endpoint(endpoint_of(t->second));
     found = r.get();
     remotes_.emplace(std::string(name), std::move(r));
@@ -432,21 +433,24 @@ node::remote* node::remote_for(std::string_view name, std::string& error) {
   return found;
 }
 
-void node::start_call(std::string_view node_name, wire::target to, actor::values args, actor::reply_route route) {
+void node::start_call(std::string_view node_name, wire::target to, actor::values args, actor::reply_route route,
+                      const actor::trace_ptr& trace) {
   std::string error;
   remote* r = remote_for(node_name, error);
   if (r == nullptr) {
     rt_.complete(route, unexpected(actor::call_error{actor::call_errc::invalid_address, error}));
     return;
   }
-  r->s().call(to, args, route);
+  r->s().call(to, args, route, trace);
 }
 
 actor::routed_call_awaiter node::call(actor::context& ctx, std::string_view node_name, wire::target to,
                                       actor::values args, std::chrono::milliseconds timeout) {
+  // The start runs inside the awaiting handler's dispatch (routed_call_awaiter), so the
+  // tag read there is that handler's.
   return ctx.call_via(
-      [this, n = std::string(node_name), to = std::move(to), args = std::move(args)](actor::reply_route route) mutable {
-        start_call(n, std::move(to), std::move(args), route);
+      [this, &ctx, n = std::string(node_name), to = std::move(to), args = std::move(args)](actor::reply_route route) mutable {
+        start_call(n, std::move(to), std::move(args), route, ctx.current_trace());
       },
       timeout);
 }

@@ -7,7 +7,8 @@
 //   - inbound: open() listens on this node's address; each accepted connection gets an
 //     agent (agent.hpp) that dispatches into the runtime;
 //   - outbound: one sender (sender.hpp) and one connection per remote node, made on first
-//     use.
+//     use. A call from a traced handler carries its tag (sender.hpp: the trace frame names
+//     this node by `self`).
 //
 // Calls to a node name that the table does not have fail at once ("cluster node X is
 // absent"). skynet makes such callers wait for a reload unless __nowaiting is set; we do
@@ -164,7 +165,9 @@ class node {
   /// The remote for `name`, created on first use; nullptr (with `error`) if absent.
   /// Remotes live as long as the node (remotes_ never drops one).
   remote* remote_for(std::string_view name, std::string& error);
-  void start_call(std::string_view node, wire::target to, actor::values args, actor::reply_route route);
+  /// `trace`: the calling handler's tag (nullptr for calls from outside any service).
+  void start_call(std::string_view node, wire::target to, actor::values args, actor::reply_route route,
+                  const actor::trace_ptr& trace = nullptr);
 
   static inline std::atomic<std::uint64_t> next_id_{0};
   const std::uint64_t id_ = ++next_id_;  // unique per node made in this process (remote_for's cache)

@@ -1,5 +1,7 @@
 #include "services/cluster/sender.hpp"
 
+#include <unistd.h>
+
 #include "common/log/log.hpp"
 #include "common/wire/seri.hpp"
 
@@ -26,10 +28,29 @@ void trim(byte_buffer& b) {
   if (b.capacity() > scratch_keep_capacity) byte_buffer{}.swap(b);
 }
 
+/// skynet's cluster.nodename() (lua-cluster.c lnodename): the host name, every byte up to
+/// ' ' (as a signed char, so bytes >= 0x80 too) made '_', then the pid.
+std::string host_and_pid() {
+  char host[256] = {};
+  std::string out = "noname";
+  if (::gethostname(host, sizeof host - 1) == 0) {
+    for (char* p = host; *p != 0; ++p) {
+      if (static_cast<signed char>(*p) <= ' ') *p = '_';
+    }
+    out = host;
+  }
+  return out + std::to_string(::getpid());
+}
+
 }  // namespace
 
-sender::sender(std::string node, actor::runtime& rt, transport& t, wire::assembler_limits limits)
-    : node_(std::move(node)), rt_(rt), t_(t), limits_(limits), responses_(limits) {}
+sender::sender(std::string node, actor::runtime& rt, transport& t, wire::assembler_limits limits, std::string self)
+    : node_(std::move(node)),
+      self_(self.empty() ? host_and_pid() : std::move(self)),
+      rt_(rt),
+      t_(t),
+      limits_(limits),
+      responses_(limits) {}
 
 sender::failed_calls sender::leave_connection() {
   state_ = state::idle;
@@ -88,7 +109,21 @@ void sender::queue_or_write(bytes_view bytes, bool& start_connect) {
   }
 }
 
-void sender::call(const wire::target& to, const actor::values& args, actor::reply_route route) {
+bool sender::trace_call(const std::string& tag, std::uint32_t session, actor::handle_t caller, byte_buffer& out) const {
+  std::string renamed;
+  const std::string* sent = &tag;
+  if (tag.empty() || tag[0] != '(') {
+    const std::uint32_t next = session >= 0x7fffffff ? 1 : session + 1;  // skynet's counter after this call
+    renamed = "(" + self_ + "-" + node_ + "-" + std::to_string(next) + ")" + tag;
+    actor::trace_log(caller, tag, "session " + renamed);
+    sent = &renamed;
+  }
+  actor::trace_log(caller, *sent, "cluster " + node_);
+  return static_cast<bool>(wire::encode_trace(*sent, out));
+}
+
+void sender::call(const wire::target& to, const actor::values& args, actor::reply_route route,
+                  const actor::trace_ptr& trace) {
   scratch_buffers& sc = scratch;
   sc.payload.clear();
   auto packed = seri::pack(args, sc.payload);
@@ -105,6 +140,8 @@ void sender::call(const wire::target& to, const actor::values& args, actor::repl
     } else if (!ep_) {
       ++stats_.failed_calls;
       failure = "cluster node " + node_ + " is down";
+    } else if (trace && !trace_call(*trace, s, route.handle, sc.frames)) {
+      failure = "trace tag is too long";  // skynet's packtrace refuses it alike
     } else if (auto enc = wire::encode_request(to, s, false, sc.payload, sc.frames); !enc) {
       failure = enc.error().message();
     } else {

@@ -12,6 +12,14 @@
 // Answers go to actor::reply_route (runtime::complete), so a service awaiting
 // ctx.call_via(...) resumes in its own dispatch.
 //
+// Traces, as skynet's send_request: a traced call (a tag passed to call()) goes out right
+// after a trace frame, on the same connection (before a multi-part header too). A tag not
+// starting with '(' is first renamed "(<self>-<node>-<session>)<tag>", <session> being the
+// counter after this call's (skynet's quirk: one more than the request's own session), and
+// "session <new tag>" is logged under the old one; then "cluster <node>" under the tag
+// sent. Lines carry the caller's handle (route.handle). Pushes are never traced (skynet's
+// clustersender traces only requests).
+//
 // Thread rules: call()/send()/set_endpoint() from any thread; the on_* events from the
 // transport's thread. One mutex guards the state; transport calls are made outside it
 // except write(), which must not call back into the sender.
@@ -71,14 +79,19 @@ struct sender_stats {
 
 class sender {
  public:
-  sender(std::string node, actor::runtime& rt, transport& t, wire::assembler_limits limits = {});
+  /// `self`: this node's name in trace tags; "" = skynet's cluster.nodename() (the host
+  /// name and the pid), which is what a Lua skynet node always puts there.
+  sender(std::string node, actor::runtime& rt, transport& t, wire::assembler_limits limits = {},
+         std::string self = {});
 
   /// Where the node is; nullopt marks it down (calls fail at once). A changed address
   /// closes the current connection; the next request connects to the new one.
   void set_endpoint(std::optional<endpoint> ep);
 
   /// A call to `to` on the remote node; the answer (values or error) goes to `route`.
-  void call(const wire::target& to, const actor::values& args, actor::reply_route route);
+  /// `trace`: the caller's tag (context::current_trace); see the header comment.
+  void call(const wire::target& to, const actor::values& args, actor::reply_route route,
+            const actor::trace_ptr& trace = nullptr);
   /// A push. Returns false if it is not queued: node down, bad target, or the connection
   /// already holds `push_backlog` unsent bytes (pushes are not flow-controlled by the peer;
   /// refusing here keeps a fast producer from cutting the connection at the net layer's cap
@@ -106,6 +119,9 @@ class sender {
   using failed_calls = std::vector<std::pair<std::uint32_t, actor::reply_route>>;
 
   std::uint32_t take_session();  // mu_ held
+  /// Logs a traced call's lines and appends its trace frame to `out` (mu_ held: the lines
+  /// come before the bytes leave). False if the tag is too long for a frame.
+  bool trace_call(const std::string& tag, std::uint32_t session, actor::handle_t caller, byte_buffer& out) const;
   void count_out(bytes_view bytes);  // frames handed to the open connection; mu_ held
   /// Writes framed bytes on the open connection, or queues them while connecting (from
   /// idle: start_connect is set, connect after unlocking). mu_ held.
@@ -115,6 +131,7 @@ class sender {
   void fail_all(failed_calls& calls, const std::string& why);
 
   const std::string node_;
+  const std::string self_;
   actor::runtime& rt_;
   transport& t_;
   const wire::assembler_limits limits_;

@@ -46,8 +46,9 @@
 //   - conn_server_restart_and_reload step echo_node_back: a call made right after the
 //     reload succeeds, because the request waits in the sender while it connects (skynet
 //     fails it: its reconnect is asynchronous).
-// rx_py_trace_then_call's "tag appears in the receiver's trace log": the node logs it on
-// the "cluster" logger at debug level; the test captures that logger for rows with a tag.
+// rx_py_trace_then_call's "tag appears in the receiver's trace log": the node's agent logs
+// skynet's trace line "<TRACE tag> ns tracecall begin" (at info); the test captures the
+// logs for rows with a tag.
 //
 // No sleeps: every wait is poll() on a socket or a future, with a deadline.
 
@@ -166,7 +167,7 @@ std::vector<std::string> trace_tags(bytes_view bytes) {
   return out;
 }
 
-/// Captures the "cluster" logger at debug level (where the agent logs trace tags).
+/// Captures the logs, the "cluster" logger at debug level.
 class cluster_debug_log {
  public:
   cluster_debug_log() : logger_(csk::logger("cluster")), level_(logger_->level()) {
@@ -386,7 +387,7 @@ TEST_P(RxRow, AnsweredAsSkynetAnswered) {
   const bool echo_identical = m.value("echo_identical", false);
   for (std::size_t i = 0; i < want.size(); ++i) expect_answer(want[i], got[i], sent, echo_identical);
   for (const auto& tag : tags) {
-    EXPECT_TRUE(log->logs().wait_for("trace tag " + tag, io_wait)) << "trace tag not logged: " << tag;
+    EXPECT_TRUE(log->logs().wait_for("<TRACE " + tag + "> ", io_wait)) << "trace tag not logged: " << tag;
   }
 
   if (m.at("connection_closed_by_skynet").get<bool>()) {
