@@ -15,6 +15,7 @@
 #include <iostream>
 #include <map>
 #include <memory>
+#include <utility>
 #include <optional>
 
 #include "common/base/dir_lock.hpp"
@@ -121,7 +122,7 @@ class supervisor {
   void check_timers(clock::time_point now);
   void on_control(const control_request& req, const control_reply& reply);
   void on_upgrade_result(worker& w, const channel::upgrade_result& r);
-  void on_console(const std::string& line, const control_reply& reply);
+  void on_console(const std::string& line, bool reply_at_start, const control_reply& reply);
   void on_console_reply(const channel::console_reply& r);
   void on_keep(worker& w, const channel::keep& k, std::vector<unique_fd> fds);
   bool on_last_words(worker& w, channel::received& r);
@@ -645,7 +646,9 @@ void supervisor::on_control(const control_request& req, const control_reply& rep
     reply(json{{"ok", true}, {"workers", n}});
   } else if (req.cmd == "console") {
     const std::string line = req.args.contains("line") && req.args["line"].is_string() ? req.args["line"].get<std::string>() : "";
-    on_console(line, reply);
+    const bool at_start = req.args.contains("reply_at_start") && req.args["reply_at_start"].is_boolean() &&
+                          req.args["reply_at_start"].get<bool>();
+    on_console(line, at_start, reply);
   } else if (req.cmd == "upgrade") {
     std::string binary;
     std::uint32_t budget = sup_.upgrade_timeout_ms;
@@ -700,11 +703,14 @@ void supervisor::park(const std::string& why) {
 
 // ---------------------------------------------------------------- console --
 //
-// `cppskynet console`: the supervisor answers generations, upgrade and help itself and
-// relays every other line to the serving worker (channel console / console_reply), whose
-// answer is JSON text it does not interpret (worker/console.hpp has the verbs).
+// `cppskynet console`: the supervisor answers generations and upgrade itself and relays
+// every other line to the serving worker (channel console / console_reply), whose answer
+// is JSON text it does not interpret (worker/console.hpp has the verbs). A worker's own
+// debug console asks for generations and upgrade here too, with reply_at_start: its
+// upgrade is answered once it has started ({"started": true, from/to_generation}), since
+// that worker exits before the verdict; a refusal is answered at once either way.
 
-void supervisor::on_console(const std::string& line, const control_reply& reply) {
+void supervisor::on_console(const std::string& line, bool reply_at_start, const control_reply& reply) {
   std::vector<std::string> words;
   {
     std::size_t i = 0;
@@ -741,10 +747,18 @@ void supervisor::on_console(const std::string& line, const control_reply& reply)
         return;
       }
     }
-    begin_upgrade(binary, budget, [reply](json verdict) {
+    auto answered = std::make_shared<bool>(false);
+    begin_upgrade(binary, budget, [reply, answered](json verdict) {
+      if (std::exchange(*answered, true)) return;  // answered when it started
       const bool ok = verdict.value("ok", false);
       reply(ok ? json{{"ok", true}, {"answer", verdict}} : json{{"ok", false}, {"error", verdict.value("error", "failed")}, {"answer", verdict}});
     });
+    if (reply_at_start && !*answered) {
+      *answered = true;
+      json started = {{"started", true}, {"to_generation", upgrade_ ? upgrade_->to : revival_ ? revival_->generation : 0}};
+      if (upgrade_) started["from_generation"] = upgrade_->from;
+      reply(json{{"ok", true}, {"answer", started}});
+    }
     return;
   }
   worker* serving = nullptr;

@@ -33,7 +33,9 @@
 #include "services/gate/directory.hpp"
 #include "services/entity/registry.hpp"
 #include "services/entity/region.hpp"
+#include "supervisor/control.hpp"
 #include "worker/console.hpp"
+#include "worker/debug_console.hpp"
 #include "worker/state_regions.hpp"
 #include "worker/upgrade.hpp"
 
@@ -297,6 +299,69 @@ channel::stores store_stats(const entity::directory& entities) {
   return out;
 }
 
+// The console's view of the node (worker/console.hpp), for `cppskynet console` (relayed by
+// the supervisor) and the debug_console listener alike.
+console::parts console_parts_of(const node_config& cfg, const upgrade::node_parts& parts, console::env_table& env,
+                                entity::directory& entities, supervisor_link* link,
+                                std::chrono::steady_clock::time_point started) {
+  console::parts p;
+  p.rt = parts.rt;
+  p.cluster = parts.cluster;
+  p.gates = parts.gates;
+  p.started = started;
+  p.call_timeout = std::chrono::milliseconds(cfg.runtime.call_timeout_ms);
+  p.entities = &entities;
+  p.env = &env;
+  p.release_memory = release_free_memory;
+  if (link != nullptr) {
+    // generations and upgrade, from the debug console: the supervisor's control socket (the
+    // worker's config names it as the supervisor's did). An upgrade is answered once it has
+    // started: this worker exits when it is done.
+    p.supervisor = [path = cfg.supervisor.control_socket](const std::string& line) {
+      const nlohmann::json request = {{"cmd", "console"}, {"args", {{"line", line}, {"reply_at_start", true}}}};
+      return supervisor::control_call(path, request, std::chrono::seconds(30));
+    };
+  }
+  return p;
+}
+
+// getenv's table starts with what skynet's config would hold.
+void seed_env(console::env_table& env, const node_config& cfg, std::uint32_t generation) {
+  const int threads = cfg.runtime.threads != 0 ? cfg.runtime.threads : static_cast<int>(std::thread::hardware_concurrency());
+  env.set("thread", std::to_string(threads));
+  env.set("harbor", std::to_string(cfg.runtime.harbor));
+  env.set("profile", cfg.runtime.profile ? "true" : "false");
+  if (!cfg.cluster.names_file.empty()) env.set("cluster", cfg.cluster.names_file);
+  if (!cfg.cluster.self.empty()) env.set("cluster_self", cfg.cluster.self);
+  env.set("generation", std::to_string(generation));
+}
+
+// skynet's debug console (config debug_console): on the inherited "debug_console" listener,
+// or bound here when standalone; opened once this worker serves, like the admin endpoint.
+// A console that cannot open is logged, and the node runs without it.
+std::unique_ptr<console::debug_console> open_debug_console(const node_config& cfg, net::net& n, const console::parts& p,
+                                                           std::map<std::string, unique_fd>& inherited, bool supervised) {
+  if (cfg.debug_console.listen.empty()) return nullptr;
+  auto dc = std::make_unique<console::debug_console>(n, p);
+  result<std::uint16_t, std::string> port = unexpected(std::string("the supervisor passed no \"debug_console\" listener "
+                                                                   "(added to the file after `cppskynet run` started?)"));
+  if (auto it = inherited.find("debug_console"); supervised && it != inherited.end()) {
+    port = dc->adopt(it->second.get());
+    if (port) (void)it->second.release();  // the net owns it now
+    inherited.erase(it);
+  } else if (!supervised) {
+    auto hp = parse_host_port(cfg.debug_console.listen, true);
+    port = hp ? dc->listen(hp->host, hp->port) : unexpected("bad address " + cfg.debug_console.listen);
+  }
+  if (!port) {
+    logger("service")->error("debug console: {}; the node runs without it", port.error());
+    return nullptr;
+  }
+  logger("service")->info("debug console on {} (port {})", supervised ? "the inherited listener" : cfg.debug_console.listen,
+                          *port);
+  return dc;
+}
+
 }  // namespace
 
 result<void, run_failure> run_node(const node_config& cfg,
@@ -466,6 +531,11 @@ result<void, run_failure> run_node(const node_config& cfg,
     }
   }
 
+  console::env_table env;
+  seed_env(env, cfg, link != nullptr ? link->generation() : 0);
+  const console::parts console_parts = console_parts_of(cfg, parts, env, entities, link, started);
+  std::unique_ptr<console::debug_console> debug_console = open_debug_console(cfg, n, console_parts, inherited, link != nullptr);
+
   node_events events(link);
   if (link != nullptr) {
     if (auto r = link->send(channel::ready{}); !r) logger("supervisor")->error("channel: {}", r.error());
@@ -490,8 +560,6 @@ result<void, run_failure> run_node(const node_config& cfg,
   node_event stop;
   // Console lines being answered, each on a thread of its own (a `call` may take the call
   // timeout; the loop must go on heartbeating). Joined before the runtime stops.
-  console::parts console_parts{&rt, parts.cluster, parts.gates, started,
-                               std::chrono::milliseconds(cfg.runtime.call_timeout_ms), &entities};
   std::vector<std::future<void>> consoles;
   // An upgrade in progress (this worker handing over): its thread and verdict.
   std::future<upgrade::hand_over_outcome> handing_over;
@@ -537,13 +605,9 @@ result<void, run_failure> run_node(const node_config& cfg,
     } else if (e.is == node_event::what::console) {
       const std::uint64_t id = e.console_id;
       consoles.push_back(std::async(std::launch::async, [&console_parts, link, id, line = e.why] {
-        channel::console_reply reply{id, 1, ""};
-        try {
-          reply.text = console::run(console_parts, line);
-        } catch (const std::exception& ex) {
-          reply.ok = 0;
-          reply.text = ex.what();
-        }
+        const console::answer a = console::run(console_parts, line);
+        channel::console_reply reply{id, static_cast<std::uint8_t>(a.ok ? 1 : 0), a.error};
+        if (a.ok) reply.text = a.value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
         if (reply.text.size() > channel::max_record - 64) {
           reply.ok = 0;
           reply.text = "the answer is " + std::to_string(reply.text.size()) + " bytes: too large for the console";
@@ -600,6 +664,10 @@ result<void, run_failure> run_node(const node_config& cfg,
   // Orderly stop: stop accepting (a supervisor keeps the socket: new connections wait
   // for the next worker), let in-flight calls finish (up to runtime.shutdown_timeout_ms),
   // then close the connections.
+  if (debug_console) {
+    debug_console->stop(handed_over ? "this worker handed the node over to a new one (upgrade): connect again"
+                                    : "the node is stopping (" + stop.why + ")");
+  }
   for (auto& f : consoles) f.wait();
   logger("service")->info("{}: stopping{}", stop.why,
                           stop.deadline_ms != 0 ? " (deadline " + std::to_string(stop.deadline_ms) + " ms)" : "");

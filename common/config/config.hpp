@@ -95,6 +95,15 @@ struct admin_config {
   std::string listen;  ///< "host:port", or "" = none
 };
 
+/// The `debug_console:` key: skynet's debug console on TCP (worker/debug_console.hpp).
+/// Written `debug_console: "127.0.0.1:8000"` or `debug_console: {listen: ..., allow_remote:
+/// true}`. Only loopback addresses (127.0.0.0/8, ::1) unless allow_remote: the console runs
+/// any verb (call, kill, start) for whoever connects, without a password.
+struct debug_console_config {
+  std::string listen;         ///< "host:port", or "" = none; CSK_DEBUG_CONSOLE_LISTEN replaces it
+  bool allow_remote = false;  ///< true: any address (and a hostname) may be given
+};
+
 /// The `journal:` section: each entity store's crash journal and checkpoints
 /// (docs/durability.md). Under a supervisor it is on by default, in memory the supervisor
 /// holds; a standalone node keeps one only with `persist`.
@@ -124,12 +133,13 @@ struct node_config {
   supervisor_config supervisor;
   std::vector<gate_config> gates;
   admin_config admin;
+  debug_console_config debug_console;
   journal_config journal;
   persist_config persist;
 };
 
 /// A listening socket the node needs: the supervisor binds it, the worker adopts it.
-/// Names: "cluster", "gate:<name>", "admin".
+/// Names: "cluster", "gate:<name>", "admin", "debug_console".
 struct listener_spec {
   std::string name;
   std::string host;

@@ -266,6 +266,33 @@ std::string host_port_problem(std::string_view text, bool allow_port_zero, clust
   return "";
 }
 
+// Why `listen` (a valid "host:port") may not carry the debug console without
+// allow_remote: "" when its host is a loopback address (127.0.0.0/8, ::1, ::ffff:127.x).
+// A hostname is refused, not resolved: what it resolves to may change.
+std::string console_address_problem(const std::string& listen) {
+  cluster_node_address a;
+  if (!host_port_problem(listen, true, a).empty()) return "";  // reported as a bad address already
+  in_addr a4{};
+  in6_addr a6{};
+  bool ip = true;
+  bool loopback = false;
+  if (::inet_pton(AF_INET, a.host.c_str(), &a4) == 1) {
+    loopback = (ntohl(a4.s_addr) >> 24) == 127;
+  } else if (::inet_pton(AF_INET6, a.host.c_str(), &a6) == 1) {
+    loopback = IN6_IS_ADDR_LOOPBACK(&a6) || (IN6_IS_ADDR_V4MAPPED(&a6) && a6.s6_addr[12] == 127);
+  } else {
+    ip = false;
+  }
+  if (loopback) return "";
+  const std::string allow = "write debug_console: {listen: \"" + listen + "\", allow_remote: true}";
+  if (!ip) {
+    return quote(a.host) + " is a hostname, not known to be loopback: give 127.0.0.1 or [::1], or to listen there anyway " +
+           allow;
+  }
+  return listen + " is not a loopback address, and the console runs any verb (call, kill, start) for whoever "
+                  "connects: give 127.0.0.1 or [::1], or to listen there anyway " + allow;
+}
+
 // --- the loader ------------------------------------------------------------------
 
 struct problem {
@@ -302,6 +329,7 @@ class loader {
         if (key == "supervisor") return read_supervisor(f, config.supervisor), true;
         if (key == "gates") return read_gates(f, config.gates), true;
         if (key == "admin") return read_admin(f, config.admin), true;
+        if (key == "debug_console") return read_debug_console(f, config.debug_console), true;
         if (key == "journal") return read_journal(f, config.journal), true;
         if (key == "persist") return read_persist(f, config.persist), true;
         return false;
@@ -309,6 +337,7 @@ class loader {
     }
     finish_cluster(config.cluster, listen_env);
     finish_gates(config.gates);
+    finish_debug_console(config.debug_console);
     return config;
   }
 
@@ -785,6 +814,49 @@ class loader {
     });
   }
 
+  // debug_console: "host:port" | {listen: "host:port", allow_remote: bool}; null = none.
+  void read_debug_console(const field& f, debug_console_config& c) {
+    console_line_ = f.line();
+    if (f.node.IsNull()) return;
+    if (!f.node.IsMap()) {
+      read_listen(f, c.listen, true);
+      return;
+    }
+    for_each_key(f.node, f.path, [&](const std::string& key, const field& v) {
+      if (key == "listen") {
+        read_listen(v, c.listen, true);
+      } else if (key == "allow_remote") {
+        read_bool(v, c.allow_remote);
+      } else {
+        return false;
+      }
+      return true;
+    });
+  }
+
+  // CSK_DEBUG_CONSOLE_LISTEN replaces the address; then the loopback rule.
+  void finish_debug_console(debug_console_config& c) {
+    bool from_env = false;
+    const char* value = std::getenv(debug_console_listen_env);  // NOLINT(concurrency-mt-unsafe): config load, before threads
+    if (value != nullptr && *value != '\0') {
+      cluster_node_address address;
+      if (const std::string why = host_port_problem(value, true, address); !why.empty()) {
+        env_error(why + ", got " + quote(value), debug_console_listen_env);
+        return;
+      }
+      c.listen = value;
+      from_env = true;
+    }
+    if (c.listen.empty() || c.allow_remote) return;
+    const std::string why = console_address_problem(c.listen);
+    if (why.empty()) return;
+    if (from_env) {
+      env_error(why, debug_console_listen_env);
+    } else {
+      error("debug_console", console_line_, why);
+    }
+  }
+
   void read_journal(const field& section, journal_config& j) {
     if (!expect_map(section)) return;
     for_each_key(section.node, section.path, [&](const std::string& key, const field& f) {
@@ -1004,6 +1076,7 @@ class loader {
   std::map<std::string, std::string> names_;  // service name -> path where first seen
   std::size_t values_ = 0;
   int self_line_ = 0;
+  int console_line_ = 0;
   int listen_line_ = 0;
   bool cluster_ok_ = true;
 };
@@ -1199,6 +1272,9 @@ result<std::vector<listener_spec>, std::string> listeners_of(const node_config& 
   }
   if (!cfg.admin.listen.empty()) {
     if (auto why = add("admin", cfg.admin.listen); !why.empty()) return unexpected(why);
+  }
+  if (!cfg.debug_console.listen.empty()) {
+    if (auto why = add("debug_console", cfg.debug_console.listen); !why.empty()) return unexpected(why);
   }
   return out;
 }

@@ -56,12 +56,19 @@
 //       message_timeout_ms: 0      # per on_message; 0 = runtime.call_timeout_ms
 //   admin:
 //     listen: ""                   # "host:port" or "" = none
+//   debug_console: "127.0.0.1:8000"  # skynet's debug console (worker/debug_console.hpp), or
+//   debug_console:                   # the long form:
+//     listen: "0.0.0.0:8000"
+//     allow_remote: true             # default false: only 127.0.0.0/8 and ::1 (IP literals)
+// Without allow_remote a console on any other address (a wildcard, a hostname) is an
+// error that says how to allow it: the console runs any verb for whoever connects.
 //
 // Environment: if CSK_CLUSTER_LISTEN is set and not empty, both config loaders use it
 // as cluster.listen, replacing the file's value, so a node's port can be set without
 // editing files. It is checked like the key; its problems are listed last, as
 // `CSK_CLUSTER_LISTEN (environment): ...`. CSK_GATE_<NAME>_LISTEN does the same for a
-// gate's listen (gate_listen_env below).
+// gate's listen (gate_listen_env below), CSK_DEBUG_CONSOLE_LISTEN for debug_console's
+// (under the same loopback rule).
 //
 // The node table (skynet's clustername.lua as YAML; a file named *.lua is the Lua form
 // itself, cluster_names_lua.hpp) is one map:
@@ -90,6 +97,8 @@ inline constexpr int max_arg_depth = 32;
 
 /// The environment variable that overrides cluster.listen.
 inline constexpr const char* cluster_listen_env = "CSK_CLUSTER_LISTEN";
+/// The environment variable that sets debug_console's address.
+inline constexpr const char* debug_console_listen_env = "CSK_DEBUG_CONSOLE_LISTEN";
 /// The variable that replaces gate `name`'s listen address: CSK_GATE_<NAME>_LISTEN, the
 /// name in upper case with '-' and '.' as '_' (gate "kv": CSK_GATE_KV_LISTEN). Checked
 /// like the key; its problems are listed last, as `CSK_GATE_KV_LISTEN (environment): ...`.
@@ -116,7 +125,8 @@ std::string gate_listen_env(std::string_view gate_name);
 
 /// Every listening socket the node needs, in this order: "cluster" (cluster.listen, which
 /// already holds CSK_CLUSTER_LISTEN, else the node table's address for cluster.self; none
-/// when self is ""), "gate:<name>" per gate, "admin" if admin.listen is set. The
+/// when self is ""), "gate:<name>" per gate, "admin" if admin.listen is set,
+/// "debug_console" if debug_console.listen is set. The
 /// supervisor binds these and the worker adopts them by name, so both call this.
 /// Reads the node table file when the cluster address comes from it. Errors: no address
 /// for self, self down in the table, a bad address, two listeners whose addresses

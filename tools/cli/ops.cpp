@@ -22,6 +22,7 @@
 
 #include "common/config/load_config.hpp"
 #include "supervisor/control.hpp"
+#include "worker/console_text.hpp"
 
 namespace csk::cli {
 
@@ -323,7 +324,9 @@ int call_verb(const options& o) {
 
 // --- console: skynet's debug console verbs, through the supervisor ----------------------
 
-// One line: prints the answer (pretty JSON) or the error. True when it was answered.
+// One line: prints the answer as skynet's console does (the lines, then <CMD OK> or the
+// error and <CMD Error>), or with --json the reply as it came. True when it was answered
+// without an error.
 bool console_line(const std::string& path, const std::string& line, bool json_out) {
   json request = {{"cmd", "console"}, {"args", {{"line", line}}}};
   const bool long_wait = line.rfind("upgrade", 0) == 0;
@@ -335,12 +338,10 @@ bool console_line(const std::string& path, const std::string& line, bool json_ou
   const json& reply = *r;
   if (json_out) {
     std::cout << dump(reply) << "\n";
-  } else if (auto err = reply_error(reply)) {
-    std::cerr << "error: " << *err << "\n";
-  } else if (reply.contains("answer") && reply["answer"].is_string()) {
-    std::cout << reply["answer"].get<std::string>() << "\n";
   } else {
-    std::cout << dump(reply.value("answer", json()), 2) << "\n";
+    const std::size_t start = line.find_first_not_of(" \t");
+    const std::string verb = start == std::string::npos ? "" : line.substr(start, line.find_first_of(" \t", start) - start);
+    std::cout << console::render_text(console::from_reply(verb, reply)) << std::flush;
   }
   return !reply_error(reply).has_value();
 }
@@ -497,9 +498,10 @@ const char* ops_usage() {
          "                   hand the node over to a new worker (default: the same binary) without\n"
          "                   downtime; exits 0 once it serves, 1 if the upgrade was rolled back\n"
          "  cppskynet console [-c node.yaml | --socket PATH] [--json] [VERB ARGS...]\n"
-         "                   skynet's debug console: list, stat, mem, info, call, send, ping, netstat,\n"
-         "                   journal, checkpoint [ID],\n"
-         "                   generations, upgrade, help; without a verb, one line per request from stdin\n";
+         "                   skynet's debug console (its text; --json: the answer as JSON): list, stat,\n"
+         "                   mem, info, call, send, ping, kill, start, netstat, journal, checkpoint [ID],\n"
+         "                   generations, upgrade, help for all; without a verb, one line per request\n"
+         "                   from stdin\n";
 }
 
 int run_ops(const std::vector<std::string>& args) {

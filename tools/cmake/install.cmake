@@ -14,7 +14,7 @@ include(CMakePackageConfigHelpers)
 set(csk_exported
   csk_base csk_wire csk_log csk_config csk_actor csk_asio csk_net csk_channel
   csk_cluster csk_gate csk_entity csk_lab csk_admin csk_io_pool csk_redis csk_mysql csk_node csk_wire_json
-  csk_flags csk_warnings csk_sanitizers)
+  csk_console_text csk_supervisor_control csk_flags csk_warnings csk_sanitizers)
 foreach(t IN LISTS csk_exported)
   string(REGEX REPLACE "^csk_" "" export_name ${t})
   set_target_properties(${t} PROPERTIES EXPORT_NAME ${export_name})

@@ -27,7 +27,7 @@ TEST(ConsoleNetstat, ShowsTheMemoryBudgetAsItIs) {
   budget.charge(3 << 20);
   bool resumed = false;
   budget.when_below_low([&] { resumed = true; });  // a feeder paused for memory
-  auto j = json::parse(run(p, "netstat"));
+  auto j = run(p, "netstat").value;
   EXPECT_EQ(j["budget"], json::parse(R"({"held":3145728,"high":1048576,"low":524288,"waiting":1,"pauses":1})"))
       << j.dump();
   EXPECT_TRUE(j["cluster"].is_null());
@@ -36,7 +36,7 @@ TEST(ConsoleNetstat, ShowsTheMemoryBudgetAsItIs) {
 
   budget.release(3 << 20);
   ASSERT_TRUE(resumed);
-  j = json::parse(run(p, "netstat"));
+  j = run(p, "netstat").value;
   EXPECT_EQ(j["budget"]["held"], 0);
   EXPECT_EQ(j["budget"]["waiting"], 0);
   EXPECT_EQ(j["budget"]["pauses"], 1) << "a total, not a gauge";
@@ -46,9 +46,9 @@ TEST(ConsoleNetstat, NoBudgetIsNull) {
   actor::runtime rt;
   parts p;
   p.rt = &rt;
-  const auto j = json::parse(run(p, "netstat"));
+  const auto j = run(p, "netstat").value;
   EXPECT_TRUE(j["budget"].is_null()) << j.dump();
-  const auto stat = json::parse(run(p, "stat"));
+  const auto stat = run(p, "stat").value;
   EXPECT_EQ(stat["overload_refused"], 0) << stat.dump();
   EXPECT_EQ(stat["mailbox_pauses"], 0);
 }
