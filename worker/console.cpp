@@ -346,6 +346,21 @@ json connections_json(const cluster::node& c, const net::net* n) {
   return out;
 }
 
+// Each node this one has called: its connection's traffic and the calls waiting on it.
+json peers_json(const cluster::node& c) {
+  json out = json::array();
+  for (const auto& p : c.peers()) {
+    out.push_back({{"node", p.name},
+                   {"connected", p.connected},
+                   {"waiting", p.pending},
+                   {"calls", p.stats.calls},
+                   {"failed_calls", p.stats.failed_calls},
+                   {"bytes_in", p.stats.bytes_in},
+                   {"bytes_out", p.stats.bytes_out}});
+  }
+  return out;
+}
+
 json gate_stats_json(const actor::runtime& rt) {
   json out = json::array();
   const auto* gates = rt.extension<gate::directory>();
@@ -369,7 +384,7 @@ json do_netstat(const parts& p, const words&) {
   if (p.cluster != nullptr) {
     cluster = {{"inbound", p.cluster->inbound_ids()}, {"in_flight", p.cluster->inbound_in_flight()},
                {"port", p.cluster->port()}, {"connections", connections_json(*p.cluster, n)},
-               {"overrun_closes", p.cluster->inbound_overrun_closes()}};
+               {"overrun_closes", p.cluster->inbound_overrun_closes()}, {"peers", peers_json(*p.cluster)}};
   }
   json gates = json::array();
   for (const auto& g : p.gates) gates.push_back(".gate." + g);

@@ -28,9 +28,10 @@
 //   service              {name: [handles]}           <name>\t:0000000a (every named service)
 //   task ADDR            {handle, tasks}             handle\t..., tasks\tN (handlers suspended)
 //   netstat              {cluster, gates, gate_stats, budget, net}
-//                        N\tkey:value... per listener and accepted cluster connection
-//                        (skynet's keys: type, id, peer, read, write, wbuffer, accept; sizes
-//                        in skynet's bytes() form), then budget\t... and net\t...
+//                        N\tkey:value... per listener, accepted cluster connection and
+//                        connected node called (skynet's keys: type, id, peer, read, write,
+//                        wbuffer, accept; sizes in skynet's bytes() form), then budget\t...
+//                        and net\t...
 //   getenv NAME          {NAME: value|null}          NAME\t<value> ("nil" when unset)
 //   setenv NAME VALUE    null                        (error "Can't setenv exist key : NAME")
 //   profactive [on|off]  {active}                    heap profilling is active|deactive

@@ -81,8 +81,9 @@ json stat_table(const json& v) {
   json t = json::object();
   if (!v.is_object() || !v.contains("by_service")) return t;
   for (const auto& s : v["by_service"]) {
-    const double cpu_ms = s.value("cpu_ms", 0.0);
-    t[str(s, "handle")] = {{"cpu", cpu_ms / 1000.0}, {"message", num(s, "messages")}, {"mqlen", num(s, "mailbox")},
+    // skynet counts CPU in whole microseconds (skynet.stat "cpu" = us / 1e6): so do we here.
+    const double cpu_s = std::round(s.value("cpu_ms", 0.0) * 1000.0) / 1e6;
+    t[str(s, "handle")] = {{"cpu", cpu_s}, {"message", num(s, "messages")}, {"mqlen", num(s, "mailbox")},
                            {"task", num(s, "tasks")}};
   }
   return t;
@@ -137,6 +138,14 @@ json connection_entry(const json& c) {
   return e;
 }
 
+// A connection to a node this one calls (the sender's), while it is up.
+json peer_entry(const json& p) {
+  json e = {{"type", "TCP"}, {"node", str(p, "node")}, {"waiting", num(p, "waiting")}};
+  if (const std::string b = skynet_bytes(num(p, "bytes_in")); !b.empty()) e["read"] = b;
+  if (const std::string b = skynet_bytes(num(p, "bytes_out")); !b.empty()) e["write"] = b;
+  return e;
+}
+
 json netstat_table(const json& v) {
   std::vector<json> entries;
   const json& c = v.is_object() && v.contains("cluster") ? v["cluster"] : json();
@@ -145,6 +154,11 @@ json netstat_table(const json& v) {
                        {"accept", c.contains("inbound") ? c["inbound"].size() : 0}});
     if (c.contains("connections")) {
       for (const auto& conn : c["connections"]) entries.push_back(connection_entry(conn));
+    }
+    if (c.contains("peers")) {
+      for (const auto& peer : c["peers"]) {
+        if (peer.value("connected", false)) entries.push_back(peer_entry(peer));
+      }
     }
   }
   if (v.is_object() && v.contains("gate_stats")) {

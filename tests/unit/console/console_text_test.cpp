@@ -31,7 +31,7 @@ TEST(ConsoleText, ListIsAddressTabTypeAndNames) {
 
 TEST(ConsoleText, StatHasSkynetsFourColumns) {
   const json stat = {{"services", 2},
-                     {"by_service", json::array({{{"handle", ":00000009"}, {"cpu_ms", 3.108}, {"messages", 11},
+                     {"by_service", json::array({{{"handle", ":00000009"}, {"cpu_ms", 3.1084}, {"messages", 11},
                                                   {"mailbox", 0}, {"tasks", 1}},
                                                  {{"handle", ":00000004"}, {"cpu_ms", 0.0}, {"messages", 5},
                                                   {"mailbox", 2}, {"tasks", 0}}})}};
@@ -92,7 +92,10 @@ TEST(ConsoleText, NetstatIsNumberedKeyValueEntries) {
                     {"inbound", {3}},
                     {"connections", json::array({{{"id", 3}, {"peer", "127.0.0.1:60978"}, {"in_flight", 0},
                                                   {"bytes_in", 57}, {"bytes_out", 2874}, {"queued_bytes", 0},
-                                                  {"pending_bytes", 0}, {"mailbox_pauses", 0}, {"memory_pauses", 0}}})}}},
+                                                  {"pending_bytes", 0}, {"mailbox_pauses", 0}, {"memory_pauses", 0}}})},
+                    {"peers", json::array({{{"node", "db"}, {"connected", true}, {"waiting", 2}, {"bytes_in", 10},
+                                            {"bytes_out", 20}},
+                                           {{"node", "down"}, {"connected", false}}})}}},
                   {"gate_stats", json::array({{{"name", ".gate.kv"}, {"handle", ":00000012"}, {"accepted", 4},
                                                {"open", 1}, {"held_bytes", 0}}})},
                   {"budget", {{"held", 0}, {"high", 1024}}},
@@ -101,7 +104,8 @@ TEST(ConsoleText, NetstatIsNumberedKeyValueEntries) {
             "1\taccept:1\tname:cluster\tport:2548\ttype:LISTEN\n"
             "2\tid:3\tin_flight:0\tmailbox_pauses:0\tmemory_pauses:0\tpeer:127.0.0.1:60978\tread:57\ttype:TCP\t"
             "write:2.806640625K\n"
-            "3\taccept:4\taddress::00000012\tname:.gate.kv\topen:1\ttype:LISTEN\n"
+            "3\tnode:db\tread:10\ttype:TCP\twaiting:2\twrite:20\n"
+            "4\taccept:4\taddress::00000012\tname:.gate.kv\topen:1\ttype:LISTEN\n"
             "budget\theld:0\thigh:1024\n<CMD OK>\n");
 }
 
