@@ -94,7 +94,6 @@ struct runtime_stats {
 /// One live service, for consoles and metrics (runtime::services()).
 struct service_info {
   handle_t handle = 0;
-  std::string type;                ///< the type it was spawned as ("" when spawned from an object)
   std::vector<std::string> names;  ///< ".x" and "@x" names, sorted
   std::size_t mailbox = 0;         ///< messages waiting now
   std::uint64_t messages = 0;      ///< messages taken from the mailbox to be handled (counted before each is)
@@ -102,6 +101,7 @@ struct service_info {
   /// CPU time of its turns (the worker thread's CPU clock; what a handler spends blocked
   /// does not count). 0 unless runtime_options::profile.
   std::uint64_t cpu_ns = 0;
+  std::string type;  ///< the type it was spawned as ("" when spawned from an object)
   /// Its handlers suspended in an await (skynet's `task` count), as of the end of its last turn.
   std::size_t tasks = 0;
 };

@@ -71,7 +71,7 @@ TEST(AdminMetrics, PrometheusTextOfAKnownSnapshot) {
   s.generation = 3;
   s.runtime.services = 2;
   s.runtime.dispatched = 10;
-  s.services.push_back({0x0a, {"@echo", ".echo"}, 1, 7, 1500000000, 250000000});
+  s.services.push_back({0x0a, {"@echo", ".echo"}, 1, 7, 1500000000, 250000000, "echo", 0});
   s.cluster = true;
   s.inbound_connections = 4;
   cluster::node::peer_stat p;
