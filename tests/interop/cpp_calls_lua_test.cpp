@@ -52,10 +52,8 @@ class InteropCppCallsLua : public interop_test {
     interop_test::TearDown();
   }
 
-  actor::call_result call(const std::string& to, values args, const std::string& node = "skynet1") {
-    return caller_->call(node, to.starts_with(':') || to.starts_with('@') || to.starts_with('.') ? target::named(to)
-                                                                                                   : target::named("@" + to),
-                         std::move(args));
+  actor::call_result call(const std::string& to, values args) {
+    return caller_->call("skynet1", target::named(to), std::move(args));
   }
   /// @echo gives `args` back, each value the same to Lua.
   void expect_echo(const values& args, const wire::target& to = target::named("@echo")) {

@@ -98,8 +98,9 @@ class supervised_node {
 
 /// examples/cluster1/config.yaml as the main job runs it (tools/run.sh), in DIR/cluster1:
 /// the file unchanged plus supervisor_keys(), its node table beside it as the example has
-/// it (DIR/clustername.lua and .yaml: names_file is ../clustername.*), its listeners on
-/// ephemeral ports (CSK_CLUSTER_LISTEN, CSK_GATE_KV_LISTEN, as the config's comments say).
+/// it (DIR/clustername.lua and .yaml: names_file is ../clustername.*), every listener on an
+/// ephemeral port through the environment variables that move them (the cluster, the kv
+/// gate, the debug console), so that tests in parallel do not clash.
 inline std::unique_ptr<supervised_node> start_example_node(const fs::path& dir) {
   const fs::path examples = fs::path(CSK_SOURCE_DIR) / "examples";
   const fs::path node_dir = dir / "cluster1";
@@ -109,7 +110,8 @@ inline std::unique_ptr<supervised_node> start_example_node(const fs::path& dir) 
   std::ofstream(node_dir / "node.yaml") << test::read_file(examples / "cluster1" / "config.yaml") << "\n"
                                         << supervisor_keys(node_dir);
   return std::make_unique<supervised_node>(
-      node_dir, std::vector<std::string>{"CSK_CLUSTER_LISTEN=127.0.0.1:0", "CSK_GATE_KV_LISTEN=127.0.0.1:0"});
+      node_dir, std::vector<std::string>{"CSK_CLUSTER_LISTEN=127.0.0.1:0", "CSK_GATE_KV_LISTEN=127.0.0.1:0",
+                                          "CSK_DEBUG_CONSOLE_LISTEN=127.0.0.1:0"});
 }
 
 /// A cppskynet node inside the test process: a runtime (2 threads, `call_timeout`), a net
