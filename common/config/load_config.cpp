@@ -1172,6 +1172,10 @@ result<node_config, std::string> load_config_file(const std::string& path) {
                             &config->supervisor.control_socket, &config->supervisor.pid_file, &config->persist.dir}) {
     if (!file->empty() && std::filesystem::path(*file).is_relative()) *file = (dir / *file).string();
   }
+  const char* const names_env = std::getenv(cluster_names_file_env);  // NOLINT(concurrency-mt-unsafe): config load
+  if (names_env != nullptr && *names_env != '\0') {
+    config->cluster.names_file = std::filesystem::absolute(names_env).lexically_normal().string();
+  }
   return config;
 }
 

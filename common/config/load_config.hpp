@@ -97,6 +97,9 @@ inline constexpr int max_arg_depth = 32;
 
 /// The environment variable that overrides cluster.listen.
 inline constexpr const char* cluster_listen_env = "CSK_CLUSTER_LISTEN";
+/// The environment variable that replaces cluster.names_file (a Lua team's own
+/// clustername.lua, without editing the config); relative to the working directory.
+inline constexpr const char* cluster_names_file_env = "CSK_CLUSTER_NAMES_FILE";
 /// The environment variable that sets debug_console's address.
 inline constexpr const char* debug_console_listen_env = "CSK_DEBUG_CONSOLE_LISTEN";
 /// The variable that replaces gate `name`'s listen address: CSK_GATE_<NAME>_LISTEN, the
@@ -106,7 +109,8 @@ std::string gate_listen_env(std::string_view gate_name);
 
 /// Reads and loads a YAML file; a file that cannot be read gives one error line.
 /// Relative paths (cluster.names_file, log.file, supervisor.worker, .control_socket,
-/// .pid_file) are made relative to the file's directory.
+/// .pid_file) are made relative to the file's directory. CSK_CLUSTER_NAMES_FILE, when set
+/// and not empty, replaces cluster.names_file (made absolute from the working directory).
 [[nodiscard]] result<node_config, std::string> load_config_file(const std::string& path);
 
 /// Loads YAML text. An empty document gives all defaults (plus CSK_CLUSTER_LISTEN).

@@ -74,7 +74,8 @@ TEST_F(GateUnderSupervisor, TheMainJobsKvGateKeepsASetAcrossKillNine) {
     fs::copy_file(fs::path(CSK_SOURCE_DIR) / "examples" / t, dir_ / t);
   }
   child_process sup({CSK_CLI_BIN, "run", "-c", (dir_ / "cluster1/config.yaml").string()}, dir_ / "supervisor.out",
-                    {"CSK_CLUSTER_LISTEN=127.0.0.1:0", "CSK_GATE_KV_LISTEN=127.0.0.1:0"});
+                    {"CSK_CLUSTER_LISTEN=127.0.0.1:0", "CSK_GATE_KV_LISTEN=127.0.0.1:0",
+                     "CSK_DEBUG_CONSOLE_LISTEN=127.0.0.1:0"});
   const auto output = [&] { return read_file(dir_ / "supervisor.out"); };
   const auto count = [&](const std::string& needle) {
     const std::string text = output();

@@ -11,7 +11,7 @@
 //   csk-spinN  a standalone cppskynet-node with examples/cluster1/config.yaml (its services
 //              and its kv gate) plus runtime.idle_spin_us: N and cluster/gate
 //              max_connections of --conns + 100; ports from CSK_CLUSTER_LISTEN and
-//              CSK_GATE_KV_LISTEN. One node per --spins value.
+//              CSK_GATE_KV_LISTEN (the debug console's ephemeral). One node per --spins value.
 //   csk-old    --old-node PATH: the same config (without idle_spin_us) run by another build
 //              of cppskynet-node, e.g. the commit before issue 14's;
 //   lua        Lua skynet's own server (skynet-peer: `lab/bin/skynode server`), serving @echo.
@@ -200,7 +200,8 @@ bool start_csk(server& s, const options& o) {
   s.proc = std::make_unique<child_process>(
       std::vector<std::string>{s.bin, (dir / "node.yaml").string()}, dir / "node.out",
       std::vector<std::string>{"CSK_CLUSTER_LISTEN=127.0.0.1:" + std::to_string(s.cluster_port),
-                               "CSK_GATE_KV_LISTEN=127.0.0.1:" + std::to_string(s.gate_port)});
+                               "CSK_GATE_KV_LISTEN=127.0.0.1:" + std::to_string(s.gate_port),
+                               "CSK_DEBUG_CONSOLE_LISTEN=127.0.0.1:0"});
   if (eventually([&] { return echo_answers(s.cluster_port) && gate_answers(s.gate_port); }, 30s)) return true;
   std::cerr << s.name << ": did not come up:\n" << read_file(dir / "node.out") << "\n";
   return false;

@@ -598,6 +598,31 @@ TEST_F(LoadConfigFile, RelativeNamesFileIsRelativeToTheConfig) {
   EXPECT_EQ(names->nodes.at("a"), (cluster_node_address{"127.0.0.1", 2528}));
 }
 
+// A Lua team points a stock config at its own clustername.lua without editing it.
+TEST_F(LoadConfigFile, NamesFileFromTheEnvironmentReplacesTheKey) {
+  scoped_env no_env(cluster_listen_env, nullptr);
+  const auto config_path = dir_ / "node.yaml";
+  std::ofstream(config_path) << "cluster:\n  self: a\n  names_file: tables/clustername.yaml\n";
+  {
+    scoped_env names(cluster_names_file_env, "/srv/game/etc/clustername.lua");
+    auto r = load_config_file(config_path.string());
+    ASSERT_TRUE(r.has_value()) << r.error();
+    EXPECT_EQ(r->cluster.names_file, "/srv/game/etc/clustername.lua");
+  }
+  {
+    scoped_env names(cluster_names_file_env, "etc/../clustername.lua");  // from the working directory
+    auto r = load_config_file(config_path.string());
+    ASSERT_TRUE(r.has_value()) << r.error();
+    EXPECT_EQ(r->cluster.names_file, (std::filesystem::current_path() / "clustername.lua").string());
+  }
+  {
+    scoped_env empty(cluster_names_file_env, "");  // set but empty: the key counts
+    auto r = load_config_file(config_path.string());
+    ASSERT_TRUE(r.has_value()) << r.error();
+    EXPECT_EQ(r->cluster.names_file, (dir_ / "tables" / "clustername.yaml").string());
+  }
+}
+
 TEST_F(LoadConfigFile, AbsoluteOrAbsentNamesFileIsKept) {
   scoped_env no_env(cluster_listen_env, nullptr);
   const auto config_path = dir_ / "node.yaml";

@@ -163,8 +163,9 @@ TEST_F(ops_cli_test, check_the_example_config) {
   EXPECT_EQ(r.out.rfind("ok: ", 0), 0u) << r;
   EXPECT_NE(r.out.find("services: 5"), std::string::npos) << r;
   EXPECT_NE(r.out.find("echo     @echo .echo"), std::string::npos) << r;
-  EXPECT_NE(r.out.find("listeners: 2"), std::string::npos) << r;
-  EXPECT_NE(r.out.find("gate:kv  127.0.0.1:8001"), std::string::npos) << r;
+  EXPECT_NE(r.out.find("listeners: 3"), std::string::npos) << r;
+  EXPECT_NE(r.out.find("gate:kv        127.0.0.1:8001"), std::string::npos) << r;
+  EXPECT_NE(r.out.find("debug_console  127.0.0.1:8000"), std::string::npos) << r;
   EXPECT_NE(r.out.find("cluster"), std::string::npos) << r;
   EXPECT_NE(r.out.find("control socket: "), std::string::npos) << r;
   EXPECT_EQ(r.err, "");
@@ -177,6 +178,7 @@ TEST_F(ops_cli_test, check_the_example_config) {
   EXPECT_EQ(parsed["services"].size(), 5u);
   EXPECT_EQ(parsed["listeners"][0]["name"], "cluster");
   EXPECT_EQ(parsed["listeners"][1]["name"], "gate:kv");
+  EXPECT_EQ(parsed["listeners"][2]["name"], "debug_console");
 }
 
 TEST_F(ops_cli_test, check_lists_every_error_with_its_key) {
