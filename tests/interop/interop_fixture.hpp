@@ -5,12 +5,13 @@
 // Header-only.
 //
 // The cases, a file each: interop_basic_test.cpp (the peer's generic cases against the
-// examples' node), cpp_calls_lua_test.cpp, upgrade_bench_test.cpp, cluster_names_test.cpp.
-// Room for more, from the same parts: the debug console compared by shape (a Lua node of
-// role "console": start_server(tag, name, {}, "console") gives its console_port; a
-// cppskynet node from start_supervised), a trace crossing Lua -> C++ -> Lua (start_server,
-// start_supervised with a relay to it, a lab client case with trace=true; both logs read
-// with lua_node::wait_for and supervised_node::sup().wait_for).
+// examples' node), cpp_calls_lua_test.cpp, upgrade_bench_test.cpp, cluster_names_test.cpp,
+// console_shapes_test.cpp (the debug console compared by shape: a Lua node of role
+// "console", start_server(tag, name, {}, "console") giving its console_port, beside a
+// cppskynet node from start_supervised with a debug_console), trace_test.cpp (a trace
+// crossing Lua -> C++ -> Lua: start_server, start_supervised with a relay to it, a lab
+// client case with trace=true; the logs read with lua_node::wait_for and
+// supervised_node::sup().wait_for).
 
 #include <gtest/gtest.h>
 
