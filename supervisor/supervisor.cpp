@@ -78,6 +78,9 @@ struct upgrade_run {
   bool new_ready = false, new_gone = false, old_gone = false;
   std::optional<channel::upgrade_result> verdict;  ///< the old worker's
   std::string failure;                            ///< what the supervisor saw go wrong
+  /// `failure` only records N+1's exit before any verdict: N+1 dies of N's death (its
+  /// transfer socket closes) and may be reaped first, so N's death, seen later, replaces it.
+  bool failure_is_new_exit = false;
 };
 
 const char* state_name(worker::state s) {
@@ -390,11 +393,14 @@ void supervisor::on_exit(std::size_t index, int status) {
       }
       if (u.failure.empty() && !(u.verdict && u.verdict->ok != 0 && u.new_ready)) {
         u.failure = "the new worker (gen " + std::to_string(w->generation) + ") " + how;
+        u.failure_is_new_exit = !u.verdict;
       }
     } else if (w->generation == u.from) {
       u.old_gone = true;
       if (!w->retiring) {
-        if (u.failure.empty()) u.failure = "the old worker (gen " + std::to_string(w->generation) + ") " + how;
+        if (u.failure.empty() || u.failure_is_new_exit) {
+          u.failure = "the old worker (gen " + std::to_string(w->generation) + ") " + how;
+        }
         for (auto& other : workers_) {
           if (other->generation == u.to) kill_worker(*other, "its predecessor died during the upgrade");
         }
