@@ -13,6 +13,7 @@ packages=(
   libmariadb-dev mariadb-server
   libgoogle-perftools-dev google-perftools
   liblua5.4-dev
+  make  # the live interop tests build the real Lua skynet peer (../shared/skynet-peer/build.sh)
 )
 for extra in "$@"; do
   case "$extra" in
