@@ -158,15 +158,21 @@ json do_gc(const parts& p, const words& w) {
   return do_mem(p, w);
 }
 
-json do_cmem(const parts&, const words&) {
+/// The allocator's bytes in use: tcmalloc's figure when it is linked, a sanitizer's own
+/// allocator's in ASan/TSan builds (their mallinfo2 answers zeros), else glibc's.
+std::size_t allocated_bytes() {
   std::size_t total = 0;
   const auto& h = heap_profiler::get();
-  if (h.numeric == nullptr || h.numeric("generic.current_allocated_bytes", &total) == 0) {
-    const struct mallinfo2 mi = ::mallinfo2();
-    total = mi.uordblks + mi.hblkhd;
+  if (h.numeric != nullptr && h.numeric("generic.current_allocated_bytes", &total) != 0) return total;
+  using sanitizer_fn = std::size_t (*)();
+  if (auto* f = reinterpret_cast<sanitizer_fn>(::dlsym(RTLD_DEFAULT, "__sanitizer_get_current_allocated_bytes"))) {
+    return f();
   }
-  return {{"block", 0}, {"total", total}};
+  const struct mallinfo2 mi = ::mallinfo2();
+  return mi.uordblks + mi.hblkhd;
 }
+
+json do_cmem(const parts&, const words&) { return {{"block", 0}, {"total", allocated_bytes()}}; }
 
 json do_info(const parts& p, const words& w) {
   need(w, 2, "info ADDR");
