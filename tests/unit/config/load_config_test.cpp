@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "tests/support/scoped_env.hpp"
 #include "tests/support/temp_dir.hpp"
 #include "common/config/load_config.hpp"
 
@@ -45,28 +46,7 @@ std::string load_error(const std::string& yaml) {
   return r ? std::string() : r.error();
 }
 
-// Sets (or with nullptr unsets) an environment variable for one scope, then restores it.
-class scoped_env {
- public:
-  scoped_env(const char* name, const char* value) : name_(name) {
-    if (const char* old = std::getenv(name)) old_ = old;
-    set(value);
-  }
-  ~scoped_env() { set(old_ ? old_->c_str() : nullptr); }
-  scoped_env(const scoped_env&) = delete;
-  scoped_env& operator=(const scoped_env&) = delete;
-
- private:
-  void set(const char* value) {
-    if (value != nullptr) {
-      ::setenv(name_, value, 1);
-    } else {
-      ::unsetenv(name_);
-    }
-  }
-  const char* name_;
-  std::optional<std::string> old_;
-};
+using test::scoped_env;
 
 // The whole binary runs with CSK_CLUSTER_LISTEN unset (tests that want it set it), so a
 // value in the caller's environment cannot change the results.

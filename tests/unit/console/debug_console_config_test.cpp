@@ -8,32 +8,12 @@
 #include <string>
 
 #include "common/config/load_config.hpp"
+#include "tests/support/scoped_env.hpp"
 
 namespace csk {
 namespace {
 
-/// Sets (or unsets, with nullptr) an environment variable for one test.
-class scoped_env {
- public:
-  scoped_env(const char* name, const char* value) : name_(name) {
-    if (const char* old = std::getenv(name)) old_ = old;
-    set(value);
-  }
-  ~scoped_env() { set(old_ ? old_->c_str() : nullptr); }
-  scoped_env(const scoped_env&) = delete;
-  scoped_env& operator=(const scoped_env&) = delete;
-
- private:
-  void set(const char* value) {
-    if (value != nullptr) {
-      ::setenv(name_, value, 1);
-    } else {
-      ::unsetenv(name_);
-    }
-  }
-  const char* name_;
-  std::optional<std::string> old_;
-};
+using test::scoped_env;
 
 class DebugConsoleConfig : public ::testing::Test {
  protected:
