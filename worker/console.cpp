@@ -4,6 +4,7 @@
 #include <malloc.h>
 #include <unistd.h>
 
+#include <climits>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -17,6 +18,7 @@
 #include "services/gate/directory.hpp"
 #include "services/gate/gate.hpp"
 #include "tools/wire/plain_json.hpp"
+#include "worker/message_log.hpp"
 
 namespace csk::console {
 namespace {
@@ -219,6 +221,60 @@ json do_kill(const parts& p, const words& w) {
   std::string description = i->type.empty() ? "-" : i->type;
   for (const auto& n : i->names) description += " " + n;
   return {{"handle", s["handle"]}, {"description", description}};
+}
+
+// skynet's logon/logoff: the service's messages to <logpath>/%08x.log (worker/message_log).
+json do_logon(const parts& p, const words& w) {
+  need(w, 2, "logon ADDR");
+  const auto h = resolve(*p.rt, w[1]);
+  std::string dir = p.log_dir;
+  if (p.env != nullptr) dir = p.env->get("logpath").value_or(dir);
+  auto log = open_message_log(dir, h, p.started);
+  if (!log) fail("logon: " + log.error());
+  if (!p.rt->set_message_log(h, std::move(*log))) fail("no service " + w[1]);
+  return nullptr;
+}
+
+json do_logoff(const parts& p, const words& w) {
+  need(w, 2, "logoff ADDR");
+  if (!p.rt->set_message_log(resolve(*p.rt, w[1]), nullptr)) fail("no service " + w[1]);
+  return nullptr;
+}
+
+// skynet's `trace ADDR [proto] [on|off]` (debug_console.lua + debug.lua TRACELOG): no flag
+// is the default (follow a caller's tag), "on"/"true" traces every request, anything
+// else forces tracing off. A C++ service has one protocol, skynet's "lua".
+json do_trace(const parts& p, const words& w) {
+  need(w, 2, "trace ADDR [proto] [on|off]");
+  const auto h = resolve(*p.rt, w[1]);
+  std::optional<std::string> flag;
+  if (w.size() >= 4) {
+    if (w[2] != "lua") fail("trace: no protocol " + w[2] + " in a C++ service (only lua)");
+    flag = w[3];
+  } else if (w.size() == 3 && (w[2] == "on" || w[2] == "off")) {
+    flag = w[2];
+  } else if (w.size() == 3 && w[2] != "lua") {
+    fail("trace: no protocol " + w[2] + " in a C++ service (only lua)");
+  }
+  using mode = actor::runtime::trace_mode;
+  const mode m = !flag ? mode::follow : (*flag == "on" || *flag == "true") ? mode::always : mode::never;
+  if (!p.rt->set_trace_mode(h, m)) fail("no service " + w[1]);
+  return nullptr;
+}
+
+// skynet's `signal ADDR [sig]` (sig 0 when absent): service::signal on this thread.
+json do_signal(const parts& p, const words& w) {
+  need(w, 2, "signal ADDR [sig]");
+  const auto h = resolve(*p.rt, w[1]);
+  int sig = 0;
+  if (w.size() >= 3) {
+    char* end = nullptr;
+    const long v = std::strtol(w[2].c_str(), &end, 10);
+    if (w[2].empty() || *end != '\0' || v < INT_MIN || v > INT_MAX) fail("signal: bad signal '" + w[2] + "' (a number)");
+    sig = static_cast<int>(v);
+  }
+  if (!p.rt->signal(h, sig)) fail("no service " + w[1]);
+  return nullptr;
 }
 
 json do_start(const parts& p, const words& w) {
@@ -450,8 +506,8 @@ const std::vector<verb>& verbs() {
        "killtask: a C++ service's suspended handlers cannot be killed one by one"},
       {"list", "List all the service", do_list},
       {"log", "launch a new lua service with log", nullptr, "log: no per-service message log in cppskynet (start launches)"},
-      {"logoff", "logoff address", nullptr, "logoff: no per-service message log in cppskynet"},
-      {"logon", "logon address", nullptr, "logon: no per-service message log in cppskynet (its logs are the node's log)"},
+      {"logoff", "logoff address", do_logoff},
+      {"logon", "logon address : log its messages to <logpath>/%08x.log, as skynet does", do_logon},
       {"mem", "mem : the process's memory (a C++ service has no heap of its own to count)", do_mem},
       {"netstat", "netstat : show netstat", do_netstat},
       {"ping", "ping address", do_ping},
@@ -459,13 +515,12 @@ const std::vector<verb>& verbs() {
       {"send", "send address ... : a message without an answer", do_send},
       {"service", "List named services", do_service},
       {"setenv", "setenv name value: the node's env table (skynet.setenv)", do_setenv},
-      {"signal", "signal address sig", nullptr, "signal: a C++ service's handler cannot be interrupted"},
+      {"signal", "signal address sig : the service's signal() hook (a C++ handler is not interrupted)", do_signal},
       {"snax", "lanuch a new snax service", nullptr, "snax: no snax in cppskynet (start launches a service type)"},
       {"start", "start type ... : launch a new service of a registered type", do_start},
       {"stat", "Dump all stats", do_stat},
       {"task", "task address : how many handlers wait in an await", do_task},
-      {"trace", "trace address [proto] [on|off]", nullptr,
-       "trace: cppskynet cannot trace every request of a service yet (services trace with ctx.trace())"},
+      {"trace", "trace address [proto] [on|off]", do_trace},
       {"uniqtask", "task address : show service unique task detail", nullptr, "uniqtask: see task"},
       {"upgrade", "upgrade [--worker PATH] [--timeout S] : hand the node over to a new worker", do_supervisor},
   };

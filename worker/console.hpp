@@ -102,6 +102,8 @@ struct parts {
   std::chrono::milliseconds call_timeout{5000};
   const entity::directory* entities = nullptr;  ///< the entity stores, for journal/checkpoint
   env_table* env = nullptr;                     ///< getenv/setenv; nullptr: they say so
+  /// logon's directory when the env table has no `logpath` (skynet's key).
+  std::string log_dir = ".";
   /// generations and upgrade from the worker's own listener: the line to the supervisor
   /// (its control socket), its control reply back. Empty when standalone.
   std::function<result<nlohmann::json, std::string>(const std::string& line)> supervisor;

@@ -16,6 +16,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <ctime>
+#include <filesystem>
 #include <future>
 #include <map>
 #include <set>
@@ -312,6 +313,9 @@ console::parts console_parts_of(const node_config& cfg, const upgrade::node_part
   p.call_timeout = std::chrono::milliseconds(cfg.runtime.call_timeout_ms);
   p.entities = &entities;
   p.env = &env;
+  // logon's files go beside the node's log, as skynet's logpath usually does.
+  if (!cfg.log.file.empty()) p.log_dir = std::filesystem::path(cfg.log.file).parent_path().string();
+  if (p.log_dir.empty()) p.log_dir = ".";
   p.release_memory = release_free_memory;
   if (link != nullptr) {
     // generations and upgrade, from the debug console: the supervisor's control socket (the

@@ -172,6 +172,10 @@ struct cell {
   std::atomic<std::size_t> tasks{0};  // roots.size(), stored at the end of each turn
   /// runtime::kill: set by any thread; the owner retires the service before its next message.
   std::atomic<bool> kill_requested{false};
+  /// runtime::set_trace_mode (any thread); read by dispatch.
+  std::atomic<runtime::trace_mode> trace_mode{runtime::trace_mode::follow};
+  /// runtime::set_message_log: guarded by mu; each turn copies it with its messages.
+  std::shared_ptr<const runtime::message_log> message_log;
   std::string type;  // set before the cell is published, constant after
 
   session_t new_session() {
@@ -205,6 +209,31 @@ trace_ptr trace_hop(const cell& c, std::string_view what) {
   if (t == nullptr) return nullptr;
   trace_log(c.handle, **t, what);
   return *t;
+}
+
+/// A new tag of service `c` (":%08x-N", N counting its traces), logged with `what`.
+/// Owner thread of `c`.
+trace_ptr new_trace(cell& c, std::string_view what) {
+  char tag[32];
+  std::snprintf(tag, sizeof tag, ":%08x-%llu", c.handle, static_cast<unsigned long long>(++c.traces));
+  auto t = std::make_shared<const std::string>(tag);
+  trace_log(c.handle, *t, what);
+  return t;
+}
+
+/// The tag a send or call runs under, by the service's trace mode (skynet's traceproto).
+trace_ptr trace_of_request(cell& c, trace_ptr incoming) {
+  switch (c.trace_mode.load(std::memory_order_relaxed)) {
+    case runtime::trace_mode::never:
+      return nullptr;
+    case runtime::trace_mode::always:
+      if (!incoming) return new_trace(c, "trace");
+      break;
+    case runtime::trace_mode::follow:
+      break;
+  }
+  if (incoming) trace_log(c.handle, *incoming, "request");
+  return incoming;
 }
 
 /// This thread's CPU time (user + system), ns. A turn runs on one thread from start to
@@ -301,6 +330,8 @@ void trace_log(handle_t h, std::string_view tag, std::string_view what) {
 void service::init(context&, const values&) {}
 task<void> service::start(context&) { co_return; }
 void service::stop(context&) {}
+
+void service::signal(int) {}
 
 void dispatch_service::on(std::string cmd, async_handler h) { async_[std::move(cmd)] = std::move(h); }
 void dispatch_service::on_sync(std::string cmd, sync_handler h) { sync_[std::move(cmd)] = std::move(h); }
@@ -432,10 +463,7 @@ void context::trace() { begin_trace("trace"); }
 void context::trace(std::string_view info) { begin_trace("trace " + std::string(info)); }
 
 void context::begin_trace(std::string_view what) {
-  char tag[32];
-  std::snprintf(tag, sizeof tag, ":%08x-%llu", cell_.handle, static_cast<unsigned long long>(++cell_.traces));
-  auto t = std::make_shared<const std::string>(tag);
-  trace_log(cell_.handle, *t, what);
+  trace_ptr t = new_trace(cell_, what);
   if (cell_.current != nullptr) cell_.current->trace = std::move(t);
 }
 
@@ -1058,6 +1086,7 @@ std::size_t runtime::run_turn(cell* cp, int weight, std::size_t worker) {
   std::vector<std::function<void()>> drained;  // feeders to resume (outside c.mu)
   batch.msgs.clear();
   batch.next = 0;
+  std::shared_ptr<const message_log> log;  // logon's observer, as of this turn
   {
     spin_guard lock(c.mu);
     std::size_t n = c.queue.size();
@@ -1065,6 +1094,7 @@ std::size_t runtime::run_turn(cell* cp, int weight, std::size_t worker) {
     n = std::min({n, opts_.batch_limit, c.queue.size()});
     for (std::size_t i = 0; i < n; ++i) batch.msgs.push_back(c.queue.take_front());
     c.sync_length();
+    log = c.message_log;
     drained = c.take_waiters(opts_.mailbox_low);
   }
   uncharge(batch.msgs.data(), batch.msgs.size());
@@ -1092,6 +1122,7 @@ std::size_t runtime::run_turn(cell* cp, int weight, std::size_t worker) {
       ws->version.fetch_add(1, std::memory_order_release);
     }
     c.messages.fetch_add(1, std::memory_order_relaxed);  // before: a reply may be seen before the turn ends
+    if (log) (*log)(c.handle, m);
     dispatch(c, m);
     ++done;
     if (ws != nullptr) {
@@ -1192,8 +1223,7 @@ void runtime::dispatch(cell& c, message& m) {
       rs->rt = this;
       rs->owner = &c;
       rs->msg = std::move(m);
-      rs->trace = std::move(rs->msg.trace);
-      if (rs->trace) trace_log(c.handle, *rs->trace, "request");
+      rs->trace = trace_of_request(c, std::move(rs->msg.trace));
       task<values> t;
       try {
         t = c.svc->handle(c.ctx, rs->msg);
@@ -1315,6 +1345,30 @@ bool runtime::kill(handle_t h) {
   return true;
 }
 
+bool runtime::set_message_log(handle_t h, std::shared_ptr<const message_log> log) {
+  cell* c = grab(h);
+  if (c == nullptr) return false;
+  spin_guard lock(c->mu);
+  if (c->dead.load(std::memory_order_relaxed)) return false;
+  c->message_log = std::move(log);
+  return true;
+}
+
+bool runtime::set_trace_mode(handle_t h, trace_mode mode) {
+  cell* c = grab(h);
+  if (c == nullptr || c->dead.load(std::memory_order_acquire)) return false;
+  c->trace_mode.store(mode, std::memory_order_relaxed);
+  return true;
+}
+
+bool runtime::signal(handle_t h, int sig) {
+  cell* c = grab(h);
+  if (c == nullptr || c->dead.load(std::memory_order_acquire)) return false;
+  actor_log()->info("{} signal {}", handle_string(h), sig);
+  c->svc->signal(sig);  // the service object lives as long as the cell (see grab)
+  return true;
+}
+
 void runtime::worker_main(std::size_t index) {
   const int weight = weight_for(index);
   while (cell* c = pop_ready(true)) run_turn(c, weight, index);
@@ -1393,6 +1447,7 @@ void runtime::retire(cell& c, call_errc why) {
     std::lock_guard lock(c.mu);
     c.dead.store(true, std::memory_order_release);  // from now on posts bounce
     drained = c.take_waiters(0);                    // dead: every feeder goes on
+    c.message_log.reset();                          // logon's file closes with its service
   }
   for (auto& resume : drained) resume();
   try {

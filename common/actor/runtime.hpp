@@ -214,6 +214,27 @@ class runtime {
   /// its callers and what waits in its mailbox are answered service_exited. False if `h`
   /// is unknown or already dead. Any thread.
   bool kill(handle_t h);
+  /// Sees each message a service is about to handle (skynet's logon), on the service's
+  /// owner thread, before its handler; never concurrently for one service.
+  using message_log = std::function<void(handle_t, const message&)>;
+  /// skynet's `logon`/`logoff`: from its next turn on, every message service `h` takes
+  /// from its mailbox is shown to `log` first; nullptr turns it off. The runtime keeps
+  /// the shared pointer until the last turn that copied it ends. False if `h` is unknown
+  /// or dead. Any thread.
+  bool set_message_log(handle_t h, std::shared_ptr<const message_log> log);
+  /// skynet's traceproto (the console's `trace ADDR [on|off]`), per service:
+  /// follow  - the default: a call's tag is honoured, nothing else is traced;
+  /// always  - every send or call it handles that carries no tag starts a trace
+  ///           (":%08x-N", as context::trace);
+  /// never   - incoming tags are dropped: its handlers run untraced.
+  enum class trace_mode : std::uint8_t { follow, always, never };
+  /// Sets `h`'s trace mode from its next message on. False if `h` is unknown or dead.
+  /// Any thread.
+  bool set_trace_mode(handle_t h, trace_mode mode);
+  /// skynet's `signal ADDR [sig]`: logs it and calls service::signal(sig) on the caller's
+  /// thread (the service may be in a handler on another). False if `h` is unknown or
+  /// dead. Any thread.
+  bool signal(handle_t h, int sig);
   /// Orderly stop: no new spawns; queued messages run until idle or the shutdown
   /// timeout; then every service's stop() runs, suspended handlers are dropped with
   /// their callers answered "shutting down", and the threads end. Idempotent.

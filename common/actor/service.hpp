@@ -68,6 +68,12 @@ class service {
   /// the handler called defer_reply(). A thrown exception becomes an error reply
   /// (for a send it is logged); the service keeps running.
   virtual task<values> handle(context& ctx, message& msg) = 0;
+  /// skynet's `signal` (runtime::signal): called on the thread that sends it, maybe
+  /// while a handler runs on the owner thread, so it may touch only what is safe from
+  /// any thread (an atomic a long loop polls, say). skynet's Lua services abort the
+  /// running code on signal 0; a C++ handler cannot be interrupted, it can only look.
+  /// The default does nothing (the runtime logs the signal).
+  virtual void signal(int sig);
 };
 
 /// A service that dispatches on the command name in args[0], like skynet.dispatch.

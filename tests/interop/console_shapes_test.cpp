@@ -16,6 +16,8 @@
 // line, each with a deadline.
 
 #include <algorithm>
+#include <cstdio>
+#include <fstream>
 #include <regex>
 #include <set>
 
@@ -350,6 +352,63 @@ TEST_F(InteropConsoleShapes, TheSameVerbsAnswerInTheSameShapes) {
   // An empty line is skipped, no answer: the next answer read is the next line's.
   ASSERT_TRUE(lua_.conn->send("\n") && cpp_.conn->send("\n"));
   expect_same_shape("ping " + lua_.first, "ping " + cpp_.first, shape::values);
+}
+
+/// The lines of a logon file: each message line's ":ADDR PTYPE N N" head and payload
+/// (the same call's payload is the same bytes on both nodes); open/close lines reduced.
+std::vector<std::string> log_shape(const fs::path& file) {
+  std::ifstream in(file);
+  std::vector<std::string> out;
+  static const std::regex message(R"(:[0-9a-f]{8} (-?[0-9]+) -?[0-9]+ [0-9]+ ([0-9a-f]*))");
+  static const std::regex open_close(R"((open|close) time: [0-9]+( .*)?)");
+  std::smatch m;
+  for (std::string line; std::getline(in, line);) {
+    if (std::regex_match(line, m, message)) {
+      out.push_back(":ADDR " + m[1].str() + " N N " + m[2].str());
+    } else if (std::regex_match(line, m, open_close)) {
+      out.push_back(m[1].str() + " time");
+    } else {
+      out.push_back("?" + line);
+    }
+  }
+  return out;
+}
+
+// The switches that answer nothing on both (trace, logon/logoff, signal), and logon's
+// file: the same lines in skynet's file and ours for the same call.
+TEST_F(InteropConsoleShapes, SwitchesAnswerAlikeAndLogonFilesMatch) {
+  for (const char* line : {"trace %s on", "trace %s off", "trace %s lua on", "trace %s"}) {
+    char l[96], c[96];
+    std::snprintf(l, sizeof l, line, lua_.echo.c_str());
+    std::snprintf(c, sizeof c, line, cpp_.echo.c_str());
+    expect_same_shape(l, c, shape::exact);
+  }
+  // A signal aborts whatever Lua runs next in that service (snlua's hook): a service of
+  // its own, then.
+  const reply ls = lua_.conn->ask("start lab_echo echo");
+  const reply cs = cpp_.conn->ask("start echo");
+  ASSERT_FALSE(started(ls).empty() || started(cs).empty()) << describe(ls) << describe(cs);
+  expect_same_shape("signal " + started(ls), "signal " + started(cs), shape::exact);
+  expect_same_shape("signal " + started(ls) + " 1", "signal " + started(cs) + " 1", shape::exact);
+  const fs::path lua_logs = dir_ / "lua-logpath", cpp_logs = dir_ / "cpp-logpath";
+  fs::create_directories(lua_logs);
+  fs::create_directories(cpp_logs);
+  expect_same_shape("setenv logpath " + lua_logs.string(), "setenv logpath " + cpp_logs.string(), shape::exact);
+  expect_same_shape("logon " + lua_.echo, "logon " + cpp_.echo, shape::exact);
+  expect_same_shape("call " + lua_.echo + " \"x\", 7", "call " + cpp_.echo + " \"x\", 7", shape::exact);
+  expect_same_shape("logoff " + lua_.echo, "logoff " + cpp_.echo, shape::exact);
+  const fs::path lua_file = lua_logs / (lua_.echo.substr(1) + ".log");
+  const fs::path cpp_file = cpp_logs / (cpp_.echo.substr(1) + ".log");
+  // Both close their file once the service's current message is done: wait for it.
+  for (const auto& f : {lua_file, cpp_file}) {
+    EXPECT_TRUE(eventually([&] {
+      const auto s = log_shape(f);
+      return !s.empty() && s.back() == "close time";
+    })) << f;
+  }
+  const auto lua_lines = log_shape(lua_file);
+  EXPECT_EQ(lua_lines.size(), 3u) << "open, the call, close";
+  EXPECT_EQ(lua_lines, log_shape(cpp_file));
 }
 
 TEST_F(InteropConsoleShapes, HttpFormsAnswerInTheSameShapesAndClose) {

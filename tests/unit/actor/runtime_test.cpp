@@ -459,6 +459,64 @@ TEST(Runtime, ExitedServiceAnswersQueuedCallsWithAnError) {
   EXPECT_EQ(rt.call(h, values{"add", 1, 2}).get().error().code, call_errc::invalid_address);
 }
 
+// skynet's logon/logoff: the observer sees each message before its handler, in order,
+// from the next turn on; off, it sees nothing; the runtime lets go of it when the service
+// ends (a logon file closes with its service).
+TEST(Runtime, MessageLogSeesEveryMessageUntilTurnedOffAndIsDroppedAtExit) {
+  runtime rt(manual());
+  const handle_t h = *rt.spawn(std::make_unique<adder>(), {}, {".adder"});
+  rt.start();
+  std::vector<std::pair<msg_type, std::string>> seen;
+  auto log = std::make_shared<const runtime::message_log>([&](handle_t who, const message& m) {
+    EXPECT_EQ(who, h);
+    seen.emplace_back(m.type, m.args.empty() ? std::string() : m.args[0].as_string());
+  });
+  ASSERT_TRUE(rt.set_message_log(h, log));
+  auto a = rt.call(".adder", values{"add", 1, 2});
+  rt.send(".adder", values{"whoami"});
+  rt.run_until_idle();
+  ASSERT_TRUE(a.get().has_value());
+  ASSERT_EQ(seen.size(), 2u);
+  EXPECT_EQ(seen[0], std::make_pair(msg_type::call, std::string("add")));
+  EXPECT_EQ(seen[1], std::make_pair(msg_type::send, std::string("whoami")));
+
+  ASSERT_TRUE(rt.set_message_log(h, nullptr));
+  (void)rt.call(".adder", values{"add", 3, 4});
+  rt.run_until_idle();
+  EXPECT_EQ(seen.size(), 2u) << "logoff: nothing more";
+
+  ASSERT_TRUE(rt.set_message_log(h, log));
+  EXPECT_EQ(log.use_count(), 2) << "the service holds it";
+  (void)rt.call(".adder", values{"quit"});
+  rt.run_until_idle();
+  EXPECT_EQ(log.use_count(), 1) << "let go when the service ended";
+  EXPECT_FALSE(rt.set_message_log(h, log)) << "a dead service";
+  EXPECT_FALSE(rt.alive(h));
+}
+
+/// Counts signals from any thread (what service::signal may touch: atomics).
+class signalled : public adder {
+ public:
+  std::atomic<int>* last;
+  explicit signalled(std::atomic<int>* l) : last(l) {}
+  void signal(int sig) override { last->store(sig); }
+};
+
+TEST(Runtime, SignalReachesTheServicesHookOnTheCallersThread) {
+  runtime rt(manual());
+  std::atomic<int> last{-1};
+  const handle_t h = *rt.spawn(std::make_unique<signalled>(&last), {}, {".s"});
+  const handle_t plain = *rt.spawn(std::make_unique<adder>(), {}, {".plain"});
+  rt.start();
+  EXPECT_TRUE(rt.signal(h, 1));
+  EXPECT_EQ(last.load(), 1);
+  EXPECT_TRUE(rt.signal(plain, 0)) << "the default hook does nothing, the signal is still delivered";
+  (void)rt.call(".s", values{"quit"});
+  rt.run_until_idle();
+  EXPECT_FALSE(rt.signal(h, 2)) << "a dead service";
+  EXPECT_EQ(last.load(), 1);
+}
+
 /// Lifecycle hooks.
 class hooks : public service {
  public:

@@ -233,5 +233,42 @@ TEST_F(TraceTest, UntracedWorkLogsNoTraceLine) {
   for (const auto& h : all) EXPECT_EQ(h.tag, tag_of(self_, 1)) << h.what;
 }
 
+// skynet's traceproto, per service (the console's `trace ADDR [on|off]`).
+TEST_F(TraceTest, TraceModeAlwaysTracesEveryUntaggedRequestSendsToo) {
+  ASSERT_TRUE(rt_.set_trace_mode(reporter_, runtime::trace_mode::always));
+  std::vector<call_result> got;
+  rt_.call(".reporter", values{}, 0ms, [&](call_result r) { got.push_back(std::move(r)); });
+  auto given = std::make_shared<const std::string>("(peer-here-2):0000000a-1");
+  rt_.call(".reporter", values{}, 0ms, [&](call_result r) { got.push_back(std::move(r)); }, 0, given);
+  ASSERT_TRUE(call({"send", ".reporter"}));  // .tracer traces, but a send carries no tag
+  rt_.run_until_idle();
+  ASSERT_EQ(got.size(), 2u);
+  ASSERT_TRUE(got[0] && got[1]);
+  EXPECT_EQ(got[0]->at(0).as_string(), tag_of(reporter_, 1)) << "an untagged call starts a trace of its own";
+  EXPECT_EQ(got[1]->at(0).as_string(), *given) << "a caller's tag is kept";
+  ASSERT_EQ(sends_.size(), 1u);
+  EXPECT_EQ(sends_[0], tag_of(reporter_, 2)) << "skynet's traceproto traces sends too";
+  EXPECT_EQ(whats(trace_hops(logs_.text(), tag_of(reporter_, 1))), (strings{"trace", "response", "end"}));
+}
+
+TEST_F(TraceTest, TraceModeNeverDropsACallersTagAndFollowComesBack) {
+  auto given = std::make_shared<const std::string>("(peer-here-2):0000000a-7");
+  std::vector<call_result> got;
+  const auto ask = [&] {
+    rt_.call(".reporter", values{}, 0ms, [&](call_result r) { got.push_back(std::move(r)); }, 0, given);
+    rt_.run_until_idle();
+  };
+  ASSERT_TRUE(rt_.set_trace_mode(reporter_, runtime::trace_mode::never));
+  ask();
+  ASSERT_TRUE(rt_.set_trace_mode(reporter_, runtime::trace_mode::follow));
+  ask();
+  ASSERT_EQ(got.size(), 2u);
+  ASSERT_TRUE(got[0] && got[1]);
+  EXPECT_EQ(got[0]->at(0).as_string(), "") << "off: the handler runs untraced";
+  EXPECT_EQ(got[1]->at(0).as_string(), *given) << "the default again: the tag is followed";
+  EXPECT_EQ(whats(trace_hops(logs_.text(), *given)), (strings{"request", "response", "end"})) << "one traced request";
+  EXPECT_FALSE(rt_.set_trace_mode(0x00ffffff, runtime::trace_mode::always)) << "an unknown service";
+}
+
 }  // namespace
 }  // namespace csk::actor

@@ -5,7 +5,10 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <chrono>
+#include <filesystem>
+#include <fstream>
 #include <future>
 #include <set>
 #include <thread>
@@ -13,7 +16,10 @@
 #include <nlohmann/json.hpp>
 
 #include "common/actor/runtime.hpp"
+#include "common/wire/seri.hpp"
+#include "tests/support/temp_dir.hpp"
 #include "worker/console.hpp"
+#include "worker/message_log.hpp"
 
 namespace csk::console {
 namespace {
@@ -31,7 +37,10 @@ class echo_service : public actor::dispatch_service {
       co_await ctx.sleep(std::chrono::milliseconds(a.at(0).as_integer()));
       co_return values{};
     });
+    on_sync("tag", [](actor::context& ctx, values&) { return values{ctx.trace_tag()}; });
   }
+  void signal(int sig) override { last_signal.store(sig); }
+  static inline std::atomic<int> last_signal{-1};
 };
 
 template <class F>
@@ -44,7 +53,7 @@ bool eventually(F&& done, std::chrono::milliseconds limit = 10s) {
   return true;
 }
 
-class ConsoleVerbs : public ::testing::Test {
+class ConsoleVerbs : public test::temp_dir_test {
  protected:
   ConsoleVerbs() : rt_(options()) {
     rt_.register_type("echo", [] { return std::make_unique<echo_service>(); });
@@ -171,12 +180,107 @@ TEST_F(ConsoleVerbs, UnknownAndUnsupportedVerbsSayWhy) {
   EXPECT_EQ(text("nosuch"), "Invalid command, type help for command list\n\n<CMD Error>\n");
   EXPECT_EQ(text("\r"), "Invalid command, type help for command list\n\n<CMD Error>\n") << "a line of blanks, as skynet";
   for (const char* verb : {"inject", "snax", "clearcache", "debug", "jmem", "dbgcmd", "killtask", "uniqtask", "log",
-                           "logon", "logoff", "signal"}) {
+                           }) {
     const answer a = ask(std::string(verb) + " .echo");
     EXPECT_FALSE(a.ok) << verb;
     EXPECT_EQ(a.error.rfind(std::string(verb) + ": ", 0), 0u) << a.error;
     EXPECT_EQ(a.error.find('\n'), std::string::npos) << "one line: " << a.error;
   }
+}
+
+std::string read_file(const std::filesystem::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+std::string hex_of(const byte_buffer& b) {
+  std::string out;
+  char two[3];
+  for (auto c : b) {
+    std::snprintf(two, sizeof two, "%02x", c);
+    out += two;
+  }
+  return out;
+}
+
+TEST(MessageLogLine, IsSkynetLogOutput) {
+  const std::uint8_t payload[] = {0x04, 0x0a, 0xff};
+  EXPECT_EQ(message_log_line(0x0100000a, 10, 3, 1234, payload), ":0100000a 10 3 1234 040aff\n");
+  EXPECT_EQ(message_log_line(0, 1, 0xffffffffu, 0, {}), ":00000000 1 -1 0 \n") << "session as skynet's int";
+  EXPECT_EQ(skynet_ptype(actor::msg_type::call), 10);
+  EXPECT_EQ(skynet_ptype(actor::msg_type::timer), 1);
+  EXPECT_EQ(skynet_ptype(actor::msg_type::error), 7);
+  actor::message err;
+  err.type = actor::msg_type::error;
+  err.error = "no";
+  EXPECT_EQ(message_payload(err), (byte_buffer{'n', 'o'}));
+}
+
+// skynet's logon: <logpath>/%08x.log, a line per message (":source 10 session time hex"),
+// opened and closed with skynet's lines; logpath from the env table, else parts' log_dir.
+TEST_F(ConsoleVerbs, LogonWritesSkynetsPerServiceLogFileUntilLogoff) {
+  ASSERT_TRUE(env_.set("logpath", dir_.string()));
+  EXPECT_EQ(text("logon .echo"), "<CMD OK>\n");
+  ASSERT_TRUE(ask("call .echo echo hi").ok);
+  EXPECT_EQ(text("logoff .echo"), "<CMD OK>\n");
+  char name[16];
+  std::snprintf(name, sizeof name, "%08x.log", echo_);
+  const auto file = dir_ / name;
+  ASSERT_TRUE(eventually([&] { return read_file(file).find("close time: ") != std::string::npos; }))
+      << "the runtime lets go of the file once the turn that had it ends: " << read_file(file);
+  const std::string got = read_file(file);
+  EXPECT_EQ(got.rfind("open time: ", 0), 0u) << got;
+  const std::string payload = hex_of(*seri::pack(values{"echo", "hi"}));
+  const std::size_t at = got.find(" " + payload + "\n");
+  ASSERT_NE(at, std::string::npos) << "the call's arguments, lua-seri in hex: " << got;
+  const std::size_t line = got.rfind('\n', at) + 1;
+  EXPECT_EQ(got[line], ':') << got;
+  EXPECT_NE(got.find(" 10 ", line), std::string::npos) << "PTYPE_LUA: " << got;
+  EXPECT_EQ(ask("call .echo echo more").ok, true);
+  EXPECT_EQ(read_file(file).find(hex_of(*seri::pack(values{"echo", "more"}))), std::string::npos) << "after logoff";
+}
+
+TEST_F(ConsoleVerbs, LogonWithoutLogpathUsesTheNodesLogDirAndSaysWhyItCannotOpen) {
+  p_.log_dir = dir_.string();
+  EXPECT_EQ(text("logon .echo"), "<CMD OK>\n");
+  char name[16];
+  std::snprintf(name, sizeof name, "%08x.log", echo_);
+  EXPECT_TRUE(std::filesystem::exists(dir_ / name));
+  EXPECT_EQ(text("logoff .echo"), "<CMD OK>\n");
+  p_.log_dir = (dir_ / "missing").string();
+  const answer a = ask("logon .echo");
+  EXPECT_FALSE(a.ok);
+  EXPECT_EQ(a.error.rfind("logon: cannot open " + p_.log_dir + "/", 0), 0u) << a.error;
+  EXPECT_EQ(text("logon .nobody"), "no service .nobody\n<CMD Error>\n");
+}
+
+// skynet's `trace ADDR [proto] [on|off]`: on traces every request, off forces it off, no
+// flag is the default again; only the "lua" protocol exists.
+TEST_F(ConsoleVerbs, TraceSwitchesAServicesTracing) {
+  const auto tag = [&] {
+    const answer a = ask("call .echo tag");
+    EXPECT_TRUE(a.ok) << a.error;
+    return a.value.at(0).get<std::string>();
+  };
+  EXPECT_EQ(tag(), "");
+  EXPECT_EQ(text("trace .echo on"), "<CMD OK>\n");
+  EXPECT_EQ(tag().rfind(handle() + "-", 0), 0u);
+  EXPECT_EQ(text("trace .echo"), "<CMD OK>\n");
+  EXPECT_EQ(tag(), "");
+  EXPECT_EQ(text("trace .echo lua on"), "<CMD OK>\n");
+  EXPECT_NE(tag(), "");
+  EXPECT_EQ(text("trace .echo lua off"), "<CMD OK>\n");
+  EXPECT_EQ(tag(), "");
+  EXPECT_EQ(text("trace .echo text on"), "trace: no protocol text in a C++ service (only lua)\n<CMD Error>\n");
+  EXPECT_EQ(text("trace"), "usage: trace ADDR [proto] [on|off]\n<CMD Error>\n");
+}
+
+TEST_F(ConsoleVerbs, SignalCallsTheServicesHook) {
+  EXPECT_EQ(text("signal .echo 3"), "<CMD OK>\n");
+  EXPECT_EQ(echo_service::last_signal.load(), 3);
+  EXPECT_EQ(text("signal .echo"), "<CMD OK>\n");
+  EXPECT_EQ(echo_service::last_signal.load(), 0) << "skynet's default signal is 0";
+  EXPECT_EQ(text("signal .echo x"), "signal: bad signal 'x' (a number)\n<CMD Error>\n");
 }
 
 TEST_F(ConsoleVerbs, HelpHasEverySkynetVerbSorted) {
