@@ -1551,7 +1551,7 @@ runtime_stats runtime::stats() const {
   s.handler_errors = handler_errors_.load();
   std::shared_lock lock(reg_mu_);
   for (const auto& c : cells_) {
-    if (c && !c->retired) ++s.services;
+    if (c && !c->dead.load(std::memory_order_relaxed)) ++s.services;  // (retired is the owner thread's)
   }
   return s;
 }

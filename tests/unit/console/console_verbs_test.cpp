@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <fstream>
 #include <future>
+#include <regex>
 #include <set>
 #include <thread>
 
@@ -130,7 +131,9 @@ TEST_F(ConsoleVerbs, PingAnswersSkynetTicks) {
   ASSERT_TRUE(a.ok) << a.error;
   EXPECT_TRUE(a.value["alive"].get<bool>());
   const std::string t = text("ping .echo");
-  EXPECT_TRUE(t == "0\n<CMD OK>\n" || t == "1\n<CMD OK>\n") << t;
+  // skynet's ticks (1/100 s), a whole number: how many depends on the machine (a loaded
+  // one under TSan took 20 ms), so only the shape is asserted.
+  EXPECT_TRUE(std::regex_match(t, std::regex("[0-9]+\n<CMD OK>\n"))) << t;
 }
 
 TEST_F(ConsoleVerbs, TaskCountsSuspendedHandlersAndKillAnswersTheirCallers) {
