@@ -1,5 +1,6 @@
 #include "tools/cli/ops.hpp"
 
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/types.h>
@@ -222,9 +223,18 @@ std::optional<std::string> resolve_socket(const options& o, int& rc) {
 
 bool pid_gone(pid_t pid) {
   if (::kill(pid, 0) != 0 && errno == ESRCH) return true;
-  // A zombie has exited: only its parent's wait() is missing.
-  std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
-  std::string text((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  // A zombie has exited: only its parent's wait() is missing. Read with read(2): the file
+  // of a process that ends meanwhile fails with ESRCH, which an ifstream turns into an
+  // exception (libstdc++'s underflow throws on a read error; `stop` aborted on it).
+  const std::string path = "/proc/" + std::to_string(pid) + "/stat";
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return errno == ENOENT || errno == ESRCH;
+  char buf[512];
+  const ssize_t n = ::read(fd, buf, sizeof buf);
+  const int read_errno = errno;
+  ::close(fd);
+  if (n < 0) return read_errno == ESRCH;
+  const std::string text(buf, static_cast<std::size_t>(n));
   const auto paren = text.rfind(')');
   if (paren == std::string::npos || paren + 2 >= text.size()) return false;
   const char state = text[paren + 2];
